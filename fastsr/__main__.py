@@ -1,0 +1,3 @@
+from fastsr.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,82 @@
+"""Builds the C++ CPU backend `fastsr._C`.
+
+Sources named `*_avx512.cpp` / `*_avx2.cpp` are compiled with those ISA flags only; the
+rest is compiled for the baseline ISA, and the extension picks the kernels at run time,
+so one build runs on CPUs with and without AVX-512 (and off x86 with the portable path).
+"""
+
+import os
+import platform
+import sys
+from glob import glob
+
+from pybind11.setup_helpers import Pybind11Extension
+from setuptools import find_packages, setup
+from setuptools.command.build_ext import build_ext
+
+IS_X86 = platform.machine().lower() in ("x86_64", "amd64", "i686", "x86")
+ISA_FLAGS = {
+    "_avx512.cpp": ["-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl", "-mfma", "-mavx2"],
+    "_avx2.cpp": ["-mavx2", "-mfma", "-mf16c"],
+}
+
+
+def _isa_flags(source: str) -> list[str]:
+    for suffix, flags in ISA_FLAGS.items():
+        if source.endswith(suffix):
+            return flags
+    return []
+
+
+class BuildExt(build_ext):
+    def build_extension(self, ext):
+        original_compile = self.compiler._compile
+
+        def compile_with_isa(obj, src, ext_, cc_args, extra_postargs, pp_opts):
+            postargs = list(extra_postargs) + _isa_flags(src)
+            original_compile(obj, src, ext_, cc_args, postargs, pp_opts)
+
+        self.compiler._compile = compile_with_isa
+        try:
+            super().build_extension(ext)
+        except Exception as error:
+            sys.stderr.write(
+                "\nfastsr: building the C++ CPU backend (fastsr._C) failed.\n"
+                "It needs a C++17 compiler (g++ or clang++) and the Python headers\n"
+                "(Debian/Ubuntu: apt-get install g++ python3-dev).\n"
+                f"Cause: {error}\n\n"
+            )
+            raise
+        finally:
+            self.compiler._compile = original_compile
+
+
+def _sources() -> list[str]:
+    sources = sorted(glob("csrc/**/*.cpp", recursive=True))
+    if not IS_X86:
+        sources = [s for s in sources if not _isa_flags(s)]
+    return sources
+
+
+compile_args = ["-O3", "-std=c++17", "-fopenmp", "-fno-math-errno", "-Wall"]
+macros = [] if IS_X86 else [("FASTSR_PORTABLE_ONLY", "1")]
+if os.environ.get("FASTSR_DEBUG_BUILD"):
+    compile_args = [a if a != "-O3" else "-O0" for a in compile_args] + ["-g"]
+
+setup(
+    # Triton kernels live at the top level in kernels/ and install as fastsr.kernels.
+    packages=find_packages(include=["fastsr", "fastsr.*"]) + ["fastsr.kernels"],
+    package_dir={"fastsr.kernels": "kernels"},
+    ext_modules=[
+        Pybind11Extension(
+            "fastsr._C",
+            _sources(),
+            include_dirs=["csrc"],
+            extra_compile_args=compile_args,
+            extra_link_args=["-fopenmp"],
+            define_macros=macros,
+            cxx_std=17,
+        )
+    ],
+    cmdclass={"build_ext": BuildExt},
+)
