@@ -1,0 +1,262 @@
+"""The inference graph: nodes over named tensors, parameters held apart.
+
+Networks are fully convolutional, so a tensor's shape is its channel count and its
+spatial size relative to the graph input (a Fraction, or GLOBAL for 1x1 pooled tensors);
+concrete sizes are bound per input by `fastsr.engine.Engine.plan`.
+
+Parameters are float32 numpy arrays in PyTorch layout (conv weight OIHW, transposed
+conv weight IOHW). A node refers to them by name in its attrs.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+import numpy as np
+
+ACTIVATIONS = ("relu", "prelu", "leaky_relu", "tanh", "sigmoid", "clamp")
+RESIZE_MODES = ("bicubic", "bilinear", "nearest")
+
+# op -> attrs it must carry (values are checked by `validate`).
+OPS: dict[str, tuple[str, ...]] = {
+    "conv2d": ("weight", "bias", "stride", "padding", "dilation", "groups"),
+    "conv_transpose2d": (
+        "weight", "bias", "stride", "padding", "output_padding", "dilation", "groups"
+    ),
+    "batch_norm": ("mean", "var", "weight", "bias", "eps"),
+    "add": (),
+    "mul": (),
+    "affine": ("scale", "shift"),
+    "concat": (),
+    "global_avg_pool": (),
+    "pixel_shuffle": ("factor",),
+    "resize": ("mode", "factor"),
+    "relu": (),
+    "prelu": ("slope",),
+    "leaky_relu": ("alpha",),
+    "tanh": (),
+    "sigmoid": (),
+    "clamp": ("min", "max"),
+}
+
+# The epilogue a conv2d / conv_transpose2d applies to its accumulator, in this order:
+#   y = act(acc + bias) * residual_scale ; y = pixel_shuffle(y, factor) ; y = y + skip
+# where `skip` is the node's second input (same shape as the final y) or, when
+# `skip_resize` names a mode, that input resized with that mode to y's size (an integer
+# factor: this is the global residual over a bicubic upscale of the network input).
+EPILOGUE_DEFAULTS: dict[str, object] = {
+    "activation": None,  # one of ACTIVATIONS except clamp, or None
+    "activation_param": None,  # prelu: slope param name; leaky_relu: alpha (float)
+    "residual_scale": 1.0,
+    "pixel_shuffle": 1,
+    "skip_resize": None,  # None or a RESIZE_MODES entry
+}
+
+GLOBAL = "global"  # spatial size of a global_avg_pool output: 1x1 whatever the input
+
+
+@dataclass
+class Node:
+    """One operation. `inputs` and `output` are tensor names; `name` says where it came from."""
+
+    op: str
+    inputs: list[str]
+    output: str
+    attrs: dict = field(default_factory=dict)
+    name: str = ""
+
+    def epilogue(self, key: str):
+        return self.attrs.get(key, EPILOGUE_DEFAULTS[key])
+
+
+@dataclass(frozen=True)
+class TensorShape:
+    channels: int
+    scale: Fraction | str  # spatial size relative to the graph input, or GLOBAL
+
+    def bind(self, height: int, width: int) -> tuple[int, int, int]:
+        """(channels, height, width) for a graph input of height x width."""
+        if self.scale == GLOBAL:
+            return self.channels, 1, 1
+        h, w = height * self.scale, width * self.scale
+        if h.denominator != 1 or w.denominator != 1:
+            raise ValueError(
+                f"input size {height}x{width} does not divide evenly through this network "
+                f"(a tensor would be {float(h)}x{float(w)}); use a size that is a multiple of "
+                f"{self.scale.denominator}"
+            )
+        return self.channels, int(h), int(w)
+
+
+class GraphError(ValueError):
+    """A graph that is malformed or uses something the engine does not support."""
+
+
+@dataclass
+class Graph:
+    input: str
+    input_channels: int
+    output: str
+    nodes: list[Node]
+    params: dict[str, np.ndarray]
+    meta: dict = field(default_factory=dict)  # scale, color mode, model name ...
+
+    def copy(self) -> Graph:
+        """A copy whose nodes can be rewritten; parameter arrays are shared, never mutated."""
+        return Graph(
+            self.input,
+            self.input_channels,
+            self.output,
+            copy.deepcopy(self.nodes),
+            dict(self.params),
+            copy.deepcopy(self.meta),
+        )
+
+    def producers(self) -> dict[str, Node]:
+        return {node.output: node for node in self.nodes}
+
+    def consumers(self) -> dict[str, list[Node]]:
+        users: dict[str, list[Node]] = {}
+        for node in self.nodes:
+            for name in node.inputs:
+                users.setdefault(name, []).append(node)
+        return users
+
+    def param(self, name: str | None) -> np.ndarray | None:
+        return None if name is None else self.params[name]
+
+    def shapes(self) -> dict[str, TensorShape]:
+        """Shape of every tensor, derived from the input and the nodes in order."""
+        shapes = {self.input: TensorShape(self.input_channels, Fraction(1))}
+        for node in self.nodes:
+            try:
+                shapes[node.output] = _output_shape(self, node, [shapes[i] for i in node.inputs])
+            except KeyError as missing:
+                raise GraphError(f"{node.name or node.op}: input {missing} is not defined") from None
+        return shapes
+
+    def validate(self) -> None:
+        """Raise GraphError unless the graph is well formed and its shapes agree."""
+        seen = {self.input}
+        for node in self.nodes:
+            where = node.name or node.op
+            if node.op not in OPS:
+                raise GraphError(f"{where}: unsupported op '{node.op}'")
+            missing = [a for a in OPS[node.op] if a not in node.attrs]
+            if missing:
+                raise GraphError(f"{where}: op '{node.op}' lacks attrs {missing}")
+            for attr in ("weight", "bias", "mean", "var", "scale", "shift", "slope"):
+                ref = node.attrs.get(attr) if attr in OPS[node.op] else None
+                if isinstance(ref, str) and ref not in self.params:
+                    raise GraphError(f"{where}: parameter '{ref}' is missing")
+            if node.output in seen:
+                raise GraphError(f"{where}: tensor '{node.output}' is written twice")
+            seen.add(node.output)
+        if self.output not in seen:
+            raise GraphError(f"graph output '{self.output}' is never produced")
+        self.shapes()
+
+
+def _same_spatial(where: str, shapes: list[TensorShape]) -> None:
+    if len({s.scale for s in shapes}) != 1:
+        raise GraphError(f"{where}: inputs have different spatial sizes {shapes}")
+
+
+def _conv_out_scale(scale, stride: int, where: str):
+    if scale == GLOBAL:
+        return GLOBAL
+    if stride != 1 and Fraction(scale) / stride != Fraction(scale, stride):
+        raise GraphError(f"{where}: bad stride {stride}")
+    return Fraction(scale) / stride
+
+
+def _output_shape(graph: Graph, node: Node, ins: list[TensorShape]) -> TensorShape:
+    where, a = node.name or node.op, node.attrs
+    op = node.op
+    if op == "conv2d":
+        weight = graph.params[a["weight"]]
+        if weight.shape[1] * a["groups"] != ins[0].channels:
+            raise GraphError(
+                f"{where}: weight expects {weight.shape[1] * a['groups']} input channels, "
+                f"got {ins[0].channels}"
+            )
+        k_eff = [a["dilation"][i] * (weight.shape[2 + i] - 1) + 1 for i in range(2)]
+        # 'same'-style convs keep the size; strided convs divide it exactly.
+        for i in range(2):
+            if 2 * a["padding"][i] != k_eff[i] - 1 and a["stride"][i] == 1:
+                raise GraphError(
+                    f"{where}: padding {a['padding']} does not keep the spatial size for "
+                    f"kernel {tuple(weight.shape[2:])} (only size-preserving or strided "
+                    "convolutions are supported)"
+                )
+        if a["stride"][0] != a["stride"][1]:
+            raise GraphError(f"{where}: unequal strides {a['stride']} are not supported")
+        if a["stride"][0] > 1 and any(
+            k_eff[i] - 2 * a["padding"][i] != a["stride"][i] for i in range(2)
+        ):
+            raise GraphError(
+                f"{where}: strided conv must have kernel - 2*padding == stride "
+                f"(got kernel {k_eff}, padding {a['padding']}, stride {a['stride']})"
+            )
+        shape = TensorShape(weight.shape[0], _conv_out_scale(ins[0].scale, a["stride"][0], where))
+        return _epilogue_shape(node, shape, ins, where)
+    if op == "conv_transpose2d":
+        weight = graph.params[a["weight"]]
+        if weight.shape[0] != ins[0].channels:
+            raise GraphError(f"{where}: weight expects {weight.shape[0]} input channels")
+        s, k, p, op_ = a["stride"], weight.shape[2:], a["padding"], a["output_padding"]
+        for i in range(2):
+            # out = (in - 1) * s - 2p + d(k - 1) + op + 1 equals in * s exactly when:
+            if a["dilation"][i] * (k[i] - 1) + op_[i] + 1 - 2 * p[i] != s[i]:
+                raise GraphError(
+                    f"{where}: transposed conv must upscale exactly by its stride "
+                    f"(kernel {tuple(k)}, stride {s}, padding {p}, output_padding {op_})"
+                )
+        if s[0] != s[1]:
+            raise GraphError(f"{where}: unequal strides {s} are not supported")
+        shape = TensorShape(weight.shape[1] * a["groups"], Fraction(ins[0].scale) * s[0])
+        return _epilogue_shape(node, shape, ins[:1], where)
+    if op in ("add", "mul"):
+        x, y = ins
+        if op == "mul" and y.scale == GLOBAL:
+            if y.channels not in (1, x.channels):
+                raise GraphError(f"{where}: cannot scale {x.channels} channels by {y.channels}")
+            return x
+        if x != y:
+            raise GraphError(f"{where}: operands differ in shape: {x} vs {y}")
+        return x
+    if op == "concat":
+        _same_spatial(where, ins)
+        return TensorShape(sum(s.channels for s in ins), ins[0].scale)
+    if op == "global_avg_pool":
+        return TensorShape(ins[0].channels, GLOBAL)
+    if op == "pixel_shuffle":
+        r = a["factor"]
+        if ins[0].channels % (r * r):
+            raise GraphError(f"{where}: {ins[0].channels} channels not divisible by {r}^2")
+        return TensorShape(ins[0].channels // (r * r), ins[0].scale * r)
+    if op == "resize":
+        if a["mode"] not in RESIZE_MODES:
+            raise GraphError(f"{where}: resize mode '{a['mode']}' is not supported")
+        return TensorShape(ins[0].channels, ins[0].scale * a["factor"])
+    return ins[0]  # batch_norm, affine, activations keep the shape
+
+
+def _epilogue_shape(node: Node, shape: TensorShape, ins: list[TensorShape], where: str):
+    r = node.epilogue("pixel_shuffle")
+    if r != 1:
+        if shape.channels % (r * r):
+            raise GraphError(f"{where}: {shape.channels} channels not divisible by {r}^2")
+        shape = TensorShape(shape.channels // (r * r), shape.scale * r)
+    if len(ins) > 1:
+        skip = ins[1]
+        if node.epilogue("skip_resize") is not None:
+            factor = shape.scale / skip.scale
+            if factor.denominator != 1:
+                raise GraphError(f"{where}: skip resize factor {factor} is not an integer")
+            skip = shape
+        if skip != shape:
+            raise GraphError(f"{where}: residual input {skip} does not match output {shape}")
+    return shape
