@@ -134,7 +134,8 @@ class Graph:
             try:
                 shapes[node.output] = _output_shape(self, node, [shapes[i] for i in node.inputs])
             except KeyError as missing:
-                raise GraphError(f"{node.name or node.op}: input {missing} is not defined") from None
+                where = node.name or node.op
+                raise GraphError(f"{where}: input {missing} is not defined") from None
         return shapes
 
     def validate(self) -> None:

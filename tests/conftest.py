@@ -1,0 +1,12 @@
+import os
+import sys
+from pathlib import Path
+
+import torch
+
+# Triton kernels run in the interpreter on machines without CUDA; this must be set
+# before any kernel module is imported.
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
+sys.path.insert(0, str(Path(__file__).parent))

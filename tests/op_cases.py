@@ -1,0 +1,159 @@
+"""Small PyTorch modules covering every IR op: the cases the backend harness runs.
+
+Each case is (name, module factory, input channels). Modules are built with a fixed
+seed; BatchNorm statistics are randomised so that folding is really exercised.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+def randomize_batchnorm(module: nn.Module) -> nn.Module:
+    for m in module.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.2, 0.2)
+            m.running_var.uniform_(0.5, 1.5)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.2, 0.2)
+    return module.eval()
+
+
+class ConvBnAct(nn.Module):
+    def __init__(self, cin=3, cout=16, k=3, act=None, dilation=1):
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout, k, padding=dilation * (k // 2), dilation=dilation)
+        self.bn = nn.BatchNorm2d(cout)
+        self.act = act or nn.ReLU()
+
+    def forward(self, x):
+        return self.act(self.bn(self.conv(x)))
+
+
+class ResidualBlock(nn.Module):
+    def __init__(self, c=8, res_scale=1.0):
+        super().__init__()
+        self.c1 = nn.Conv2d(c, c, 3, padding=1)
+        self.c2 = nn.Conv2d(c, c, 3, padding=1)
+        self.res_scale = res_scale
+
+    def forward(self, x):
+        return x + self.c2(F.relu(self.c1(x))) * self.res_scale
+
+
+class ShuffleTailWithBicubicSkip(nn.Module):
+    def __init__(self, c=3, r=2):
+        super().__init__()
+        self.body = nn.Conv2d(c, 8, 3, padding=1)
+        self.tail = nn.Conv2d(8, c * r * r, 3, padding=1)
+        self.shuffle = nn.PixelShuffle(r)
+        self.r = r
+
+    def forward(self, x):
+        skip = F.interpolate(x, scale_factor=self.r, mode="bicubic", align_corners=False)
+        return self.shuffle(self.tail(torch.relu(self.body(x)))) + skip
+
+
+class ChannelAttention(nn.Module):
+    def __init__(self, c=8):
+        super().__init__()
+        self.conv = nn.Conv2d(c, c, 3, padding=1)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.down = nn.Conv2d(c, 2, 1)
+        self.up = nn.Conv2d(2, c, 1)
+
+    def forward(self, x):
+        y = self.conv(x)
+        return y * torch.sigmoid(self.up(F.relu(self.down(self.pool(y))))) + x
+
+
+class DenseConcat(nn.Module):
+    def __init__(self, c=4, growth=4):
+        super().__init__()
+        self.c1 = nn.Conv2d(c, growth, 3, padding=1)
+        self.c2 = nn.Conv2d(c + growth, growth, 3, padding=1)
+        self.fuse = nn.Conv2d(c + 2 * growth, c, 1)
+
+    def forward(self, x):
+        a = F.leaky_relu(self.c1(x), 0.2)
+        b = F.leaky_relu(self.c2(torch.cat([x, a], 1)), 0.2)
+        return self.fuse(torch.cat([x, a, b], 1)) + x
+
+
+class BackProjection(nn.Module):
+    """Up-projection unit: transposed conv up, strided conv down, error fed back."""
+
+    def __init__(self, c=4):
+        super().__init__()
+        self.up1 = nn.ConvTranspose2d(c, c, 6, stride=2, padding=2)
+        self.down = nn.Conv2d(c, c, 6, stride=2, padding=2)
+        self.up2 = nn.ConvTranspose2d(c, c, 6, stride=2, padding=2)
+        self.act = nn.PReLU(c)
+
+    def forward(self, x):
+        h0 = self.act(self.up1(x))
+        err = self.act(self.down(h0)) - x
+        return self.act(self.up2(err)) + h0
+
+
+class FsrcnnLike(nn.Module):
+    def __init__(self, r=3):
+        super().__init__()
+        self.feat = nn.Conv2d(1, 12, 5, padding=2)
+        self.act = nn.PReLU(12)
+        self.mid = nn.Conv2d(12, 12, 3, padding=1)
+        self.act2 = nn.PReLU()
+        self.deconv = nn.ConvTranspose2d(12, 1, 9, stride=r, padding=4, output_padding=r - 1)
+
+    def forward(self, x):
+        return self.deconv(self.act2(self.mid(self.act(self.feat(x)))))
+
+
+class PointwiseMix(nn.Module):
+    """Mean shift, scalar arithmetic, tanh/sigmoid/clamp, bilinear and nearest resize."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("mean", torch.tensor([0.4, 0.45, 0.5]).view(1, 3, 1, 1))
+        self.conv = nn.Conv2d(3, 3, 1)
+
+    def forward(self, x):
+        y = self.conv((x - self.mean) * 2.0)
+        y = torch.tanh(y) + torch.sigmoid(y) - 0.5
+        y = F.interpolate(y, scale_factor=2, mode="bilinear", align_corners=False)
+        z = F.interpolate(x, scale_factor=2, mode="nearest")
+        return torch.clamp(y + z, -1.0, 2.0)
+
+
+class PixelShuffleAlone(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 12, 3, padding=1)
+
+    def forward(self, x):
+        return F.pixel_shuffle(torch.relu(self.conv(x)) + 0.1, 2)
+
+
+OP_CASES = {
+    "conv_bn_relu": (lambda: ConvBnAct(), 3),
+    "conv5_prelu_y": (lambda: ConvBnAct(1, 8, 5, nn.PReLU(8)), 1),
+    "conv9_tanh": (lambda: ConvBnAct(3, 4, 9, nn.Tanh()), 3),
+    "dilated_conv": (lambda: ConvBnAct(8, 8, 3, nn.LeakyReLU(0.1), dilation=2), 8),
+    "residual_block": (lambda: ResidualBlock(8, res_scale=0.5), 8),
+    "shuffle_bicubic_skip": (lambda: ShuffleTailWithBicubicSkip(3, 2), 3),
+    "shuffle_bicubic_skip_x4": (lambda: ShuffleTailWithBicubicSkip(1, 4), 1),
+    "channel_attention": (lambda: ChannelAttention(8), 8),
+    "dense_concat": (lambda: DenseConcat(), 4),
+    "back_projection": (lambda: BackProjection(), 4),
+    "fsrcnn_like": (lambda: FsrcnnLike(3), 1),
+    "pointwise_mix": (lambda: PointwiseMix(), 3),
+    "pixel_shuffle_alone": (lambda: PixelShuffleAlone(), 3),
+}
+
+
+def build_case(name: str) -> tuple[nn.Module, int]:
+    factory, channels = OP_CASES[name]
+    torch.manual_seed(sum(map(ord, name)))
+    return randomize_batchnorm(factory()), channels
