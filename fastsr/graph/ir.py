@@ -178,6 +178,7 @@ def _output_shape(graph: Graph, node: Node, ins: list[TensorShape]) -> TensorSha
     op = node.op
     if op == "conv2d":
         weight = graph.params[a["weight"]]
+        _check_conv_params(graph, node, weight.shape[0])
         if weight.shape[1] * a["groups"] != ins[0].channels:
             raise GraphError(
                 f"{where}: weight expects {weight.shape[1] * a['groups']} input channels, "
@@ -205,6 +206,7 @@ def _output_shape(graph: Graph, node: Node, ins: list[TensorShape]) -> TensorSha
         return _epilogue_shape(node, shape, ins, where)
     if op == "conv_transpose2d":
         weight = graph.params[a["weight"]]
+        _check_conv_params(graph, node, weight.shape[1] * a["groups"])
         if weight.shape[0] != ins[0].channels:
             raise GraphError(f"{where}: weight expects {weight.shape[0]} input channels")
         s, k, p, op_ = a["stride"], weight.shape[2:], a["padding"], a["output_padding"]
@@ -242,7 +244,33 @@ def _output_shape(graph: Graph, node: Node, ins: list[TensorShape]) -> TensorSha
         if a["mode"] not in RESIZE_MODES:
             raise GraphError(f"{where}: resize mode '{a['mode']}' is not supported")
         return TensorShape(ins[0].channels, ins[0].scale * a["factor"])
+    for attr in ("mean", "var", "weight", "bias", "scale", "shift", "slope"):
+        if attr in OPS[op]:
+            _check_per_channel(graph, node, attr, ins[0].channels)
     return ins[0]  # batch_norm, affine, activations keep the shape
+
+
+def _check_per_channel(graph: Graph, node: Node, attr: str, channels: int) -> None:
+    value = graph.params[node.attrs[attr]]
+    if value.ndim != 1 or value.shape[0] not in (1, channels):
+        raise GraphError(
+            f"{node.name or node.op}: parameter '{attr}' has shape {value.shape}, expected "
+            f"({channels},) or (1,)"
+        )
+
+
+def _check_conv_params(graph: Graph, node: Node, out_channels: int) -> None:
+    where = node.name or node.op
+    weight = graph.params[node.attrs["weight"]]
+    if weight.ndim != 4 or weight.dtype != np.float32:
+        raise GraphError(f"{where}: weight must be 4-D float32, got {weight.dtype} {weight.shape}")
+    bias = graph.param(node.attrs["bias"])
+    if bias is not None and bias.shape != (out_channels,):
+        raise GraphError(f"{where}: bias has shape {bias.shape}, expected ({out_channels},)")
+    if node.epilogue("activation") == "prelu":
+        slope = graph.params[node.epilogue("activation_param")]
+        if slope.ndim != 1 or slope.shape[0] not in (1, out_channels):
+            raise GraphError(f"{where}: PReLU slope has shape {slope.shape}")
 
 
 def _epilogue_shape(node: Node, shape: TensorShape, ins: list[TensorShape], where: str):
