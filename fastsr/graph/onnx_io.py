@@ -1,0 +1,660 @@
+"""ONNX import into the Graph IR and export of a Graph (before or after the passes) to ONNX.
+
+Import maps ONNX ops onto IR ops the way `from_torch` maps PyTorch ops, so both frontends
+give the same graph for the same network: constant arithmetic becomes `affine`, Sub of
+two tensors becomes a negating affine and an add. Export expands a fused conv epilogue
+back into the plain ONNX ops it stands for.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from fastsr.graph.ir import Graph, GraphError, Node
+
+MIN_OPSET = 13
+META_KEY = "fastsr.meta"  # metadata_props entry carrying Graph.meta as JSON
+
+# ONNX Resize settings that reproduce the IR's resize (torch F.interpolate with
+# align_corners=False) exactly for integer upscaling factors.
+_RESIZE_MODES = {"nearest": "nearest", "linear": "bilinear", "cubic": "bicubic"}
+_HALF_PIXEL = ("half_pixel", "pytorch_half_pixel")  # identical when the output is > 1 pixel
+# torch nearest picks source floor(x / s). With an integer s, half-pixel coordinates
+# (x + 0.5) / s - 0.5 never land on a .5 tie, so rounding either way picks the same pixel.
+_NEAREST_EQUIVALENTS = {
+    ("asymmetric", "floor"),
+    *((mode, rounding) for mode in _HALF_PIXEL
+      for rounding in ("round_prefer_floor", "round_prefer_ceil")),
+}
+_TORCH_CUBIC_A = -0.75
+_UNARY = {"Relu": "relu", "Tanh": "tanh", "Sigmoid": "sigmoid"}
+
+
+def import_onnx(path_or_model: str | Path | onnx.ModelProto) -> Graph:
+    """The ONNX model (opset 13+, one NCHW float input with a fixed channel count) as a Graph.
+
+    Raises GraphError naming the node for anything unsupported or malformed, and
+    FileNotFoundError for a missing path.
+    """
+    model = _read_model(path_or_model)
+    return _Importer(model).graph
+
+
+def _read_model(path_or_model) -> onnx.ModelProto:
+    if isinstance(path_or_model, onnx.ModelProto):
+        model, source = path_or_model, "ONNX model"
+    else:
+        path = Path(path_or_model)
+        if not path.is_file():
+            raise FileNotFoundError(f"no ONNX file at {path}")
+        source = str(path)
+        try:
+            model = onnx.load(str(path))
+        except Exception as error:  # protobuf raises several kinds on garbage bytes
+            raise GraphError(f"{source} is not a readable ONNX model: {error}") from None
+    try:
+        onnx.checker.check_model(model)
+    except onnx.checker.ValidationError as error:
+        raise GraphError(f"{source} is not a valid ONNX model: {error}") from None
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+    if opset < MIN_OPSET:
+        raise GraphError(f"{source} uses opset {opset}; opset {MIN_OPSET} or newer is needed")
+    return model
+
+
+def _attributes(node: onnx.NodeProto) -> dict:
+    values = {}
+    for attribute in node.attribute:
+        value = helper.get_attribute_value(attribute)
+        values[attribute.name] = value.decode() if isinstance(value, bytes) else value
+    return values
+
+
+def _to_array(tensor: TensorProto, what: str) -> np.ndarray:
+    try:
+        value = numpy_helper.to_array(tensor)
+    except Exception as error:  # wrong byte count for the declared shape, unknown dtype ...
+        raise GraphError(f"{what} cannot be read: {error}") from None
+    if value.dtype.kind == "f":
+        return value.astype(np.float32)
+    if value.dtype.kind in "iu":
+        return value.astype(np.int64)
+    raise GraphError(f"{what} has dtype {value.dtype}; only float and integer are supported")
+
+
+def _per_channel(value: np.ndarray, where: str) -> np.ndarray:
+    """A constant broadcast against N x C x H x W as a (C,) or (1,) vector, else an error.
+
+    Under ONNX broadcasting only shapes (..., C, 1, 1) vary along channels alone; a (C,)
+    constant would vary along the width.
+    """
+    if value.ndim > 4 or (value.ndim >= 3 and value.shape[-2:] != (1, 1)) or (
+        value.ndim == 4 and value.shape[0] != 1
+    ):
+        raise GraphError(
+            f"{where}: constant of shape {value.shape} is not a scalar or per-channel "
+            "(1, C, 1, 1) value"
+        )
+    if value.ndim in (1, 2) and value.size != 1:
+        raise GraphError(
+            f"{where}: constant of shape {value.shape} broadcasts along the width, not the "
+            "channels; expected a scalar or shape (C, 1, 1)"
+        )
+    return value.reshape(-1).astype(np.float32)
+
+
+class _Importer:
+    def __init__(self, model: onnx.ModelProto):
+        onnx_graph = model.graph
+        self.constants: dict[str, np.ndarray] = {
+            init.name: _to_array(init, f"initializer '{init.name}'")
+            for init in onnx_graph.initializer
+        }
+        inputs = [v for v in onnx_graph.input if v.name not in self.constants]
+        if len(inputs) != 1 or len(onnx_graph.output) != 1:
+            raise GraphError(
+                f"expected one input and one output, got {len(inputs)} inputs "
+                f"({[v.name for v in inputs]}) and {len(onnx_graph.output)} outputs"
+            )
+        graph_input = inputs[0].name
+        channels = _input_channels(inputs[0])
+        output_name = onnx_graph.output[0].name
+        self.uses = Counter(name for node in onnx_graph.node for name in node.input)
+        self.uses[output_name] += 1
+        self.tensor_of = {graph_input: graph_input}  # ONNX name -> IR tensor name
+        self.global_tensors: set[str] = set()  # IR tensors of spatial size 1x1 (pooled)
+        self.nodes: list[Node] = []
+        self.params: dict[str, np.ndarray] = {}
+        for node in onnx_graph.node:
+            self._convert(node)
+        if output_name not in self.tensor_of:
+            raise GraphError(f"graph output '{output_name}' is not computed from the input")
+        meta = _read_meta(model)
+        self.graph = Graph(
+            graph_input, channels, self.tensor_of[output_name], self.nodes, self.params, meta
+        )
+        self.graph.validate()
+        _check_channel_vectors(self.graph)
+
+    # -- operands -------------------------------------------------------------------------
+    @staticmethod
+    def _where(node: onnx.NodeProto) -> str:
+        return f"{node.name or node.output[0]} ({node.op_type})"
+
+    def _present(self, node: onnx.NodeProto, index: int) -> bool:
+        return index < len(node.input) and node.input[index] != ""
+
+    def _tensor(self, node: onnx.NodeProto, index: int) -> str:
+        name = node.input[index] if index < len(node.input) else ""
+        if name not in self.tensor_of:
+            kind = "a constant" if name in self.constants else "undefined"
+            raise GraphError(f"{self._where(node)}: input '{name}' is {kind}, expected a tensor")
+        return self.tensor_of[name]
+
+    def _constant(self, node: onnx.NodeProto, index: int, what: str) -> np.ndarray:
+        name = node.input[index] if index < len(node.input) else ""
+        if name not in self.constants:
+            raise GraphError(f"{self._where(node)}: {what} ('{name}') must be a constant")
+        return self.constants[name]
+
+    def _param(self, node: onnx.NodeProto, role: str, value: np.ndarray, shape=None) -> str:
+        if value.dtype != np.float32:
+            raise GraphError(f"{self._where(node)}: {role} has dtype {value.dtype}, not float")
+        if shape is not None and value.shape != tuple(shape):
+            raise GraphError(
+                f"{self._where(node)}: {role} has shape {value.shape}, expected {tuple(shape)}"
+            )
+        name = f"{node.output[0]}.{role}"
+        self.params[name] = np.ascontiguousarray(value)
+        return name
+
+    def _emit(self, node: onnx.NodeProto, op: str, inputs: list[str], output=None, **attrs):
+        output = output or node.output[0]
+        self.nodes.append(Node(op, inputs, output, attrs, self._where(node)))
+        if op == "global_avg_pool" or all(i in self.global_tensors for i in inputs):
+            self.global_tensors.add(output)
+        self.tensor_of[output] = output
+        return output
+
+    # -- conversion -----------------------------------------------------------------------
+    def _convert(self, node: onnx.NodeProto) -> None:
+        if node.domain not in ("", "ai.onnx"):
+            raise GraphError(f"{self._where(node)}: op domain '{node.domain}' is not supported")
+        if len([name for name in node.output if name]) != 1:
+            raise GraphError(f"{self._where(node)}: only single-output nodes are supported")
+        convert = _CONVERTERS.get(node.op_type)
+        if convert is None:
+            raise GraphError(f"{self._where(node)}: op '{node.op_type}' is not supported")
+        convert(self, node, _attributes(node))
+
+    def _conv(self, node, attrs) -> None:
+        transposed = node.op_type == "ConvTranspose"
+        where = self._where(node)
+        weight = self._constant(node, 1, "weight")
+        if weight.ndim != 4:
+            raise GraphError(f"{where}: weight has shape {weight.shape}, expected 4-D")
+        groups = attrs.get("group", 1)
+        out_channels = weight.shape[1] * groups if transposed else weight.shape[0]
+        kernel = attrs.get("kernel_shape", weight.shape[2:])
+        if tuple(kernel) != weight.shape[2:]:
+            raise GraphError(f"{where}: kernel_shape {kernel} disagrees with weight {weight.shape}")
+        if attrs.get("auto_pad", "NOTSET") not in ("NOTSET", "VALID"):
+            raise GraphError(f"{where}: auto_pad {attrs['auto_pad']} is not supported; use pads")
+        if "output_shape" in attrs:
+            raise GraphError(f"{where}: output_shape is not supported; use output_padding")
+        pads = attrs.get("pads", [0, 0, 0, 0])
+        if pads[:2] != pads[2:]:
+            raise GraphError(f"{where}: asymmetric pads {pads} are not supported")
+        bias = None
+        if self._present(node, 2):
+            bias = self._param(node, "bias", self._constant(node, 2, "bias"), (out_channels,))
+        common = {
+            "weight": self._param(node, "weight", weight),
+            "bias": bias,
+            "stride": tuple(attrs.get("strides", (1, 1))),
+            "padding": tuple(pads[:2]),
+            "dilation": tuple(attrs.get("dilations", (1, 1))),
+            "groups": groups,
+        }
+        if transposed:
+            output_padding = tuple(attrs.get("output_padding", (0, 0)))
+            self._emit(node, "conv_transpose2d", [self._tensor(node, 0)],
+                       output_padding=output_padding, **common)
+        else:
+            self._emit(node, "conv2d", [self._tensor(node, 0)], **common)
+
+    def _batch_norm(self, node, attrs) -> None:
+        if attrs.get("training_mode", 0):
+            raise GraphError(f"{self._where(node)}: training-mode BatchNormalization")
+        roles = ("weight", "bias", "mean", "var")
+        values = [self._constant(node, i + 1, role) for i, role in enumerate(roles)]
+        if values[0].ndim != 1:
+            raise GraphError(f"{self._where(node)}: scale has shape {values[0].shape}, not (C,)")
+        names = {
+            role: self._param(node, role, value, values[0].shape)
+            for role, value in zip(roles, values, strict=True)
+        }
+        self._emit(node, "batch_norm", [self._tensor(node, 0)],
+                   eps=float(attrs.get("epsilon", 1e-5)), **names)
+
+    def _unary(self, node, attrs) -> None:
+        self._emit(node, _UNARY[node.op_type], [self._tensor(node, 0)])
+
+    def _prelu(self, node, attrs) -> None:
+        slope = _per_channel(self._constant(node, 1, "slope"), self._where(node))
+        self._emit(node, "prelu", [self._tensor(node, 0)], slope=self._param(node, "slope", slope))
+
+    def _leaky_relu(self, node, attrs) -> None:
+        alpha = float(attrs.get("alpha", 0.01))
+        self._emit(node, "leaky_relu", [self._tensor(node, 0)], alpha=alpha)
+
+    def _affine(self, node, x: str, scale, shift, output=None) -> str:
+        where = self._where(node)
+        role = output or node.output[0]
+        scale_name, shift_name = f"{role}.scale", f"{role}.shift"
+        self.params[scale_name] = _per_channel(np.asarray(scale, np.float32), where)
+        self.params[shift_name] = _per_channel(np.asarray(shift, np.float32), where)
+        return self._emit(node, "affine", [x], output, scale=scale_name, shift=shift_name)
+
+    def _arithmetic(self, node, attrs) -> None:
+        kind = node.op_type
+        a, b = node.input[0], node.input[1]
+        if a in self.constants and b in self.constants:  # a constant subexpression: fold it
+            folds = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": np.divide}
+            result = folds[kind](self.constants[a], self.constants[b])
+            self.constants[node.output[0]] = result.astype(self.constants[a].dtype)
+        elif a in self.tensor_of and b in self.tensor_of:
+            self._tensor_arithmetic(node, kind, self.tensor_of[a], self.tensor_of[b])
+        elif a in self.tensor_of:
+            x, c = self.tensor_of[a], self._constant(node, 1, "operand")
+            scale, shift = {"Add": (1.0, c), "Sub": (1.0, -c), "Mul": (c, 0.0),
+                            "Div": (1.0 / c, 0.0)}[kind]
+            self._affine(node, x, scale, shift)
+        else:
+            c, x = self._constant(node, 0, "operand"), self._tensor(node, 1)
+            if kind == "Div":
+                raise GraphError(f"{self._where(node)}: dividing a constant by a tensor")
+            scale, shift = {"Add": (1.0, c), "Sub": (-1.0, c), "Mul": (c, 0.0)}[kind]
+            self._affine(node, x, scale, shift)
+
+    def _tensor_arithmetic(self, node, kind: str, x: str, y: str) -> None:
+        if kind == "Div":
+            raise GraphError(f"{self._where(node)}: division by a tensor is not supported")
+        if kind == "Sub":
+            y = self._affine(node, y, -1.0, 0.0, output=f"{node.output[0]}.negated")
+            kind = "Add"
+        if kind == "Mul" and x in self.global_tensors and y not in self.global_tensors:
+            x, y = y, x  # the IR's mul takes the pooled (per-channel) operand second
+        self._emit(node, "add" if kind == "Add" else "mul", [x, y])
+
+    def _concat(self, node, attrs) -> None:
+        if attrs.get("axis") not in (1, -3):
+            raise GraphError(f"{self._where(node)}: Concat on axis {attrs.get('axis')}, expected 1")
+        self._emit(node, "concat", [self._tensor(node, i) for i in range(len(node.input))])
+
+    def _depth_to_space(self, node, attrs) -> None:
+        factor = int(attrs["blocksize"])
+        x = self._tensor(node, 0)
+        if attrs.get("mode", "DCR") == "DCR":
+            self._reorder_channels_to_crd(node, x, factor)
+        self._emit(node, "pixel_shuffle", [x], factor=factor)
+
+    def _reorder_channels_to_crd(self, node, x: str, factor: int) -> None:
+        """Make a DCR DepthToSpace a CRD one (pixel shuffle) by permuting the output
+        channels of the conv that feeds it; no other producer can be rewritten safely."""
+        conv = next((n for n in self.nodes if n.output == x), None)
+        if (
+            conv is None
+            or conv.op not in ("conv2d", "conv_transpose2d")
+            or conv.attrs["groups"] != 1
+            or self.uses[node.input[0]] != 1
+        ):
+            raise GraphError(
+                f"{self._where(node)}: DepthToSpace mode DCR is supported only right after a "
+                "Conv (groups 1) used nowhere else; export with mode CRD (pixel shuffle)"
+            )
+        weight = self.params[conv.attrs["weight"]]
+        out_axis = 0 if conv.op == "conv2d" else 1
+        depth = weight.shape[out_axis] // (factor * factor)
+        # CRD channel c*r*r + k reads what DCR keeps in channel k*depth + c (k = i*r + j).
+        order = np.arange(depth * factor * factor).reshape(factor * factor, depth).T.reshape(-1)
+        self.params[conv.attrs["weight"]] = np.ascontiguousarray(np.take(weight, order, out_axis))
+        if conv.attrs["bias"] is not None:
+            self.params[conv.attrs["bias"]] = self.params[conv.attrs["bias"]][order]
+
+    def _resize(self, node, attrs) -> None:
+        where = self._where(node)
+        if self._present(node, 3):
+            raise GraphError(f"{where}: Resize to fixed sizes is not supported; use scales")
+        if "axes" in attrs:
+            raise GraphError(f"{where}: Resize with axes is not supported")
+        scales = self._constant(node, 2, "scales")
+        if scales.shape != (4,) or list(scales[:2]) != [1, 1] or scales[2] != scales[3] or (
+            scales[2] != int(scales[2]) or scales[2] < 1
+        ):
+            raise GraphError(
+                f"{where}: scales {scales.tolist()} are not [1, 1, s, s] with a whole s >= 1"
+            )
+        mode = attrs.get("mode", "nearest")
+        transform = attrs.get("coordinate_transformation_mode", "half_pixel")
+        if mode not in _RESIZE_MODES:
+            raise GraphError(f"{where}: Resize mode '{mode}' is not supported")
+        if mode == "nearest":
+            rounding = attrs.get("nearest_mode", "round_prefer_floor")
+            if (transform, rounding) not in _NEAREST_EQUIVALENTS:
+                raise GraphError(
+                    f"{where}: nearest Resize with {transform}/{rounding} differs from torch "
+                    "nearest; use asymmetric/floor"
+                )
+        elif transform not in _HALF_PIXEL:
+            raise GraphError(
+                f"{where}: coordinate_transformation_mode '{transform}' is not supported; "
+                "use half_pixel (torch align_corners=False)"
+            )
+        if mode == "cubic" and (
+            attrs.get("cubic_coeff_a", _TORCH_CUBIC_A) != _TORCH_CUBIC_A
+            or attrs.get("exclude_outside", 0)
+        ):
+            raise GraphError(
+                f"{where}: cubic Resize must use cubic_coeff_a -0.75 and exclude_outside 0 "
+                "(torch bicubic)"
+            )
+        self._emit(node, "resize", [self._tensor(node, 0)], mode=_RESIZE_MODES[mode],
+                   factor=int(scales[2]))
+
+    def _global_average_pool(self, node, attrs) -> None:
+        self._emit(node, "global_avg_pool", [self._tensor(node, 0)])
+
+    def _clip(self, node, attrs) -> None:
+        bounds = []
+        for index, default in ((1, -np.inf), (2, np.inf)):
+            if not self._present(node, index):
+                bounds.append(float(default))
+                continue
+            value = self._constant(node, index, "Clip bound")
+            if value.size != 1:
+                raise GraphError(f"{self._where(node)}: Clip bound of shape {value.shape}")
+            bounds.append(float(value.reshape(())))
+        self._emit(node, "clamp", [self._tensor(node, 0)], min=bounds[0], max=bounds[1])
+
+    def _identity(self, node, attrs) -> None:
+        source = node.input[0]
+        if source in self.constants:
+            self.constants[node.output[0]] = self.constants[source]
+        else:
+            self.tensor_of[node.output[0]] = self._tensor(node, 0)
+
+    def _constant_node(self, node, attrs) -> None:
+        where = self._where(node)
+        if "value" in attrs:
+            value = _to_array(attrs["value"], where)
+        elif attrs.keys() & {"value_float", "value_floats"}:
+            value = np.asarray(attrs.get("value_float", attrs.get("value_floats")), np.float32)
+        elif attrs.keys() & {"value_int", "value_ints"}:
+            value = np.asarray(attrs.get("value_int", attrs.get("value_ints")), np.int64)
+        else:
+            raise GraphError(f"{where}: only numeric Constant values are supported")
+        self.constants[node.output[0]] = value
+
+
+_CONVERTERS = {
+    "Conv": _Importer._conv,
+    "ConvTranspose": _Importer._conv,
+    "BatchNormalization": _Importer._batch_norm,
+    "Relu": _Importer._unary,
+    "Tanh": _Importer._unary,
+    "Sigmoid": _Importer._unary,
+    "PRelu": _Importer._prelu,
+    "LeakyRelu": _Importer._leaky_relu,
+    "Add": _Importer._arithmetic,
+    "Sub": _Importer._arithmetic,
+    "Mul": _Importer._arithmetic,
+    "Div": _Importer._arithmetic,
+    "Concat": _Importer._concat,
+    "DepthToSpace": _Importer._depth_to_space,
+    "Resize": _Importer._resize,
+    "GlobalAveragePool": _Importer._global_average_pool,
+    "Clip": _Importer._clip,
+    "Identity": _Importer._identity,
+    "Constant": _Importer._constant_node,
+}
+
+
+def _input_channels(value: onnx.ValueInfoProto) -> int:
+    tensor_type = value.type.tensor_type
+    if tensor_type.elem_type != TensorProto.FLOAT:
+        raise GraphError(f"input '{value.name}' is not float32")
+    dims = tensor_type.shape.dim
+    if len(dims) != 4:
+        raise GraphError(f"input '{value.name}' has {len(dims)} dimensions, expected N x C x H x W")
+    if not dims[1].HasField("dim_value") or dims[1].dim_value < 1:
+        raise GraphError(
+            f"input '{value.name}' has a dynamic channel dimension; the channel count "
+            "must be fixed"
+        )
+    return dims[1].dim_value
+
+
+def _read_meta(model: onnx.ModelProto) -> dict:
+    for prop in model.metadata_props:
+        if prop.key == META_KEY:
+            try:
+                return json.loads(prop.value)
+            except json.JSONDecodeError as error:
+                raise GraphError(f"metadata '{META_KEY}' is not JSON: {error}") from None
+    return {}
+
+
+def _check_channel_vectors(graph: Graph) -> None:
+    """Per-channel constants must hold one value or one per channel of the tensor they scale."""
+    shapes = graph.shapes()
+    for node in graph.nodes:
+        channels = shapes[node.inputs[0]].channels if node.inputs else 0
+        for role in ("scale", "shift", "slope"):
+            name = node.attrs.get(role)
+            if isinstance(name, str) and graph.params[name].size not in (1, channels):
+                raise GraphError(
+                    f"{node.name}: {role} has {graph.params[name].size} values for "
+                    f"{channels} channels"
+                )
+        if node.op == "batch_norm" and graph.params[node.attrs["mean"]].size != channels:
+            raise GraphError(f"{node.name}: BatchNormalization parameters do not match "
+                             f"{channels} channels")
+
+
+def export_onnx(graph: Graph, path: str | Path, opset: int = 17) -> onnx.ModelProto:
+    """Write the graph as an ONNX model with dynamic N, H and W; returns the model.
+
+    Fused conv epilogues expand into the ONNX ops they stand for (Conv, activation, Mul,
+    DepthToSpace CRD, Resize + Add). Graph.meta travels in the model's metadata.
+    """
+    if opset < MIN_OPSET:
+        raise ValueError(f"opset {opset} is too old; {MIN_OPSET} or newer is needed")
+    graph.validate()
+    exporter = _Exporter(graph)
+    output_channels = graph.shapes()[graph.output].channels
+    onnx_graph = helper.make_graph(
+        exporter.nodes,
+        "fastsr",
+        [helper.make_tensor_value_info(
+            graph.input, TensorProto.FLOAT, ["batch", graph.input_channels, "height", "width"]
+        )],
+        [helper.make_tensor_value_info(
+            graph.output, TensorProto.FLOAT, ["batch", output_channels, "out_height", "out_width"]
+        )],
+        list(exporter.initializers.values()),
+    )
+    opset_ids = [helper.make_opsetid("", opset)]
+    model = helper.make_model(
+        onnx_graph,
+        opset_imports=opset_ids,
+        ir_version=helper.find_min_ir_version_for(opset_ids),
+        producer_name="fastsr",
+    )
+    helper.set_model_props(model, {META_KEY: json.dumps(graph.meta, default=str)})
+    onnx.checker.check_model(model, full_check=True)
+    onnx.save(model, str(path))
+    return model
+
+
+_ACTIVATION_OPS = {"relu": "Relu", "tanh": "Tanh", "sigmoid": "Sigmoid",
+                   "prelu": "PRelu", "leaky_relu": "LeakyRelu"}
+_RESIZE_ATTRS = {
+    "nearest": {"mode": "nearest", "coordinate_transformation_mode": "asymmetric",
+                "nearest_mode": "floor"},
+    "bilinear": {"mode": "linear", "coordinate_transformation_mode": "half_pixel"},
+    "bicubic": {"mode": "cubic", "coordinate_transformation_mode": "half_pixel",
+                "cubic_coeff_a": _TORCH_CUBIC_A},
+}
+
+
+class _Exporter:
+    def __init__(self, graph: Graph):
+        self.graph = graph
+        self.nodes: list[onnx.NodeProto] = []
+        self.initializers: dict[str, TensorProto] = {}
+        for node in graph.nodes:
+            _EXPORTERS[node.op](self, node)
+
+    def _constant(self, name: str, value: np.ndarray) -> str:
+        if name not in self.initializers:
+            self.initializers[name] = numpy_helper.from_array(
+                np.ascontiguousarray(value, dtype=np.float32), name
+            )
+        return name
+
+    def _param(self, name: str | None) -> str:
+        return "" if name is None else self._constant(name, self.graph.params[name])
+
+    def _channel_vector(self, name: str) -> str:
+        """A (C,) parameter reshaped to (C, 1, 1) so that it broadcasts over N x C x H x W."""
+        value = self.graph.params[name]
+        return self._constant(f"{name}:per_channel", value.reshape(-1, 1, 1))
+
+    def _op(self, op_type: str, inputs: list[str], output: str, **attrs) -> str:
+        self.nodes.append(helper.make_node(op_type, inputs, [output], name=output, **attrs))
+        return output
+
+    def _conv(self, node: Node) -> None:
+        a, out = node.attrs, node.output
+        attrs = {
+            "strides": list(a["stride"]),
+            "pads": list(a["padding"]) * 2,
+            "dilations": list(a["dilation"]),
+            "group": a["groups"],
+            "kernel_shape": list(self.graph.params[a["weight"]].shape[2:]),
+        }
+        op_type = "Conv"
+        if node.op == "conv_transpose2d":
+            op_type, attrs["output_padding"] = "ConvTranspose", list(a["output_padding"])
+        inputs = [node.inputs[0], self._param(a["weight"])]
+        if a["bias"] is not None:
+            inputs.append(self._param(a["bias"]))
+        y = self._op(op_type, inputs, f"{out}/conv", **attrs)
+        y = self._activation(node.epilogue("activation"), node.epilogue("activation_param"), y,
+                             f"{out}/activation")
+        if node.epilogue("residual_scale") != 1.0:
+            scale = self._constant(f"{out}/residual_scale",
+                                   np.float32(node.epilogue("residual_scale")))
+            y = self._op("Mul", [y, scale], f"{out}/scaled")
+        if node.epilogue("pixel_shuffle") != 1:
+            y = self._op("DepthToSpace", [y], f"{out}/shuffled",
+                         blocksize=node.epilogue("pixel_shuffle"), mode="CRD")
+        if len(node.inputs) > 1:
+            skip = node.inputs[1]
+            mode = node.epilogue("skip_resize")
+            if mode is not None:
+                shapes = self.graph.shapes()
+                factor = shapes[out].scale / shapes[skip].scale
+                skip = self._resize(skip, mode, int(factor), f"{out}/skip")
+            y = self._op("Add", [y, skip], f"{out}/sum")
+        self._rename_last(out)
+
+    def _rename_last(self, output: str) -> None:
+        """The last node emitted writes the IR node's output tensor."""
+        last = self.nodes[-1]
+        last.output[0] = output
+        last.name = output
+
+    def _activation(self, op: str | None, param, x: str, output: str) -> str:
+        if op is None:
+            return x
+        if op == "prelu":
+            return self._op("PRelu", [x, self._channel_vector(param)], output)
+        if op == "leaky_relu":
+            return self._op("LeakyRelu", [x], output, alpha=float(param))
+        return self._op(_ACTIVATION_OPS[op], [x], output)
+
+    def _resize(self, x: str, mode: str, factor: int, output: str) -> str:
+        scales = self._constant(f"{output}/scales", np.array([1, 1, factor, factor]))
+        return self._op("Resize", [x, "", scales], output, **_RESIZE_ATTRS[mode])
+
+    def _batch_norm(self, node: Node) -> None:
+        a = node.attrs
+        inputs = [node.inputs[0]] + [self._param(a[k]) for k in ("weight", "bias", "mean", "var")]
+        self._op("BatchNormalization", inputs, node.output, epsilon=float(a["eps"]))
+
+    def _affine(self, node: Node) -> None:
+        scale, shift = node.attrs["scale"], node.attrs["shift"]
+        y = node.inputs[0]
+        # Arithmetic with a constant imports as affine; skip its identity half on the way out.
+        if not np.all(self.graph.params[scale] == 1):
+            y = self._op("Mul", [y, self._channel_vector(scale)], f"{node.output}/mul")
+        if not np.all(self.graph.params[shift] == 0) or y == node.inputs[0]:
+            y = self._op("Add", [y, self._channel_vector(shift)], f"{node.output}/add")
+        self._rename_last(node.output)
+
+    def _simple(self, node: Node) -> None:
+        op_type, attrs = _SIMPLE_OPS[node.op]
+        self._op(op_type, list(node.inputs), node.output, **attrs)
+
+    def _pointwise(self, node: Node) -> None:
+        param = node.attrs.get("slope", node.attrs.get("alpha"))
+        self._activation(node.op, param, node.inputs[0], node.output)
+
+    def _pixel_shuffle(self, node: Node) -> None:
+        self._op("DepthToSpace", [node.inputs[0]], node.output, blocksize=node.attrs["factor"],
+                 mode="CRD")
+
+    def _resize_node(self, node: Node) -> None:
+        self._resize(node.inputs[0], node.attrs["mode"], node.attrs["factor"], node.output)
+
+    def _clamp(self, node: Node) -> None:
+        bounds = [
+            "" if np.isinf(node.attrs[k]) else
+            self._constant(f"{node.output}/{k}", np.float32(node.attrs[k]))
+            for k in ("min", "max")
+        ]
+        self._op("Clip", [node.inputs[0], *bounds], node.output)
+
+
+_SIMPLE_OPS = {
+    "add": ("Add", {}),
+    "mul": ("Mul", {}),
+    "concat": ("Concat", {"axis": 1}),
+    "global_avg_pool": ("GlobalAveragePool", {}),
+}
+_EXPORTERS = {
+    "conv2d": _Exporter._conv,
+    "conv_transpose2d": _Exporter._conv,
+    "batch_norm": _Exporter._batch_norm,
+    "affine": _Exporter._affine,
+    "add": _Exporter._simple,
+    "mul": _Exporter._simple,
+    "concat": _Exporter._simple,
+    "global_avg_pool": _Exporter._simple,
+    "pixel_shuffle": _Exporter._pixel_shuffle,
+    "resize": _Exporter._resize_node,
+    "relu": _Exporter._pointwise,
+    "prelu": _Exporter._pointwise,
+    "leaky_relu": _Exporter._pointwise,
+    "tanh": _Exporter._pointwise,
+    "sigmoid": _Exporter._pointwise,
+    "clamp": _Exporter._clamp,
+}

@@ -1,0 +1,297 @@
+"""ONNX export and import, checked against eager torch and onnxruntime as independent references."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+from onnx import TensorProto, helper, numpy_helper
+from op_cases import OP_CASES, build_case
+
+from fastsr.backends.reference import run_graph
+from fastsr.graph.from_torch import capture
+from fastsr.graph.ir import Graph, GraphError, Node
+from fastsr.graph.onnx_io import export_onnx, import_onnx
+from fastsr.graph.passes import optimize
+
+# torch's TorchScript exporter (dynamo=False) warns that it is legacy; it needs no onnxscript.
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+
+def _input(channels: int, h: int = 12, w: int = 10, batch: int = 2) -> torch.Tensor:
+    return torch.rand(batch, channels, h, w, generator=torch.Generator().manual_seed(h * w))
+
+
+def _onnxruntime(path_or_model, x: torch.Tensor) -> torch.Tensor:
+    source = path_or_model.SerializeToString() if isinstance(
+        path_or_model, onnx.ModelProto) else str(path_or_model)
+    session = ort.InferenceSession(source, providers=["CPUExecutionProvider"])
+    (y,) = session.run(None, {session.get_inputs()[0].name: x.numpy()})
+    return torch.from_numpy(y)
+
+
+def _eager(case: str):
+    module, channels = build_case(case)
+    x = _input(channels)
+    with torch.no_grad():
+        return module, channels, x, module(x)
+
+
+def _torch_export(module, channels: int, path) -> None:
+    torch.onnx.export(
+        module, _input(channels, 8, 8, 1), str(path), dynamo=False, opset_version=17,
+        input_names=["x"], output_names=["y"], dynamic_axes={"x": {0: "n", 2: "h", 3: "w"}},
+    )
+
+
+@pytest.mark.parametrize("optimized", [False, True], ids=["captured", "optimized"])
+@pytest.mark.parametrize("case", sorted(OP_CASES))
+def test_exported_graph_runs_in_onnxruntime_like_eager_torch(case, optimized, tmp_path):
+    module, channels, x, expected = _eager(case)
+    graph = capture(module, channels)
+    graph = optimize(graph) if optimized else graph
+    export_onnx(graph, tmp_path / "model.onnx")
+    got = _onnxruntime(tmp_path / "model.onnx", x)
+    torch.testing.assert_close(got, expected, atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("case", sorted(OP_CASES))
+def test_torch_exported_onnx_imports_and_matches_eager_torch(case, tmp_path):
+    module, channels, x, expected = _eager(case)
+    _torch_export(module, channels, tmp_path / "torch.onnx")
+    graph = import_onnx(tmp_path / "torch.onnx")
+    assert graph.input_channels == channels
+    with torch.no_grad():
+        torch.testing.assert_close(run_graph(graph, x), expected, atol=1e-5, rtol=0)
+        torch.testing.assert_close(run_graph(optimize(graph), x), expected, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("optimized", [False, True], ids=["captured", "optimized"])
+@pytest.mark.parametrize("case", sorted(OP_CASES))
+def test_export_import_round_trip_matches_eager_torch(case, optimized, tmp_path):
+    module, channels, x, expected = _eager(case)
+    graph = capture(module, channels, meta={"scale": 2, "color": "rgb"})
+    graph = optimize(graph) if optimized else graph
+    export_onnx(graph, tmp_path / "model.onnx")
+    imported = import_onnx(tmp_path / "model.onnx")
+    assert imported.meta == {"scale": 2, "color": "rgb"}
+    with torch.no_grad():
+        torch.testing.assert_close(run_graph(imported, x), expected, atol=1e-5, rtol=0)
+
+
+def _fused_tail(activation: str, transposed: bool) -> Graph:
+    """One conv carrying every epilogue stage: activation, residual scale, shuffle, skip."""
+    rng = np.random.default_rng(0)
+    params = {"w": rng.normal(0, 0.2, (4, 16, 4, 4) if transposed else (16, 4, 3, 3)),
+              "b": rng.normal(0, 0.1, 16), "slope": rng.uniform(0, 0.3, 16)}
+    params = {k: v.astype(np.float32) for k, v in params.items()}
+    attrs = {"weight": "w", "bias": "b", "stride": (1, 1), "padding": (1, 1),
+             "dilation": (1, 1), "groups": 1, "activation": activation,
+             "activation_param": {"prelu": "slope", "leaky_relu": 0.2}.get(activation),
+             "residual_scale": 0.5, "pixel_shuffle": 2, "skip_resize": "bicubic"}
+    if transposed:  # x2 up by the transposed conv, x2 more by the shuffle: x4 skip
+        attrs.update(stride=(2, 2), output_padding=(0, 0))
+    op = "conv_transpose2d" if transposed else "conv2d"
+    return Graph("x", 4, "y", [Node(op, ["x", "x"], "y", attrs, "tail")], params)
+
+
+@pytest.mark.parametrize("transposed", [False, True], ids=["conv", "conv_transpose"])
+@pytest.mark.parametrize("activation", ["relu", "prelu", "leaky_relu", "tanh", "sigmoid"])
+def test_every_epilogue_stage_exports_to_equivalent_onnx_ops(activation, transposed, tmp_path):
+    graph = _fused_tail(activation, transposed)
+    x = _input(4)
+    model = export_onnx(graph, tmp_path / "tail.onnx")
+    with torch.no_grad():
+        expected = run_graph(graph, x)
+        torch.testing.assert_close(_onnxruntime(model, x), expected, atol=1e-4, rtol=0)
+        torch.testing.assert_close(run_graph(import_onnx(model), x), expected, atol=1e-5, rtol=0)
+
+
+# -- hand-built ONNX models, checked against onnxruntime ------------------------------------
+def _model(nodes, initializers=(), channels=4, opset=17, inputs=None, outputs=None):
+    inputs = inputs or [helper.make_tensor_value_info(
+        "x", TensorProto.FLOAT, ["n", channels, "h", "w"])]
+    outputs = outputs or [_unknown_shape("y")]
+    graph = helper.make_graph(
+        nodes, "test", inputs, outputs,
+        [numpy_helper.from_array(np.asarray(v), k) for k, v in dict(initializers).items()],
+    )
+    opsets = [helper.make_opsetid("", opset)]
+    return helper.make_model(graph, opset_imports=opsets,
+                             ir_version=helper.find_min_ir_version_for(opsets))
+
+
+def _unknown_shape(name: str) -> onnx.ValueInfoProto:
+    return helper.make_tensor_value_info(name, TensorProto.FLOAT, ["n", "c", "h", "w"])
+
+
+def _weights(*shape, seed=1) -> np.ndarray:
+    return np.random.default_rng(seed).normal(0, 0.3, shape).astype(np.float32)
+
+
+def _assert_matches_onnxruntime(model, channels=4, h=9, w=7):
+    x = _input(channels, h, w)
+    with torch.no_grad():
+        got = run_graph(import_onnx(model), x)
+    torch.testing.assert_close(got, _onnxruntime(model, x), atol=1e-5, rtol=0)
+
+
+def test_dcr_depth_to_space_after_a_conv_becomes_pixel_shuffle():
+    model = _model(
+        [helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1]),
+         helper.make_node("DepthToSpace", ["c"], ["y"], blocksize=2, mode="DCR")],
+        {"w": _weights(12, 4, 3, 3), "b": _weights(12)},
+    )
+    graph = import_onnx(model)
+    assert [n.op for n in graph.nodes] == ["conv2d", "pixel_shuffle"]
+    _assert_matches_onnxruntime(model)
+
+
+def test_dcr_depth_to_space_without_a_conv_before_it_is_rejected():
+    model = _model([helper.make_node("Relu", ["x"], ["r"]),
+                    helper.make_node("DepthToSpace", ["r"], ["y"], blocksize=2)])
+    with pytest.raises(GraphError, match="DCR"):
+        import_onnx(model)
+
+
+@pytest.mark.parametrize(
+    "attrs",
+    [
+        {"mode": "nearest", "coordinate_transformation_mode": "half_pixel",
+         "nearest_mode": "round_prefer_floor"},
+        {"mode": "nearest", "coordinate_transformation_mode": "asymmetric",
+         "nearest_mode": "floor"},
+        {"mode": "linear", "coordinate_transformation_mode": "pytorch_half_pixel"},
+        {"mode": "cubic", "coordinate_transformation_mode": "half_pixel",
+         "cubic_coeff_a": -0.75},
+    ],
+    ids=lambda attrs: f"{attrs['mode']}-{attrs['coordinate_transformation_mode']}",
+)
+@pytest.mark.parametrize("factor", [2, 3])
+def test_resize_variants_equal_to_torch_interpolate_import(attrs, factor):
+    model = _model([helper.make_node("Resize", ["x", "", "scales"], ["y"], **attrs)],
+                   {"scales": np.array([1, 1, factor, factor], np.float32)})
+    _assert_matches_onnxruntime(model)
+
+
+@pytest.mark.parametrize(
+    "attrs,scales",
+    [
+        ({"mode": "linear", "coordinate_transformation_mode": "align_corners"}, [1, 1, 2, 2]),
+        ({"mode": "cubic", "cubic_coeff_a": -0.5}, [1, 1, 2, 2]),
+        ({"mode": "nearest", "coordinate_transformation_mode": "asymmetric"}, [1, 1, 3, 3]),
+        ({"mode": "linear"}, [1, 1, 1.5, 1.5]),
+        ({"mode": "linear"}, [1, 1, 2, 3]),
+    ],
+    ids=["align_corners", "cubic_a", "nearest_round", "fractional", "anisotropic"],
+)
+def test_resize_that_torch_interpolate_cannot_reproduce_is_rejected(attrs, scales):
+    model = _model([helper.make_node("Resize", ["x", "", "scales"], ["y"], **attrs)],
+                   {"scales": np.array(scales, np.float32)})
+    with pytest.raises(GraphError, match="Resize"):
+        import_onnx(model)
+
+
+def test_arithmetic_with_constants_and_tensors_imports():
+    """Sub both ways, Div by a constant, Clip with one bound, a pooled gate multiplied first."""
+    nodes = [
+        helper.make_node("Sub", ["x", "mean"], ["centred"]),
+        helper.make_node("Constant", [], ["two"], value_float=2.0),
+        helper.make_node("Div", ["centred", "two"], ["halved"]),
+        helper.make_node("Sub", ["one", "halved"], ["flipped"]),
+        helper.make_node("GlobalAveragePool", ["flipped"], ["pooled"]),
+        helper.make_node("Sigmoid", ["pooled"], ["gate"]),
+        helper.make_node("Mul", ["gate", "flipped"], ["gated"]),
+        helper.make_node("Sub", ["gated", "x"], ["difference"]),
+        helper.make_node("Identity", ["high"], ["high_alias"]),
+        helper.make_node("Clip", ["difference", "", "high_alias"], ["y"]),
+    ]
+    model = _model(nodes, {"mean": np.arange(4, dtype=np.float32).reshape(4, 1, 1) / 8,
+                           "one": np.float32(1.0), "high": np.float32(0.3)})
+    _assert_matches_onnxruntime(model)
+
+
+# -- errors -------------------------------------------------------------------------------
+def _saved(model, tmp_path):
+    path = tmp_path / "model.onnx"
+    onnx.save(model, str(path))
+    return path
+
+
+def test_unknown_op_is_rejected_naming_the_node():
+    model = _model([helper.make_node("HardSwish", ["x"], ["y"], name="odd_activation")])
+    with pytest.raises(GraphError, match="odd_activation.*HardSwish"):
+        import_onnx(model)
+
+
+def test_truncated_file_is_rejected(tmp_path):
+    module, channels = build_case("conv_bn_relu")
+    export_onnx(capture(module, channels), tmp_path / "full.onnx")
+    data = (tmp_path / "full.onnx").read_bytes()
+    (tmp_path / "cut.onnx").write_bytes(data[: len(data) // 2])
+    with pytest.raises(GraphError, match="ONNX"):
+        import_onnx(tmp_path / "cut.onnx")
+
+
+def test_random_bytes_are_rejected(tmp_path):
+    path = tmp_path / "noise.onnx"
+    path.write_bytes(np.random.default_rng(0).bytes(4096))
+    with pytest.raises(GraphError, match="ONNX"):
+        import_onnx(path)
+
+
+def test_missing_file_raises_file_not_found(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        import_onnx(tmp_path / "absent.onnx")
+
+
+def _conv_model(weight, bias=None):
+    inputs = ["x", "w"] + (["b"] if bias is not None else [])
+    initializers = {"w": weight} | ({"b": bias} if bias is not None else {})
+    return _model([helper.make_node("Conv", inputs, ["y"], name="conv")], initializers)
+
+
+@pytest.mark.parametrize(
+    "model,message",
+    [
+        (lambda: _conv_model(_weights(8, 4, 3)), "4-D"),
+        (lambda: _conv_model(_weights(8, 4, 1, 1), _weights(7)), "bias has shape"),
+        (lambda: _conv_model(np.ones((8, 4, 1, 1), np.int64)), "not float"),
+        (lambda: _conv_model(_weights(8, 3, 1, 1)), "input channels"),
+    ],
+    ids=["weight_rank", "bias_length", "integer_weight", "channel_mismatch"],
+)
+def test_bad_initializer_is_rejected_naming_the_node(model, message):
+    with pytest.raises(GraphError, match=message):
+        import_onnx(model())
+
+
+def test_initializer_with_too_few_bytes_is_rejected(tmp_path):
+    model = _conv_model(_weights(8, 4, 1, 1))
+    model.graph.initializer[0].raw_data = model.graph.initializer[0].raw_data[:-4]
+    with pytest.raises(GraphError, match=r"\bw\b.*too small"):
+        import_onnx(_saved(model, tmp_path))
+
+
+def test_dynamic_channel_dimension_is_rejected():
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", "c", "h", "w"])
+    with pytest.raises(GraphError, match="dynamic channel"):
+        import_onnx(_model([helper.make_node("Relu", ["x"], ["y"])], inputs=[x]))
+
+
+def test_more_than_one_input_or_output_is_rejected():
+    two_inputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, 4, 8, 8])
+                  for n in ("x", "z")]
+    with pytest.raises(GraphError, match="one input and one output"):
+        import_onnx(_model([helper.make_node("Add", ["x", "z"], ["y"])], inputs=two_inputs))
+    two_outputs = [_unknown_shape("y"), _unknown_shape("r")]
+    nodes = [helper.make_node("Relu", ["x"], ["r"]), helper.make_node("Tanh", ["x"], ["y"])]
+    with pytest.raises(GraphError, match="one input and one output"):
+        import_onnx(_model(nodes, outputs=two_outputs))
+
+
+def test_old_opset_is_rejected():
+    with pytest.raises(GraphError, match="opset 11"):
+        import_onnx(_model([helper.make_node("Relu", ["x"], ["y"])], opset=11))
