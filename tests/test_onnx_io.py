@@ -295,3 +295,15 @@ def test_more_than_one_input_or_output_is_rejected():
 def test_old_opset_is_rejected():
     with pytest.raises(GraphError, match="opset 11"):
         import_onnx(_model([helper.make_node("Relu", ["x"], ["y"])], opset=11))
+
+
+@pytest.mark.parametrize(
+    "shape,message",
+    [((4,), "along the width"), ((3, 1, 1), "shape \\(3,\\)"), ((1, 4, 2, 1), "per-channel")],
+    ids=["width_vector", "wrong_channel_count", "spatial"],
+)
+def test_constant_that_is_not_per_channel_is_rejected(shape, message):
+    model = _model([helper.make_node("Add", ["x", "c"], ["y"], name="shift")],
+                   {"c": np.ones(shape, np.float32)})
+    with pytest.raises(GraphError, match=message):
+        import_onnx(model)

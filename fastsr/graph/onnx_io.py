@@ -140,7 +140,6 @@ class _Importer:
             graph_input, channels, self.tensor_of[output_name], self.nodes, self.params, meta
         )
         self.graph.validate()
-        _check_channel_vectors(self.graph)
 
     # -- operands -------------------------------------------------------------------------
     @staticmethod
@@ -273,8 +272,9 @@ class _Importer:
             self._tensor_arithmetic(node, kind, self.tensor_of[a], self.tensor_of[b])
         elif a in self.tensor_of:
             x, c = self.tensor_of[a], self._constant(node, 1, "operand")
-            scale, shift = {"Add": (1.0, c), "Sub": (1.0, -c), "Mul": (c, 0.0),
-                            "Div": (1.0 / c, 0.0)}[kind]
+            if kind == "Div":
+                kind, c = "Mul", 1.0 / c
+            scale, shift = {"Add": (1.0, c), "Sub": (1.0, -c), "Mul": (c, 0.0)}[kind]
             self._affine(node, x, scale, shift)
         else:
             c, x = self._constant(node, 0, "operand"), self._tensor(node, 1)
@@ -449,23 +449,6 @@ def _read_meta(model: onnx.ModelProto) -> dict:
             except json.JSONDecodeError as error:
                 raise GraphError(f"metadata '{META_KEY}' is not JSON: {error}") from None
     return {}
-
-
-def _check_channel_vectors(graph: Graph) -> None:
-    """Per-channel constants must hold one value or one per channel of the tensor they scale."""
-    shapes = graph.shapes()
-    for node in graph.nodes:
-        channels = shapes[node.inputs[0]].channels if node.inputs else 0
-        for role in ("scale", "shift", "slope"):
-            name = node.attrs.get(role)
-            if isinstance(name, str) and graph.params[name].size not in (1, channels):
-                raise GraphError(
-                    f"{node.name}: {role} has {graph.params[name].size} values for "
-                    f"{channels} channels"
-                )
-        if node.op == "batch_norm" and graph.params[node.attrs["mean"]].size != channels:
-            raise GraphError(f"{node.name}: BatchNormalization parameters do not match "
-                             f"{channels} channels")
 
 
 def export_onnx(graph: Graph, path: str | Path, opset: int = 17) -> onnx.ModelProto:
