@@ -1,0 +1,128 @@
+"""Activations and the fused convolution epilogue, shared by conv2d and conv_transpose2d.
+
+The epilogue turns a BLOCK_M x BLOCK_N float32 accumulator (output pixels x output
+channels) into stored values, in the order the IR defines:
+
+    y = act(acc + bias) * residual_scale ; y = pixel_shuffle(y, R) ; y = y + skip
+
+Pixel shuffle costs nothing here: channel c*R*R + i*R + j of pixel (y, x) is simply
+stored at channel c of pixel (y*R + i, x*R + j) of the upscaled output.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import triton
+import triton.language as tl
+from fastsr.kernels.resize import sample
+
+ACTIVATIONS = ("none", "relu", "prelu", "leaky_relu", "tanh", "sigmoid", "clamp")
+SKIPS = ("none", "same", "nearest", "bilinear", "bicubic")  # "same": skip has the output's shape
+
+
+@triton.jit
+def apply_activation(y, slope, alpha, low, high, ACTIVATION: tl.constexpr):
+    """`slope` (prelu) broadcasts against y; `alpha` is leaky_relu's; low/high clamp's."""
+    if ACTIVATION == "relu":
+        y = tl.maximum(y, 0.0)
+    elif ACTIVATION == "prelu":
+        y = tl.where(y >= 0.0, y, y * slope)
+    elif ACTIVATION == "leaky_relu":
+        y = tl.where(y >= 0.0, y, y * alpha)
+    elif ACTIVATION == "tanh":
+        # tanh(y) = 2 sigmoid(2y) - 1: one exp, no libdevice call (which the interpreter
+        # lacks); absolute error stays near float32 epsilon over the whole range.
+        y = 2.0 * tl.sigmoid(2.0 * y) - 1.0
+    elif ACTIVATION == "sigmoid":
+        y = tl.sigmoid(y)
+    elif ACTIVATION == "clamp":
+        y = tl.minimum(tl.maximum(y, low), high)
+    return y
+
+
+@triton.jit
+def store_conv_output(acc, out_y, out_x, pixel_mask, channel, channel_mask,
+                      bias_ptr, slope_ptr, alpha, residual_scale, skip_ptr, out_ptr,
+                      out_w, skip_h, skip_w,
+                      COUT: tl.constexpr, ACTIVATION: tl.constexpr, SHUFFLE: tl.constexpr,
+                      SKIP: tl.constexpr, SKIP_FACTOR: tl.constexpr):
+    """Apply the epilogue to acc and store it.
+
+    out_y / out_x (BLOCK_M) are conv output pixel coordinates before the shuffle, out_w
+    the conv output width; channel (BLOCK_N) the conv output channels. out_ptr and
+    skip_ptr point at this program's image.
+    """
+    y = acc + tl.load(bias_ptr + channel, mask=channel_mask, other=0.0)[None, :]
+    if ACTIVATION == "prelu":
+        slope = tl.load(slope_ptr + channel, mask=channel_mask, other=0.0)[None, :]
+    else:
+        slope = 0.0
+    y = apply_activation(y, slope, alpha, 0.0, 0.0, ACTIVATION)
+    y = y * residual_scale
+
+    final_channels: tl.constexpr = COUT // (SHUFFLE * SHUFFLE)
+    final_c = channel // (SHUFFLE * SHUFFLE)
+    sub_y = (channel // SHUFFLE) % SHUFFLE
+    sub_x = channel % SHUFFLE
+    final_y = out_y[:, None] * SHUFFLE + sub_y[None, :]
+    final_x = out_x[:, None] * SHUFFLE + sub_x[None, :]
+    offsets = (final_y * (out_w * SHUFFLE) + final_x) * final_channels + final_c[None, :]
+    mask = pixel_mask[:, None] & channel_mask[None, :]
+    if SKIP == "same":
+        y += tl.load(skip_ptr + offsets, mask=mask, other=0.0).to(tl.float32)
+    elif SKIP != "none":
+        y += sample(skip_ptr, final_y, final_x, final_c[None, :], mask, skip_h, skip_w,
+                    final_channels, SKIP_FACTOR, SKIP)
+    tl.store(out_ptr + offsets, y.to(out_ptr.dtype.element_ty), mask=mask)
+
+
+@dataclass
+class Epilogue:
+    """What a conv layer applies to its accumulator; defaults are the identity."""
+
+    activation: str = "none"  # an ACTIVATIONS entry other than clamp
+    slope: torch.Tensor | None = None  # prelu: one float32 slope per conv output channel
+    alpha: float = 0.0  # leaky_relu
+    residual_scale: float = 1.0
+    shuffle: int = 1
+    skip: str = "none"  # a SKIPS entry; needs a skip tensor unless "none"
+
+
+@dataclass
+class EpilogueArgs:
+    slope: torch.Tensor
+    skip: torch.Tensor
+    skip_h: int
+    skip_w: int
+    alpha: float
+    residual_scale: float
+    constexprs: dict = field(default_factory=dict)
+
+
+def epilogue_args(epilogue: Epilogue, out: torch.Tensor, skip: torch.Tensor | None):
+    """Kernel arguments for `epilogue` writing `out` (N x H x W x C, after the shuffle).
+
+    Unused pointers are passed as `out`: the kernel never dereferences them.
+    """
+    assert epilogue.activation in ACTIVATIONS[:-1] and epilogue.skip in SKIPS
+    assert (skip is None) == (epilogue.skip == "none")
+    assert (epilogue.slope is not None) == (epilogue.activation == "prelu")
+    skip_h, skip_w = (1, 1) if skip is None else skip.shape[1:3]
+    factor = out.shape[1] // skip_h
+    if epilogue.skip == "same":
+        assert skip.shape == out.shape
+    elif skip is not None:
+        assert skip.shape[0] == out.shape[0] and skip.shape[3] == out.shape[3]
+        assert (skip_h * factor, skip_w * factor) == out.shape[1:3], "integer skip factor"
+    return EpilogueArgs(
+        slope=out if epilogue.slope is None else epilogue.slope,
+        skip=out if skip is None else skip,
+        skip_h=skip_h,
+        skip_w=skip_w,
+        alpha=float(epilogue.alpha),
+        residual_scale=float(epilogue.residual_scale),
+        constexprs=dict(ACTIVATION=epilogue.activation, SHUFFLE=epilogue.shuffle,
+                        SKIP=epilogue.skip, SKIP_FACTOR=factor if skip is not None else 1),
+    )
