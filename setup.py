@@ -10,7 +10,7 @@ import platform
 import sys
 from glob import glob
 
-from pybind11.setup_helpers import Pybind11Extension
+from pybind11.setup_helpers import ParallelCompile, Pybind11Extension, naive_recompile
 from setuptools import find_packages, setup
 from setuptools.command.build_ext import build_ext
 
@@ -57,6 +57,10 @@ def _sources() -> list[str]:
         sources = [s for s in sources if not _isa_flags(s)]
     return sources
 
+
+# Compile sources in parallel (FASTSR_BUILD_JOBS, default: all cores) and skip objects
+# newer than their source: the SIMD kernels are template-heavy and slow to build.
+ParallelCompile("FASTSR_BUILD_JOBS", default=0, needs_recompile=naive_recompile).install()
 
 compile_args = ["-O3", "-std=c++17", "-fopenmp", "-fno-math-errno", "-Wall"]
 macros = [] if IS_X86 else [("FASTSR_PORTABLE_ONLY", "1")]

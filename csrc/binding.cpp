@@ -1,9 +1,191 @@
+// Python face of the C++ backend. Every array and view is checked here, at the boundary,
+// and bad input raises TypeError/ValueError; the kernels behind it trust their callers.
 #include <omp.h>
+#include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
 
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "fma_peak.h"
+#include "program.h"
 #include "simd.h"
 
 namespace py = pybind11;
+using fastsr::Program;
+using fastsr::View;
+
+namespace {
+
+using FloatArray = py::array_t<float, py::array::c_style | py::array::forcecast>;
+
+std::string shape_of(const py::array& a) {
+  std::string s = "(";
+  for (py::ssize_t i = 0; i < a.ndim(); ++i) s += (i ? ", " : "") + std::to_string(a.shape(i));
+  return s + (a.ndim() == 1 ? ",)" : ")");
+}
+
+// A float32 array of `ndim` dimensions (any strides), or TypeError/ValueError.
+py::array checked_array(py::handle obj, const std::string& what, int ndim) {
+  if (!py::isinstance<py::array>(obj))
+    throw py::type_error(what + " must be a numpy array, got " +
+                         std::string(py::str(py::type::of(obj).attr("__name__"))));
+  py::array a = py::reinterpret_borrow<py::array>(obj);
+  if (!a.dtype().is(py::dtype::of<float>()))
+    throw py::type_error(what + " must be float32, got " + std::string(py::str(a.dtype())));
+  if (a.ndim() != ndim)
+    throw py::value_error(what + " must have " + std::to_string(ndim) + " dimensions, got " +
+                          shape_of(a));
+  return a;
+}
+
+// A C-contiguous float32 copy-or-view of a parameter array.
+FloatArray param(py::handle obj, const std::string& what, int ndim) {
+  return FloatArray::ensure(checked_array(obj, what, ndim));
+}
+
+std::vector<float> per_channel(py::handle obj, const std::string& what, int channels) {
+  FloatArray a = param(obj, what, 1);
+  if (a.shape(0) != channels && a.shape(0) != 1)
+    throw py::value_error(what + " must have 1 or " + std::to_string(channels) +
+                          " entries, got " + std::to_string(a.shape(0)));
+  std::vector<float> v(static_cast<size_t>(channels));
+  for (int c = 0; c < channels; ++c) v[size_t(c)] = a.data()[a.shape(0) == 1 ? 0 : c];
+  return v;
+}
+
+// An NHWC view over a numpy array's memory: any outer strides, channel stride 1.
+View view_of_array(const py::array& a, const std::string& what) {
+  for (int d = 0; d < 4; ++d)
+    if (a.strides(d) % py::ssize_t(sizeof(float)))
+      throw py::value_error(what + ": strides must be multiples of 4 bytes");
+  if (a.shape(3) > 1 && a.strides(3) != py::ssize_t(sizeof(float)))
+    throw py::value_error(what + ": the channel (last) axis must be contiguous (stride 4 bytes), got " +
+                          std::to_string(a.strides(3)));
+  if (reinterpret_cast<uintptr_t>(a.data()) % alignof(float))
+    throw py::value_error(what + ": data is not aligned to 4 bytes");
+  View v;
+  v.data = static_cast<float*>(const_cast<void*>(a.data()));
+  v.n = int(a.shape(0)), v.h = int(a.shape(1)), v.w = int(a.shape(2)), v.c = int(a.shape(3));
+  v.img = a.strides(0) / 4, v.row = a.strides(1) / 4, v.pix = a.strides(2) / 4;
+  return v;
+}
+
+std::string geometry(const View& v) {
+  return "(" + std::to_string(v.n) + ", " + std::to_string(v.h) + ", " + std::to_string(v.w) +
+         ", " + std::to_string(v.c) + ")";
+}
+
+void expect_same(const View& a, const View& b, const std::string& what) {
+  if (a.n != b.n || a.h != b.h || a.w != b.w || a.c != b.c)
+    throw py::value_error(what + ": shapes differ, " + geometry(a) + " vs " + geometry(b));
+}
+
+void expect_owned(const Program& p, std::initializer_list<const View*> views) {
+  for (const View* v : views)
+    if (v && p.buffer_of(*v) < 0) throw py::value_error("view does not belong to this Program");
+}
+
+// For ops that read neighbours of the pixel they write: out must not overlap x.
+void expect_disjoint(const Program& p, const View& x, const View& out, const std::string& op) {
+  if (p.buffer_of(x) != p.buffer_of(out)) return;
+  // Views of one buffer start at the same pixel, so they differ by their channel offsets.
+  const int64_t shift = x.data - out.data;
+  if (shift + x.c <= 0 || shift >= out.c) return;
+  throw py::value_error(op + ": output overlaps its input");
+}
+
+fastsr::Act parse_act(const std::string& name) {
+  using fastsr::Act;
+  if (name.empty() || name == "none") return Act::None;
+  if (name == "relu") return Act::Relu;
+  if (name == "prelu") return Act::Prelu;
+  if (name == "leaky_relu") return Act::LeakyRelu;
+  if (name == "tanh") return Act::Tanh;
+  if (name == "sigmoid") return Act::Sigmoid;
+  throw py::value_error("unknown conv activation '" + name +
+                        "', expected none, relu, prelu, leaky_relu, tanh or sigmoid");
+}
+
+fastsr::Pointwise parse_pointwise(const std::string& name) {
+  using fastsr::Pointwise;
+  if (name == "relu") return Pointwise::Relu;
+  if (name == "prelu") return Pointwise::Prelu;
+  if (name == "leaky_relu") return Pointwise::LeakyRelu;
+  if (name == "tanh") return Pointwise::Tanh;
+  if (name == "sigmoid") return Pointwise::Sigmoid;
+  if (name == "clamp") return Pointwise::Clamp;
+  throw py::value_error("unknown activation '" + name +
+                        "', expected relu, prelu, leaky_relu, tanh, sigmoid or clamp");
+}
+
+void add_conv2d(Program& p, const View& x, const View& out, py::handle weight_obj,
+                py::handle bias_obj, int stride, int pad_top, int pad_left, int dilation,
+                const std::string& activation, py::handle slope_obj, float alpha,
+                float residual_scale, int shuffle, std::optional<View> skip) {
+  expect_owned(p, {&x, &out, skip ? &*skip : nullptr});
+  expect_disjoint(p, x, out, "conv2d");
+  FloatArray weight = param(weight_obj, "conv2d weight", 4);
+  const int cout = int(weight.shape(0)), cin = int(weight.shape(1));
+  const int kh = int(weight.shape(2)), kw = int(weight.shape(3));
+  if (stride < 1 || dilation < 1 || shuffle < 1 || kh < 1 || kw < 1)
+    throw py::value_error("conv2d: stride, dilation, pixel shuffle and kernel size must be >= 1");
+  if (cin != x.c)
+    throw py::value_error("conv2d: weight " + shape_of(weight) + " expects " + std::to_string(cin) +
+                          " input channels, the input view has " + std::to_string(x.c));
+  if (cout % (shuffle * shuffle) || out.c * shuffle * shuffle != cout || out.h % shuffle ||
+      out.w % shuffle || out.n != x.n)
+    throw py::value_error("conv2d: output view " + geometry(out) + " does not fit " +
+                          std::to_string(cout) + " channels shuffled by " + std::to_string(shuffle));
+  const int oh = out.h / shuffle, ow = out.w / shuffle;
+  const int64_t bottom = int64_t(oh - 1) * stride - pad_top + int64_t(dilation) * (kh - 1);
+  const int64_t right = int64_t(ow - 1) * stride - pad_left + int64_t(dilation) * (kw - 1);
+  if (pad_top > x.pad || pad_left > x.pad || bottom > x.h - 1 + x.pad || right > x.w - 1 + x.pad ||
+      pad_top < 0 || pad_left < 0)
+    throw py::value_error("conv2d: the input view's zero border (" + std::to_string(x.pad) +
+                          " px) is too small for this kernel, padding and output size");
+  if (skip) expect_same(*skip, out, "conv2d skip");
+  std::vector<float> bias(size_t(cout), 0.f);
+  if (!bias_obj.is_none()) bias = per_channel(bias_obj, "conv2d bias", cout);
+  const fastsr::Act act = parse_act(activation);
+  std::vector<float> slope;
+  if (act == fastsr::Act::Prelu) {
+    if (slope_obj.is_none()) throw py::value_error("conv2d: prelu needs a slope array");
+    slope = per_channel(slope_obj, "conv2d prelu slope", cout);
+  }
+  fastsr::ConvLayer layer =
+      fastsr::pack_conv(weight.data(), bias.data(), cout, cin, kh, kw, stride, dilation, pad_top,
+                        pad_left, fastsr::active_simd());
+  layer.act = act, layer.alpha = alpha, layer.residual_scale = residual_scale;
+  layer.shuffle = shuffle;
+  if (!slope.empty()) {
+    layer.slope = fastsr::AlignedFloats(layer.bias.size());
+    std::copy(slope.begin(), slope.end(), layer.slope.data());
+  }
+  p.add_conv2d(x, out, skip ? &*skip : nullptr, std::move(layer));
+}
+
+py::array run(const Program& p, py::handle x_obj) {
+  py::array x = checked_array(x_obj, "input", 4);
+  const View& in = p.input();
+  if (in.data == nullptr || p.output().data == nullptr)
+    throw py::value_error("the Program has no input or output view set");
+  if (x.shape(0) != in.n || x.shape(1) != in.h || x.shape(2) != in.w || x.shape(3) != in.c)
+    throw py::value_error("input must have shape " + geometry(in) + ", got " + shape_of(x));
+  View xv = view_of_array(x, "input");
+  const View& o = p.output();
+  py::array_t<float> result({o.n, o.h, o.w, o.c});
+  View ov = view_of_array(result, "output");
+  {
+    py::gil_scoped_release release;
+    p.run(xv, ov);
+  }
+  return result;
+}
+
+}  // namespace
 
 PYBIND11_MODULE(_C, m) {
   m.doc() = "fastsr C++ CPU backend";
@@ -12,6 +194,143 @@ PYBIND11_MODULE(_C, m) {
   m.def("detected_simd_level", [] { return fastsr::simd_name(fastsr::detected_simd()); },
         "Best SIMD level this CPU supports.");
   m.def("set_simd_level", [](const std::string& name) { fastsr::set_simd(fastsr::parse_simd(name)); },
-        py::arg("level"), "Force a SIMD level (portable, avx2, avx512) up to the detected one.");
+        py::arg("level"),
+        "Force a SIMD level (portable, avx2, avx512) up to the detected one. Applies to "
+        "convolutions added to a Program afterwards.");
   m.def("max_threads", [] { return omp_get_max_threads(); });
+  m.def("fma_peak_gflops",
+        [](int threads, double seconds) {
+          if (threads < 1) throw py::value_error("threads must be >= 1");
+          py::gil_scoped_release release;
+          return fastsr::fma_peak_gflops(threads, seconds);
+        },
+        py::arg("threads"), py::arg("seconds") = 0.3,
+        "FMA throughput of the active SIMD level on `threads` threads, GFLOP/s.");
+
+  py::class_<View>(m, "View", "A channel window onto one of a Program's NHWC buffers.")
+      .def_readonly("n", &View::n)
+      .def_readonly("h", &View::h)
+      .def_readonly("w", &View::w)
+      .def_readonly("c", &View::c)
+      .def_readonly("pad", &View::pad)
+      .def("__repr__", [](const View& v) { return "View" + geometry(v) + " pad=" + std::to_string(v.pad); });
+
+  py::class_<Program>(m, "Program",
+                      "Buffers allocated once and a list of steps; run() releases the GIL.")
+      .def(py::init<int>(), py::arg("threads") = 0)
+      .def_property_readonly("threads", &Program::threads)
+      .def("add_buffer",
+           [](Program& p, int n, int h, int w, int c, int pad) {
+             if (n < 1 || h < 1 || w < 1 || c < 1 || pad < 0)
+               throw py::value_error("buffer sizes must be positive and pad >= 0");
+             return p.add_buffer({n, h, w, c, pad});
+           },
+           py::arg("n"), py::arg("h"), py::arg("w"), py::arg("c"), py::arg("pad") = 0)
+      .def("view",
+           [](const Program& p, int buffer, int offset, int channels) {
+             if (buffer < 0 || buffer >= p.buffer_count())
+               throw py::value_error("no buffer " + std::to_string(buffer));
+             View whole = p.view(buffer, 0, 1);
+             if (offset < 0 || channels < 1 || offset + channels > int(whole.pix))
+               throw py::value_error("channels [" + std::to_string(offset) + ", " +
+                                     std::to_string(offset + channels) + ") exceed the buffer's " +
+                                     std::to_string(whole.pix));
+             return p.view(buffer, offset, channels);
+           },
+           py::arg("buffer"), py::arg("offset") = 0, py::arg("channels"))
+      .def("set_input", [](Program& p, const View& v) { expect_owned(p, {&v}); p.set_input(v); })
+      .def("set_output", [](Program& p, const View& v) { expect_owned(p, {&v}); p.set_output(v); })
+      .def("conv2d", &add_conv2d, py::arg("x"), py::arg("out"), py::arg("weight"),
+           py::arg("bias") = py::none(), py::arg("stride") = 1, py::arg("pad_top") = 0,
+           py::arg("pad_left") = 0, py::arg("dilation") = 1, py::arg("activation") = "none",
+           py::arg("slope") = py::none(), py::arg("alpha") = 0.f, py::arg("residual_scale") = 1.f,
+           py::arg("shuffle") = 1, py::arg("skip") = py::none())
+      .def("resize",
+           [](Program& p, const View& x, const View& out, const std::string& mode, int factor) {
+             expect_owned(p, {&x, &out});
+             expect_disjoint(p, x, out, "resize");
+             if (factor < 1 || out.h != x.h * factor || out.w != x.w * factor || out.c != x.c ||
+                 out.n != x.n)
+               throw py::value_error("resize: output " + geometry(out) + " is not input " +
+                                     geometry(x) + " scaled by " + std::to_string(factor));
+             p.add_resize(x, out, fastsr::parse_resize_mode(mode), factor);
+           },
+           py::arg("x"), py::arg("out"), py::arg("mode"), py::arg("factor"))
+      .def("add",
+           [](Program& p, const View& a, const View& b, const View& out) {
+             expect_owned(p, {&a, &b, &out});
+             expect_same(a, b, "add"), expect_same(a, out, "add");
+             p.add_add(a, b, out);
+           })
+      .def("mul",
+           [](Program& p, const View& a, const View& b, const View& out) {
+             expect_owned(p, {&a, &b, &out});
+             expect_same(a, out, "mul");
+             const bool global = b.h == 1 && b.w == 1 && b.n == a.n && (b.c == a.c || b.c == 1);
+             if (!global) expect_same(a, b, "mul");
+             p.add_mul(a, b, out);
+           })
+      .def("affine",
+           [](Program& p, const View& x, py::handle scale, py::handle shift, const View& out) {
+             expect_owned(p, {&x, &out});
+             expect_same(x, out, "affine");
+             p.add_affine(x, per_channel(scale, "affine scale", x.c),
+                          per_channel(shift, "affine shift", x.c), out);
+           })
+      .def("activation",
+           [](Program& p, const View& x, const View& out, const std::string& kind,
+              py::handle slope, float alpha, float lo, float hi) {
+             expect_owned(p, {&x, &out});
+             expect_same(x, out, kind);
+             fastsr::PointwiseParams params;
+             params.kind = parse_pointwise(kind);
+             params.alpha = alpha, params.lo = lo, params.hi = hi;
+             std::vector<float> slopes;
+             if (params.kind == fastsr::Pointwise::Prelu) {
+               if (slope.is_none()) throw py::value_error("prelu needs a slope array");
+               slopes = per_channel(slope, "prelu slope", x.c);
+             }
+             p.add_activation(x, params, std::move(slopes), out);
+           },
+           py::arg("x"), py::arg("out"), py::arg("kind"), py::arg("slope") = py::none(),
+           py::arg("alpha") = 0.f, py::arg("lo") = 0.f, py::arg("hi") = 0.f)
+      .def("copy",
+           [](Program& p, const View& x, const View& out) {
+             expect_owned(p, {&x, &out});
+             expect_same(x, out, "copy");
+             p.add_copy(x, out);
+           })
+      .def("pixel_shuffle",
+           [](Program& p, const View& x, int r, const View& out) {
+             expect_owned(p, {&x, &out});
+             expect_disjoint(p, x, out, "pixel_shuffle");
+             if (r < 1 || out.c * r * r != x.c || out.h != x.h * r || out.w != x.w * r || out.n != x.n)
+               throw py::value_error("pixel_shuffle: output " + geometry(out) + " does not match input " +
+                                     geometry(x) + " with factor " + std::to_string(r));
+             p.add_pixel_shuffle(x, r, out);
+           })
+      .def("global_avg_pool",
+           [](Program& p, const View& x, const View& out) {
+             expect_owned(p, {&x, &out});
+             expect_disjoint(p, x, out, "global_avg_pool");
+             if (out.h != 1 || out.w != 1 || out.c != x.c || out.n != x.n)
+               throw py::value_error("global_avg_pool: output must be (n, 1, 1, c), got " + geometry(out));
+             p.add_global_avg_pool(x, out);
+           })
+      .def("run", &run, py::arg("x"),
+           "Run on a float32 N x H x W x C array (channel axis contiguous); returns a new array.");
+
+  m.def("global_avg_pool",
+        [](py::handle x_obj) {
+          py::array x = checked_array(x_obj, "x", 4);
+          const int n = int(x.shape(0)), h = int(x.shape(1)), w = int(x.shape(2)), c = int(x.shape(3));
+          if (n < 1 || h < 1 || w < 1 || c < 1) throw py::value_error("x must not be empty");
+          Program p(0);
+          View in = p.view(p.add_buffer({n, h, w, c, 0}), 0, c);
+          View out = p.view(p.add_buffer({n, 1, 1, c, 0}), 0, c);
+          p.set_input(in), p.set_output(out);
+          p.add_global_avg_pool(in, out);
+          return run(p, x);
+        },
+        py::arg("x"), "Mean over H and W of a float32 N x H x W x C array, as N x 1 x 1 x C.");
 }

@@ -1,0 +1,83 @@
+// Direct convolution on NHWC views with the whole epilogue fused:
+//   y = act(acc + bias) * residual_scale ; pixel-shuffle by the store addresses ; y += skip
+// Weights are packed once (ConvLayer) for the SIMD width of the kernel that will run them.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "aligned.h"
+#include "simd.h"
+#include "view.h"
+
+namespace fastsr {
+
+enum class Act { None, Relu, Prelu, LeakyRelu, Tanh, Sigmoid };
+
+// Output channels are computed in groups of up to `nvec` SIMD vectors; a group's packed
+// weights are [ky][kx][ci][nvec * lanes], zero beyond the last real channel.
+struct ConvGroup {
+  int first;  // first output channel
+  int count;  // real channels in the group
+  int nvec;   // vectors the group spans
+  int64_t offset;  // into ConvLayer::packed
+};
+
+struct ConvLayer {
+  int cin = 0, cout = 0, kh = 0, kw = 0;
+  int stride = 1, dilation = 1, pad_top = 0, pad_left = 0;
+  Simd simd = Simd::Portable;  // kernel family the packing is for
+  int lanes = 8;
+  std::vector<ConvGroup> groups;
+  AlignedFloats packed;
+  AlignedFloats bias;   // cout rounded up to lanes
+  AlignedFloats slope;  // PReLU slope per channel (same padding), when used
+  Act act = Act::None;
+  float alpha = 0.f;  // LeakyReLU
+  float residual_scale = 1.f;
+  int shuffle = 1;
+};
+
+// Lanes per vector and vectors per output-channel group of each kernel family: the
+// accumulators (pixels x vectors) plus the weight vectors must fit the register file
+// (32 zmm for AVX-512, 16 ymm for AVX2).
+struct KernelShape {
+  int lanes, max_vectors;
+};
+constexpr KernelShape kernel_shape(Simd simd) {
+  return simd == Simd::Avx512 ? KernelShape{16, 4} : KernelShape{8, 2};
+}
+
+// weight: OIHW (cout, cin, kh, kw) float32; bias: cout floats or null.
+ConvLayer pack_conv(const float* weight, const float* bias, int cout, int cin, int kh, int kw,
+                    int stride, int dilation, int pad_top, int pad_left, Simd simd);
+
+// Output (and skip) address of conv channel c' at low-resolution pixel (0,0): with
+// pixel-shuffle factor r, channel c' = co*r*r + i*r + j lands at (i, j), channel co.
+std::vector<int64_t> shuffle_offsets(const View& v, int conv_channels, int r);
+
+struct ConvJob {
+  const ConvLayer* layer;
+  View x, out;
+  const View* skip;  // null when there is none
+  const int64_t* out_offsets;
+  const int64_t* skip_offsets;
+  bool contiguous_store;  // shuffle 1: channel c' is at offset c' in out (and skip)
+  int oh, ow;             // convolution output size (before the shuffle)
+};
+
+// Called inside an OpenMP parallel region: the work is split with `omp for`.
+void conv2d_portable(const ConvJob& job);
+void conv2d_avx2(const ConvJob& job);
+void conv2d_avx512(const ConvJob& job);
+
+inline void conv2d(const ConvJob& job) {
+  switch (job.layer->simd) {
+#ifndef FASTSR_PORTABLE_ONLY
+    case Simd::Avx512: conv2d_avx512(job); return;
+    case Simd::Avx2: conv2d_avx2(job); return;
+#endif
+    default: conv2d_portable(job);
+  }
+}
+
+}  // namespace fastsr

@@ -1,0 +1,50 @@
+#include "fma_peak.h"
+
+#include <omp.h>
+
+#include "simd.h"
+
+namespace fastsr {
+
+namespace {
+
+double fma_chains_portable(int64_t iterations) {
+  float acc[8][8];
+  for (int k = 0; k < 8; ++k)
+    for (int l = 0; l < 8; ++l) acc[k][l] = float(k + l);
+  for (int64_t i = 0; i < iterations; ++i)
+    for (int k = 0; k < 8; ++k)
+      for (int l = 0; l < 8; ++l) acc[k][l] = acc[k][l] * 0.999999f + 1e-7f;
+  volatile float sink = acc[3][5];
+  (void)sink;
+  return double(iterations) * 64 * 2;
+}
+
+double fma_chains(int64_t iterations) {
+  switch (active_simd()) {
+#ifndef FASTSR_PORTABLE_ONLY
+    case Simd::Avx512: return fma_chains_avx512(iterations);
+    case Simd::Avx2: return fma_chains_avx2(iterations);
+#endif
+    default: return fma_chains_portable(iterations);
+  }
+}
+
+}  // namespace
+
+double fma_peak_gflops(int threads, double seconds) {
+  fma_chains(1 << 16);  // wake the cores up
+  int64_t iterations = 1 << 20;
+  double flops = 0, elapsed = 0;
+  while (elapsed < seconds) {
+    flops = 0;
+    const double start = omp_get_wtime();
+#pragma omp parallel num_threads(threads) reduction(+ : flops)
+    flops += fma_chains(iterations);
+    elapsed = omp_get_wtime() - start;
+    if (elapsed < seconds) iterations *= 2;
+  }
+  return flops / elapsed * 1e-9;
+}
+
+}  // namespace fastsr

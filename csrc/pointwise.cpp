@@ -1,0 +1,90 @@
+#include "pointwise.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace fastsr {
+namespace {
+
+// Calls f(x_row_pixel_ptrs...) for every row; the lambdas loop over pixels and channels.
+template <class F>
+void for_rows(const View& out, F f) {
+  const int rows = out.n * out.h;
+#pragma omp for schedule(static)
+  for (int r = 0; r < rows; ++r) f(r / out.h, r % out.h);
+}
+
+}  // namespace
+
+void add(const View& a, const View& b, const View& out) {
+  for_rows(out, [&](int n, int y) {
+    for (int x = 0; x < out.w; ++x) {
+      const float *pa = a.at(n, y, x), *pb = b.at(n, y, x);
+      float* po = out.at(n, y, x);
+      for (int c = 0; c < out.c; ++c) po[c] = pa[c] + pb[c];
+    }
+  });
+}
+
+void mul(const View& a, const View& b, const View& out) {
+  const bool global = b.h == 1 && b.w == 1 && (a.h != 1 || a.w != 1);
+  const bool one_channel = b.c == 1 && a.c != 1;
+  for_rows(out, [&](int n, int y) {
+    for (int x = 0; x < out.w; ++x) {
+      const float* pa = a.at(n, y, x);
+      const float* pb = global ? b.at(n, 0, 0) : b.at(n, y, x);
+      float* po = out.at(n, y, x);
+      if (one_channel)
+        for (int c = 0; c < out.c; ++c) po[c] = pa[c] * pb[0];
+      else
+        for (int c = 0; c < out.c; ++c) po[c] = pa[c] * pb[c];
+    }
+  });
+}
+
+void affine(const View& in, const float* scale, const float* shift, const View& out) {
+  for_rows(out, [&](int n, int y) {
+    for (int x = 0; x < out.w; ++x) {
+      const float* pi = in.at(n, y, x);
+      float* po = out.at(n, y, x);
+      for (int c = 0; c < out.c; ++c) po[c] = pi[c] * scale[c] + shift[c];
+    }
+  });
+}
+
+void activation(const View& in, const PointwiseParams& p, const View& out) {
+  for_rows(out, [&](int n, int y) {
+    for (int x = 0; x < out.w; ++x) {
+      const float* pi = in.at(n, y, x);
+      float* po = out.at(n, y, x);
+      switch (p.kind) {
+        case Pointwise::Relu:
+          for (int c = 0; c < out.c; ++c) po[c] = std::max(pi[c], 0.f);
+          break;
+        case Pointwise::Prelu:
+          for (int c = 0; c < out.c; ++c) po[c] = pi[c] > 0.f ? pi[c] : pi[c] * p.slope[c];
+          break;
+        case Pointwise::LeakyRelu:
+          for (int c = 0; c < out.c; ++c) po[c] = pi[c] > 0.f ? pi[c] : pi[c] * p.alpha;
+          break;
+        case Pointwise::Tanh:
+          for (int c = 0; c < out.c; ++c) po[c] = std::tanh(pi[c]);
+          break;
+        case Pointwise::Sigmoid:
+          for (int c = 0; c < out.c; ++c) po[c] = 1.f / (1.f + std::exp(-pi[c]));
+          break;
+        case Pointwise::Clamp:
+          for (int c = 0; c < out.c; ++c) po[c] = std::min(std::max(pi[c], p.lo), p.hi);
+          break;
+      }
+    }
+  });
+}
+
+void copy(const View& in, const View& out) {
+  for_rows(out, [&](int n, int y) {
+    for (int x = 0; x < out.w; ++x) std::copy(in.at(n, y, x), in.at(n, y, x) + out.c, out.at(n, y, x));
+  });
+}
+
+}  // namespace fastsr

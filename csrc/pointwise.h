@@ -1,0 +1,24 @@
+// Elementwise ops on NHWC views (any pixel stride). Each is called inside an OpenMP
+// parallel region and splits its rows with `omp for`. `out` may alias an input.
+#pragma once
+#include "view.h"
+
+namespace fastsr {
+
+enum class Pointwise { Relu, Prelu, LeakyRelu, Tanh, Sigmoid, Clamp };
+
+struct PointwiseParams {
+  Pointwise kind = Pointwise::Relu;
+  const float* slope = nullptr;  // PReLU, one per channel
+  float alpha = 0.f;             // LeakyReLU
+  float lo = 0.f, hi = 0.f;      // Clamp
+};
+
+void add(const View& a, const View& b, const View& out);
+// b has a's shape, or is 1x1 (global) with a.c or 1 channels.
+void mul(const View& a, const View& b, const View& out);
+void affine(const View& x, const float* scale, const float* shift, const View& out);
+void activation(const View& x, const PointwiseParams& p, const View& out);
+void copy(const View& x, const View& out);
+
+}  // namespace fastsr

@@ -1,0 +1,121 @@
+#include "program.h"
+
+#include <omp.h>
+
+#include <stdexcept>
+
+#include "rearrange.h"
+
+namespace fastsr {
+
+Program::Program(int threads) : threads_(threads > 0 ? threads : omp_get_max_threads()) {}
+
+int Program::add_buffer(const BufferShape& s) {
+  const int64_t hp = s.h + 2 * s.pad, wp = s.w + 2 * s.pad;
+  shapes_.push_back(s);
+  buffers_.emplace_back(size_t(s.n * hp * wp * s.c));
+  return int(buffers_.size()) - 1;
+}
+
+View Program::view(int buffer, int channel_offset, int channels) const {
+  const BufferShape& s = shapes_.at(size_t(buffer));
+  View v;
+  v.n = s.n, v.h = s.h, v.w = s.w, v.c = channels, v.pad = s.pad;
+  v.pix = s.c;
+  v.row = int64_t(s.w + 2 * s.pad) * s.c;
+  v.img = int64_t(s.h + 2 * s.pad) * v.row;
+  // Buffers are never reallocated, so this pointer outlives the view.
+  v.data = const_cast<float*>(buffers_[size_t(buffer)].data()) + s.pad * v.row + s.pad * v.pix +
+           channel_offset;
+  return v;
+}
+
+int Program::buffer_of(const View& v) const {
+  for (size_t b = 0; b < buffers_.size(); ++b) {
+    const float* begin = buffers_[b].data();
+    if (v.data >= begin && v.data < begin + buffers_[b].size()) return int(b);
+  }
+  return -1;
+}
+
+void Program::add_conv2d(const View& x, const View& out, const View* skip, ConvLayer layer) {
+  struct State {
+    ConvLayer layer;
+    View skip;
+    bool has_skip;
+    std::vector<int64_t> out_offsets, skip_offsets;
+    ConvJob job;
+  };
+  auto s = std::make_shared<State>();
+  s->layer = std::move(layer);
+  s->has_skip = skip != nullptr;
+  if (skip) s->skip = *skip;
+  const int r = s->layer.shuffle;
+  s->out_offsets = shuffle_offsets(out, s->layer.cout, r);
+  if (skip) s->skip_offsets = shuffle_offsets(*skip, s->layer.cout, r);
+  s->job = ConvJob{&s->layer, x, out, s->has_skip ? &s->skip : nullptr,
+                   s->out_offsets.data(), skip ? s->skip_offsets.data() : nullptr,
+                   r == 1, out.h / r, out.w / r};
+  steps_.push_back([s] { conv2d(s->job); });
+}
+
+void Program::add_resize(const View& x, const View& out, ResizeMode mode, int factor) {
+  struct State {
+    AlignedFloats scratch;
+    ResizeTaps along_w, along_h;
+    ResizeJob job;
+  };
+  auto s = std::make_shared<State>();
+  s->scratch = AlignedFloats(size_t(x.n) * x.h * out.w * x.c);
+  s->along_w = make_taps(mode, x.w, factor);
+  s->along_h = make_taps(mode, x.h, factor);
+  View scratch{s->scratch.data(), x.n, x.h, out.w, x.c, x.c, int64_t(out.w) * x.c,
+               int64_t(x.h) * out.w * x.c, 0};
+  s->job = ResizeJob{x, out, scratch, &s->along_w, &s->along_h};
+  steps_.push_back([s] { resize(s->job); });
+}
+
+void Program::add_add(const View& a, const View& b, const View& out) {
+  steps_.push_back([a, b, out] { add(a, b, out); });
+}
+
+void Program::add_mul(const View& a, const View& b, const View& out) {
+  steps_.push_back([a, b, out] { mul(a, b, out); });
+}
+
+void Program::add_affine(const View& x, std::vector<float> scale, std::vector<float> shift,
+                         const View& out) {
+  steps_.push_back([x, scale = std::move(scale), shift = std::move(shift), out] {
+    affine(x, scale.data(), shift.data(), out);
+  });
+}
+
+void Program::add_activation(const View& x, PointwiseParams params, std::vector<float> slope,
+                             const View& out) {
+  auto owned = std::make_shared<std::vector<float>>(std::move(slope));
+  params.slope = owned->data();
+  steps_.push_back([x, params, owned, out] { activation(x, params, out); });
+}
+
+void Program::add_copy(const View& x, const View& out) {
+  steps_.push_back([x, out] { copy(x, out); });
+}
+
+void Program::add_pixel_shuffle(const View& x, int r, const View& out) {
+  steps_.push_back([x, r, out] { pixel_shuffle(x, r, out); });
+}
+
+void Program::add_global_avg_pool(const View& x, const View& out) {
+  steps_.push_back([x, out] { global_avg_pool(x, out); });
+}
+
+void Program::run(const View& input, const View& output) const {
+#pragma omp parallel num_threads(threads_)
+  {
+    copy(input, input_);
+    for (const auto& step : steps_) step();
+    copy(output_, output);
+  }
+}
+
+}  // namespace fastsr

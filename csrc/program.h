@@ -1,0 +1,57 @@
+// A compiled network: activation buffers allocated once, and a list of steps over views
+// of them. run() executes every step inside one OpenMP parallel region (each step
+// splits its own work and ends with the implicit barrier of its `omp for`).
+#pragma once
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "aligned.h"
+#include "conv2d.h"
+#include "pointwise.h"
+#include "resize.h"
+#include "view.h"
+
+namespace fastsr {
+
+struct BufferShape {
+  int n, h, w, c, pad;
+};
+
+class Program {
+ public:
+  explicit Program(int threads);
+
+  int threads() const { return threads_; }
+  int add_buffer(const BufferShape& shape);
+  int buffer_count() const { return int(buffers_.size()); }
+  View view(int buffer, int channel_offset, int channels) const;
+  // Index of the buffer `v` lies in, or -1 when it is not one of this Program's views.
+  int buffer_of(const View& v) const;
+  void set_input(const View& v) { input_ = v; }
+  void set_output(const View& v) { output_ = v; }
+  const View& input() const { return input_; }
+  const View& output() const { return output_; }
+
+  void add_conv2d(const View& x, const View& out, const View* skip, ConvLayer layer);
+  void add_resize(const View& x, const View& out, ResizeMode mode, int factor);
+  void add_add(const View& a, const View& b, const View& out);
+  void add_mul(const View& a, const View& b, const View& out);
+  void add_affine(const View& x, std::vector<float> scale, std::vector<float> shift, const View& out);
+  void add_activation(const View& x, PointwiseParams params, std::vector<float> slope, const View& out);
+  void add_copy(const View& x, const View& out);
+  void add_pixel_shuffle(const View& x, int r, const View& out);
+  void add_global_avg_pool(const View& x, const View& out);
+
+  // input/output: the Program's input and output views laid over caller memory.
+  void run(const View& input, const View& output) const;
+
+ private:
+  int threads_;
+  std::vector<BufferShape> shapes_;
+  std::vector<AlignedFloats> buffers_;
+  std::vector<std::function<void()>> steps_;
+  View input_, output_;
+};
+
+}  // namespace fastsr

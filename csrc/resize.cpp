@@ -1,0 +1,93 @@
+#include "resize.h"
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+
+namespace fastsr {
+
+ResizeMode parse_resize_mode(const std::string& name) {
+  if (name == "nearest") return ResizeMode::Nearest;
+  if (name == "bilinear") return ResizeMode::Bilinear;
+  if (name == "bicubic") return ResizeMode::Bicubic;
+  throw std::invalid_argument("unknown resize mode '" + name +
+                              "', expected one of: nearest, bilinear, bicubic");
+}
+
+namespace {
+
+// Keys' cubic convolution with a = -0.75, as PyTorch's upsample_bicubic2d.
+constexpr float kCubicA = -0.75f;
+float cubic_near(float x) { return ((kCubicA + 2) * x - (kCubicA + 3)) * x * x + 1; }
+float cubic_far(float x) { return ((kCubicA * x - 5 * kCubicA) * x + 8 * kCubicA) * x - 4 * kCubicA; }
+
+}  // namespace
+
+ResizeTaps make_taps(ResizeMode mode, int in_size, int factor) {
+  const int out_size = in_size * factor;
+  const float scale = 1.f / float(factor);
+  ResizeTaps t;
+  t.taps = mode == ResizeMode::Bicubic ? 4 : mode == ResizeMode::Bilinear ? 2 : 1;
+  t.index.resize(size_t(out_size) * t.taps);
+  t.weight.resize(size_t(out_size) * t.taps);
+  auto clamp = [in_size](int i) { return std::min(std::max(i, 0), in_size - 1); };
+  for (int o = 0; o < out_size; ++o) {
+    int* idx = &t.index[size_t(o) * t.taps];
+    float* w = &t.weight[size_t(o) * t.taps];
+    const float src = scale * (float(o) + 0.5f) - 0.5f;  // align_corners=False
+    if (mode == ResizeMode::Nearest) {
+      idx[0] = std::min(o / factor, in_size - 1);
+      w[0] = 1.f;
+    } else if (mode == ResizeMode::Bilinear) {
+      const float s = std::max(src, 0.f);
+      const int i0 = int(s);
+      const float l1 = s - float(i0);
+      idx[0] = i0, idx[1] = i0 + (i0 < in_size - 1 ? 1 : 0);
+      w[0] = 1.f - l1, w[1] = l1;
+    } else {
+      const int i0 = int(std::floor(src));
+      const float f = src - float(i0);
+      const float ws[4] = {cubic_far(f + 1), cubic_near(f), cubic_near(1 - f), cubic_far(2 - f)};
+      for (int k = 0; k < 4; ++k) idx[k] = clamp(i0 - 1 + k), w[k] = ws[k];
+    }
+  }
+  return t;
+}
+
+void resize(const ResizeJob& job) {
+  const View &x = job.x, &tmp = job.scratch, &out = job.out;
+  const int c = x.c;
+  const int tw = job.along_w->taps, th = job.along_h->taps;
+  const int in_rows = x.n * x.h;
+#pragma omp for schedule(static)
+  for (int r = 0; r < in_rows; ++r) {
+    const int n = r / x.h, y = r % x.h;
+    for (int ox = 0; ox < out.w; ++ox) {
+      const int* idx = &job.along_w->index[size_t(ox) * tw];
+      const float* w = &job.along_w->weight[size_t(ox) * tw];
+      float* dst = tmp.at(n, y, ox);
+      for (int ch = 0; ch < c; ++ch) dst[ch] = 0.f;
+      for (int k = 0; k < tw; ++k) {
+        const float* src = x.at(n, y, idx[k]);
+        for (int ch = 0; ch < c; ++ch) dst[ch] += w[k] * src[ch];
+      }
+    }
+  }
+  const int out_rows = out.n * out.h;
+#pragma omp for schedule(static)
+  for (int r = 0; r < out_rows; ++r) {
+    const int n = r / out.h, oy = r % out.h;
+    const int* idx = &job.along_h->index[size_t(oy) * th];
+    const float* w = &job.along_h->weight[size_t(oy) * th];
+    for (int ox = 0; ox < out.w; ++ox) {
+      float* dst = out.at(n, oy, ox);
+      for (int ch = 0; ch < c; ++ch) dst[ch] = 0.f;
+      for (int k = 0; k < th; ++k) {
+        const float* src = tmp.at(n, idx[k], ox);
+        for (int ch = 0; ch < c; ++ch) dst[ch] += w[k] * src[ch];
+      }
+    }
+  }
+}
+
+}  // namespace fastsr
