@@ -1,0 +1,146 @@
+"""Graph frontends behind one entry point: `load(model, scale)` -> Graph.
+
+Imports of torch, onnx and the models package happen inside the functions, because
+importing any `fastsr.graph` submodule (the IR is plain numpy) runs this file first.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from fractions import Fraction
+from pathlib import Path
+
+from fastsr.graph.ir import GLOBAL, Graph, GraphError
+
+WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".onnx")
+DEFAULT_SCALE = 2  # what a tier name ("quality", "fast") means without a scale
+_ZOO_NAME = re.compile(r"(?P<tier>.+)_x(?P<scale>\d+)")
+_COLORS = {1: "y", 3: "rgb"}
+
+
+def load(model, scale: int | None = None) -> Graph:
+    """The Graph for `model`, with meta["scale"] (int) and meta["color"] ("rgb" or "y").
+
+    `model` is a shipped model's name ("quality", "fast" or a full name such as
+    "quality_x4"; `scale` picks `<tier>_x<scale>`), a path to a `.safetensors`, `.pth`,
+    `.pt` or `.onnx` file, or a `torch.nn.Module` taking 1 (Y) or 3 (RGB) channels.
+    ValueError for an unknown name or a scale the model does not have;
+    FileNotFoundError for a missing file.
+    """
+    if isinstance(model, Path) or (
+        isinstance(model, str) and (model.endswith(WEIGHT_SUFFIXES) or os.sep in model)
+    ):
+        graph = _load_file(Path(model))
+    elif isinstance(model, str):
+        graph = _load_shipped(model, scale)
+    else:
+        graph = _capture_module(model)
+    _complete_meta(graph)
+    if scale is not None and scale != graph.meta["scale"]:
+        raise ValueError(
+            f"model {graph.meta.get('name', model)!r} upscales x{graph.meta['scale']}, "
+            f"not x{scale}"
+        )
+    return graph
+
+
+def shipped_models() -> list[dict]:
+    """One summary per shipped model: name, tier, scale, color, params, MACs/pixel, PSNR."""
+    from fastsr.graph.from_weights import load_config
+
+    summaries = []
+    for name, json_path in sorted(_shipped().items()):
+        config = load_config(json_path)
+        summaries.append({
+            "name": name,
+            "tier": _ZOO_NAME.fullmatch(name)["tier"] if _ZOO_NAME.fullmatch(name) else name,
+            "scale": config["scale"],
+            "color": config["color"],
+            "params": config.get("params"),
+            "macs_per_input_pixel": config.get("macs_per_input_pixel"),
+            "psnr": {dataset: scores["psnr"]
+                     for dataset, scores in config.get("validation", {}).items()},
+        })
+    return summaries
+
+
+def _shipped() -> dict[str, Path]:
+    from fastsr.graph.from_weights import SHIPPED_DIR
+
+    return {
+        json_path.stem: json_path
+        for json_path in SHIPPED_DIR.glob("*.json")
+        if json_path.with_suffix(".safetensors").is_file()
+    }
+
+
+def _load_shipped(name: str, scale: int | None) -> Graph:
+    from fastsr.graph.from_weights import load_weights
+
+    shipped = _shipped()
+    if name in shipped:
+        return load_weights(shipped[name].with_suffix(".safetensors"))
+    scales = sorted(int(m["scale"]) for m in map(_ZOO_NAME.fullmatch, shipped)
+                    if m and m["tier"] == name)
+    if not scales:
+        known = ", ".join(sorted(shipped)) or "none are installed"
+        raise ValueError(f"unknown model {name!r}; shipped models: {known}")
+    wanted = DEFAULT_SCALE if scale is None else scale
+    if wanted not in scales:
+        raise ValueError(
+            f"model {name!r} has scales {', '.join(f'x{s}' for s in scales)}, not x{wanted}"
+        )
+    return load_weights(shipped[f"{name}_x{wanted}"].with_suffix(".safetensors"))
+
+
+def _load_file(path: Path) -> Graph:
+    if not path.is_file():
+        raise FileNotFoundError(f"no model file at {path}")
+    if path.suffix == ".onnx":
+        from fastsr.graph.onnx_io import import_onnx
+
+        graph = import_onnx(path)
+        graph.meta.setdefault("name", path.stem)
+        return graph
+    from fastsr.graph.from_weights import load_weights
+
+    return load_weights(path)
+
+
+def _capture_module(module) -> Graph:
+    from torch import nn
+
+    from fastsr.graph.from_torch import capture
+
+    if not isinstance(module, nn.Module):
+        raise TypeError(
+            f"model must be a shipped model's name, a path or a torch.nn.Module, "
+            f"got {type(module).__name__}"
+        )
+    first_conv = next(
+        (m for m in module.modules() if isinstance(m, nn.Conv2d | nn.ConvTranspose2d)), None
+    )
+    if first_conv is None:
+        raise ValueError(f"{type(module).__name__} has no convolution to take its channels from")
+    return capture(module, first_conv.in_channels, meta={"name": type(module).__name__})
+
+
+def _complete_meta(graph: Graph) -> None:
+    """Derive scale and colour from the graph's shapes; they must agree with any meta given."""
+    shapes = graph.shapes()
+    out = shapes[graph.output]
+    where = graph.meta.get("name", "model")
+    if out.scale == GLOBAL or Fraction(out.scale).denominator != 1 or out.scale < 1:
+        raise GraphError(f"{where}: output is not a whole-number upscale of the input")
+    color = _COLORS.get(graph.input_channels)
+    if color is None or out.channels != graph.input_channels:
+        raise GraphError(
+            f"{where}: an image model maps 1 (Y) or 3 (RGB) channels to as many; this one "
+            f"maps {graph.input_channels} to {out.channels}"
+        )
+    derived = {"scale": int(out.scale), "color": color}
+    for key, value in derived.items():
+        if graph.meta.setdefault(key, value) != value:
+            raise GraphError(f"{where}: config says {key} {graph.meta[key]!r}, network has "
+                             f"{value!r}")
