@@ -1,0 +1,487 @@
+"""The Python front door: `upscale` for one call, `Upscaler` for a stream of frames.
+
+Images come in as what the user has (numpy, Pillow, torch) and go back as the same
+kind, layout and dtype. Inside, every image is an N x H x W x C float32 tensor in
+[0, 1] with C = 1 (grey), 2 (grey + alpha), 3 (RGB) or 4 (RGBA). Input is validated
+here, once; the engine below trusts it.
+"""
+
+from __future__ import annotations
+
+import functools
+import numbers
+import threading
+import warnings
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from fastsr import tiling
+from fastsr.backends import BACKEND_MODULES, get_backend
+from fastsr.engine import Engine
+from fastsr.graph.ir import Graph
+
+DEFAULT_MODEL = "quality"
+DEFAULT_MAX_MEMORY = 1 << 30  # bytes of activations per model run before tiling starts
+BACKENDS = ("auto", *BACKEND_MODULES)
+
+# dtype (kind, bytes) -> the value that means full intensity; None: floats in [0, 1]
+_NUMPY_RANGES = {("u", 1): 255, ("u", 2): 65535, ("f", 2): None, ("f", 4): None, ("f", 8): None}
+_TORCH_RANGES = {
+    torch.uint8: 255,
+    torch.uint16: 65535,
+    torch.float16: None,
+    torch.bfloat16: None,
+    torch.float32: None,
+    torch.float64: None,
+}
+_DTYPE_NAMES = "uint8, uint16, float16, float32 or float64"
+_PIL_MODES = {
+    "L": 255,
+    "LA": 255,
+    "RGB": 255,
+    "RGBA": 255,
+    "I;16": 65535,
+    "I;16L": 65535,
+    "I;16B": 65535,
+}
+
+# BT.601 studio-range YCbCr, the convention of the SR literature (values for RGB in
+# [0, 1], result scaled to [0, 1]): Y = 16/255 + (65.481 R + 128.553 G + 24.966 B)/255.
+_RGB_TO_YCBCR = (
+    torch.tensor(
+        [[65.481, 128.553, 24.966], [-37.797, -74.203, 112.0], [112.0, -93.786, -18.214]],
+        dtype=torch.float64,
+    )
+    / 255
+)
+_YCBCR_OFFSET = torch.tensor([16.0, 128.0, 128.0], dtype=torch.float64) / 255
+_YCBCR_TO_RGB = torch.linalg.inv(_RGB_TO_YCBCR)
+
+
+def rgb_to_ycbcr(rgb: torch.Tensor) -> torch.Tensor:
+    """... x 3 RGB in [0, 1] -> ... x 3 BT.601 studio-range YCbCr in [0, 1]."""
+    matrix = _RGB_TO_YCBCR.to(rgb)
+    return rgb @ matrix.T + _YCBCR_OFFSET.to(rgb)
+
+
+def ycbcr_to_rgb(ycbcr: torch.Tensor) -> torch.Tensor:
+    """Inverse of `rgb_to_ycbcr`."""
+    return (ycbcr - _YCBCR_OFFSET.to(ycbcr)) @ _YCBCR_TO_RGB.to(ycbcr).T
+
+
+# -- model and options --------------------------------------------------------------------
+
+
+def _check_scale(scale) -> None:
+    if scale is not None and (
+        isinstance(scale, bool) or not isinstance(scale, numbers.Integral) or scale < 1
+    ):
+        raise ValueError(f"scale must be a positive whole number (2, 3, 4...), got {scale!r}")
+
+
+def _load_graph(model, scale: int | None) -> Graph:
+    if isinstance(model, Graph):
+        return model
+    from fastsr.graph import load  # the frontends import torch.fx / onnx: only when needed
+
+    return load(DEFAULT_MODEL if model is None else model, scale=scale)
+
+
+def graph_scale(graph: Graph) -> int:
+    """The upscaling factor of a graph: its output size over its input size."""
+    factor = graph.shapes()[graph.output].scale
+    if factor == tiling.GLOBAL or factor.denominator != 1 or factor < 1:
+        raise ValueError(f"the model does not upscale by a whole factor (output scale {factor})")
+    return int(factor)
+
+
+def _graph_color(graph: Graph) -> str:
+    color = graph.meta.get("color") or {3: "rgb", 1: "y"}.get(graph.input_channels)
+    out_channels = graph.shapes()[graph.output].channels
+    expected = {"rgb": 3, "y": 1}.get(color)
+    if expected is None or graph.input_channels != expected or out_channels != expected:
+        raise ValueError(
+            "expected an RGB model (3 channels in and out) or a Y model (1 in and out), got "
+            f"{graph.input_channels} channels in, {out_channels} out (color {color!r})"
+        )
+    return color
+
+
+@functools.cache
+def _availability(backend: str) -> str | None:
+    try:
+        return get_backend(backend).availability()
+    except ImportError as error:
+        return f"not importable: {error}"
+
+
+@functools.cache
+def _warn_reference(reason: str) -> None:
+    warnings.warn(
+        f"fastsr: falling back to the slow reference backend; the cpu backend is not "
+        f"available: {reason}",
+        RuntimeWarning,
+        stacklevel=4,
+    )
+
+
+def resolve_backend(backend: str, device: torch.device) -> str:
+    """The backend "auto" means for input on `device`; explicit names pass through."""
+    if backend != "auto":
+        return backend
+    if device.type == "cuda" and _availability("triton") is None:
+        return "triton"
+    reason = _availability("cpu")
+    if reason is None:
+        return "cpu"
+    _warn_reference(reason)
+    return "reference"
+
+
+def _set_threads(backend: str, threads: int) -> None:
+    """Give the backend `threads` threads (a process-wide setting for both backends)."""
+    if backend == "cpu":
+        from fastsr import _C
+
+        _C.set_max_threads(threads)
+    elif backend == "reference":
+        torch.set_num_threads(threads)
+
+
+# -- images in and out --------------------------------------------------------------------
+
+
+@dataclass
+class _Pixels:
+    """An image as N x H x W x C float32 in [0, 1], and how to give the result back."""
+
+    values: torch.Tensor
+    restore: Callable[[torch.Tensor], object]
+    was_float: bool  # float input must be checked for NaN, inf and the [0, 1] range
+
+
+def _layout_error(what: str, shape) -> ValueError:
+    return ValueError(
+        f"expected {what} with 1 (grey), 2 (grey+alpha), 3 (RGB) or 4 (RGBA) channels, "
+        f"got shape {tuple(shape)}"
+    )
+
+
+def _to_unit(values: torch.Tensor, full: int | None) -> torch.Tensor:
+    values = values.to(torch.float32)
+    return values / full if full is not None else values
+
+
+def _from_unit(values: torch.Tensor, full: int | None, dtype) -> torch.Tensor:
+    if full is None:
+        return values.to(dtype)
+    return (values * full).round_().to(dtype)
+
+
+def _from_numpy(array: np.ndarray) -> _Pixels:
+    key = (array.dtype.kind, array.dtype.itemsize)
+    if key not in _NUMPY_RANGES:
+        raise TypeError(f"expected an array of {_DTYPE_NAMES}, got dtype {array.dtype}")
+    full, dtype = _NUMPY_RANGES[key], array.dtype.newbyteorder("=")
+    if array.ndim == 2:
+        nhwc = array[None, :, :, None]
+    elif array.ndim in (3, 4) and array.shape[-1] in (1, 2, 3, 4):
+        nhwc = array[None] if array.ndim == 3 else array
+    else:
+        raise _layout_error("an H x W, H x W x C or N x H x W x C array", array.shape)
+    _check_size(nhwc.shape[:3], array.shape)
+    # the float32 copy also makes strided, flipped and byte-swapped views contiguous
+    values = _to_unit(torch.from_numpy(np.asarray(nhwc, dtype=np.float32)), full)
+
+    def restore(out: torch.Tensor) -> np.ndarray:
+        result = out.cpu() if full is None else _from_unit(out.cpu(), full, torch.int32)
+        result = result.numpy().astype(dtype, copy=False)
+        return (
+            result.reshape(result.shape[1:3])
+            if array.ndim == 2
+            else (result[0] if array.ndim == 3 else result)
+        )
+
+    return _Pixels(values, restore, full is None)
+
+
+def _from_torch(tensor: torch.Tensor) -> _Pixels:
+    if tensor.dtype not in _TORCH_RANGES:
+        raise TypeError(f"expected a tensor of {_DTYPE_NAMES}, got {tensor.dtype}")
+    if tensor.ndim not in (3, 4) or tensor.shape[-3] not in (1, 2, 3, 4):
+        raise _layout_error("a C x H x W or N x C x H x W tensor", tensor.shape)
+    full, batched = _TORCH_RANGES[tensor.dtype], tensor.ndim == 4
+    nchw = tensor.detach() if batched else tensor.detach()[None]
+    _check_size((nchw.shape[0], *nchw.shape[2:]), tensor.shape)
+    values = _to_unit(nchw.permute(0, 2, 3, 1), full)
+
+    def restore(out: torch.Tensor) -> torch.Tensor:
+        nchw_out = _from_unit(out, full, tensor.dtype).permute(0, 3, 1, 2).contiguous()
+        return nchw_out.to(tensor.device) if batched else nchw_out[0].to(tensor.device)
+
+    return _Pixels(values, restore, full is None)
+
+
+def _from_pil(image: Image.Image) -> _Pixels:
+    mode = image.mode
+    if mode == "P":  # a palette cannot hold new colours: come back as RGB(A)
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+    if image.mode not in _PIL_MODES:
+        raise ValueError(
+            f"expected a PIL image in mode {', '.join(_PIL_MODES)} or P, got mode {mode}; "
+            "convert it first, e.g. image.convert('RGB')"
+        )
+    sixteen_bit = _PIL_MODES[image.mode] == 65535
+    array = np.asarray(image).astype(np.uint16 if sixteen_bit else np.uint8)
+    pixels = _from_numpy(array)
+
+    def restore(out: torch.Tensor) -> Image.Image:
+        return Image.fromarray(pixels.restore(out))
+
+    return _Pixels(pixels.values, restore, False)
+
+
+def _check_size(nhw, shape) -> None:
+    if min(nhw) == 0:
+        raise ValueError(f"expected a non-empty image, got shape {tuple(shape)}")
+
+
+def to_pixels(image) -> _Pixels:
+    """Validate `image` and bring it to N x H x W x C float32 in [0, 1]."""
+    if isinstance(image, np.ndarray):
+        pixels = _from_numpy(image)
+    elif isinstance(image, torch.Tensor):
+        pixels = _from_torch(image)
+    elif isinstance(image, Image.Image):
+        pixels = _from_pil(image)
+    else:
+        raise TypeError(
+            f"expected a numpy array, a PIL image or a torch tensor, got {type(image).__name__}"
+        )
+    if not pixels.was_float:
+        return pixels
+    values = pixels.values
+    if not torch.isfinite(values).all():
+        raise ValueError("expected finite pixel values, got NaN or infinity in the image")
+    low, high = values.min().item(), values.max().item()
+    if low < 0 or high > 1:
+        raise ValueError(
+            f"expected float pixel values in [0, 1], got values from {low:g} to {high:g} "
+            "(divide 8-bit values by 255, or pass the uint8 array itself)"
+        )
+    return pixels
+
+
+# -- the upscaler -------------------------------------------------------------------------
+
+
+class Upscaler:
+    """A model compiled for a backend, holding its plan and buffers for a stream of frames.
+
+    `up(frame)` takes and returns what `upscale` does. The plan is made for the first
+    frame's size and reused until the size changes. Calls from several threads are safe:
+    colour conversion and dtype handling run in parallel, the model itself runs one frame
+    at a time (a plan owns its buffers, and the cpu backend already uses all its threads
+    inside one frame).
+
+    Alpha is upscaled by the model, run on the alpha plane as a grey image (sharper
+    edges than bicubic); a constant alpha (an opaque image) is just carried over.
+    """
+
+    def __init__(
+        self,
+        model=None,
+        scale: int | None = None,
+        backend: str = "auto",
+        threads: int | None = None,
+        tile: int | None = None,
+        max_memory: int = DEFAULT_MAX_MEMORY,
+        progress: bool = False,
+    ):
+        _check_scale(scale)
+        if not isinstance(backend, str) or backend not in BACKENDS:
+            raise ValueError(f"unknown backend {backend!r}, expected one of {list(BACKENDS)}")
+        for name, value in (("threads", threads), ("tile", tile)):
+            if value is not None and (not isinstance(value, numbers.Integral) or value < 1):
+                raise ValueError(f"{name} must be a positive whole number, got {value!r}")
+        if not isinstance(max_memory, numbers.Integral) or max_memory < 1:
+            raise ValueError(f"max_memory must be a positive number of bytes, got {max_memory!r}")
+        self.graph = _load_graph(model, scale)
+        self.scale = graph_scale(self.graph)
+        if scale is not None and scale != self.scale:
+            raise ValueError(f"this model upscales by {self.scale}, not by the requested {scale}")
+        self.color = _graph_color(self.graph)
+        self.backend, self.threads, self.tile = backend, threads, tile
+        self.max_memory, self.progress = max_memory, progress
+        self._halo = tiling.receptive_radius(self.graph)
+        if tile is not None and self._halo is None:
+            raise ValueError(
+                "this model pools over the whole image (global average pooling), so tiles "
+                "would change its output; leave tile=None"
+            )
+        self._align = tiling.alignment(self.graph)
+        self._engines: dict[str, Engine] = {}
+        self._tile_plans: dict[tuple, tiling.TilePlan | None] = {}
+        self._lock = threading.Lock()
+        if backend != "auto":
+            self._engine(backend)  # an unavailable backend fails here, not on the first frame
+
+    def __call__(self, image):
+        pixels = to_pixels(image)
+        with torch.no_grad():
+            return pixels.restore(self._upscale(pixels.values))
+
+    def stream(self, frames: Iterable) -> Iterator:
+        """Upscale frames one by one as they come (a generator)."""
+        for frame in frames:
+            yield self(frame)
+
+    # -- internals ------------------------------------------------------------------------
+    def _engine(self, backend: str) -> Engine:
+        engine = self._engines.get(backend)
+        if engine is None:
+            engine = Engine(self.graph, backend)
+            if self.threads is not None:
+                _set_threads(backend, self.threads)
+            self._engines[backend] = engine
+        return engine
+
+    def _upscale(self, values: torch.Tensor) -> torch.Tensor:
+        backend = resolve_backend(self.backend, values.device)
+        device = torch.device("cuda") if backend == "triton" else torch.device("cpu")
+        x = values.to(device)
+        colour_channels = 3 if x.shape[3] >= 3 else 1
+        colour, alpha = x[..., :colour_channels], x[..., colour_channels:]
+        run = functools.partial(self._run_model, backend)
+        out = _upscale_colour(run, self.color, colour, self.scale)
+        if alpha.shape[3]:
+            out = torch.cat([out, _upscale_alpha(run, self.color, alpha, self.scale)], dim=3)
+        return out.clamp_(0, 1).to(values.device)
+
+    def _run_model(self, backend: str, x: torch.Tensor) -> torch.Tensor:
+        x = x.contiguous()
+        with self._lock:  # a whole frame at a time, so tiles of two frames never interleave
+            engine = self._engine(backend)
+            plan = self._tile_plan(engine, backend, *x.shape[:3])
+            if plan is None:
+                return engine.run(x)
+            return plan.run(engine.run, x, self._progress_bar(plan, x))
+
+    def _tile_plan(self, engine: Engine, backend: str, n: int, h: int, w: int):
+        key = (backend, n, h, w)
+        if key not in self._tile_plans:
+            cin = self.graph.input_channels
+
+            def run_bytes(height: int, width: int) -> int:
+                out_pixels = height * width * self.scale**2
+                io = 4 * n * cin * (height * width + out_pixels)
+                return engine.plan(n, height, width).peak_bytes + io
+
+            self._tile_plans = {
+                key: tiling.plan_tiles(
+                    run_bytes,
+                    h,
+                    w,
+                    self._halo,
+                    self._align,
+                    self.scale,
+                    self.tile,
+                    self.max_memory,
+                )
+            }
+            if self._halo is None and run_bytes(h, w) > self.max_memory:
+                warnings.warn(
+                    f"fastsr: a {w}x{h} frame needs more than max_memory={self.max_memory} "
+                    "bytes, but this model pools over the whole image and cannot be tiled "
+                    "exactly; running it whole",
+                    RuntimeWarning,
+                    stacklevel=5,
+                )
+        return self._tile_plans[key]
+
+    def _progress_bar(self, plan: tiling.TilePlan, x: torch.Tensor):
+        if not self.progress:
+            return None
+        from tqdm import tqdm
+
+        bar = None
+
+        def on_tile(done: int, total: int) -> None:
+            nonlocal bar
+            if bar is None:
+                bar = tqdm(total=total, desc="tiles", unit="tile", delay=1, leave=False)
+            bar.update(1)
+            if done == total:
+                bar.close()
+
+        return on_tile
+
+
+def _bicubic(x: torch.Tensor, scale: int) -> torch.Tensor:
+    nchw = x.permute(0, 3, 1, 2)
+    up = F.interpolate(nchw, scale_factor=scale, mode="bicubic", align_corners=False)
+    return up.clamp_(0, 1).permute(0, 2, 3, 1)
+
+
+def _upscale_colour(run, color: str, x: torch.Tensor, scale: int) -> torch.Tensor:
+    """RGB (3 channels) or grey (1 channel) through the model, same channels out.
+
+    Grey goes through as R = G = B and comes back as the mean of the three, so an RGB
+    model cannot give it a colour cast; Y models get R = G = B's luma, chroma stays flat.
+    """
+    if x.shape[3] == 1:
+        return _upscale_colour(run, color, x.expand(-1, -1, -1, 3), scale).mean(3, True)
+    if color == "rgb":
+        return run(x)
+    ycbcr = rgb_to_ycbcr(x)
+    y = run(ycbcr[..., :1])
+    return ycbcr_to_rgb(torch.cat([y, _bicubic(ycbcr[..., 1:], scale)], dim=3))
+
+
+def _upscale_alpha(run, color: str, alpha: torch.Tensor, scale: int) -> torch.Tensor:
+    if alpha.amin() == alpha.amax():  # opaque (or uniformly translucent): nothing to model
+        n, h, w, _ = alpha.shape
+        return alpha.new_full((n, h * scale, w * scale, 1), alpha.flatten()[0].item())
+    return _upscale_colour(run, color, alpha, scale)
+
+
+@functools.lru_cache(maxsize=4)
+def _named_upscaler(model, scale, backend, threads, tile, max_memory) -> Upscaler:
+    return Upscaler(model, scale, backend, threads, tile, max_memory)
+
+
+def upscale(
+    image,
+    scale: int | None = None,
+    model=None,
+    backend: str = "auto",
+    tile: int | None = None,
+    threads: int | None = None,
+    max_memory: int = DEFAULT_MAX_MEMORY,
+):
+    """Upscale `image` and return the same kind of thing, layout and dtype.
+
+    image: numpy H x W, H x W x C or N x H x W x C (C = 1, 2, 3 or 4: grey, grey+alpha,
+        RGB, RGBA), uint8 / uint16 / float (floats in [0, 1]); a PIL image; a torch
+        tensor C x H x W or N x C x H x W (kept on its device).
+    scale: the upscaling factor; None means the model's own (2 for the default model).
+    model: a shipped model name ("quality" by default, "fast"), a weight file path
+        (.safetensors, .pth, .pt, .onnx) or a torch.nn.Module.
+    backend: "auto" (triton for CUDA tensors, else cpu, else reference), "cpu",
+        "triton" or "reference".
+    tile: force tiles of this many LR pixels; None tiles only when a run would need
+        more than `max_memory` bytes. Tiled output equals untiled output.
+    threads: CPU threads for the backend.
+
+    Models given by name or path stay compiled between calls (the last few).
+    """
+    if model is None or isinstance(model, str):
+        up = _named_upscaler(model, scale, backend, threads, tile, max_memory)
+    else:
+        up = Upscaler(model, scale, backend, threads, tile, max_memory)
+    return up(image)
