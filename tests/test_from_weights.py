@@ -211,10 +211,10 @@ def test_module_that_is_not_an_image_model_is_rejected():
         load(42)
 
 
-@pytest.mark.parametrize("suffix", [".safetensors", ".pth", ".pt", ".onnx"])
+@pytest.mark.parametrize("suffix", [".safetensors", ".pth", ".pt", ".onnx", ".PTH"])
 def test_missing_file_raises_file_not_found(suffix, tmp_path):
     with pytest.raises(FileNotFoundError):
-        load(tmp_path / f"absent{suffix}")
+        load(str(tmp_path / f"absent{suffix}"))
 
 
 # -- wrong, unknown and hostile files -----------------------------------------------------

@@ -28,9 +28,10 @@ def load(model, scale: int | None = None) -> Graph:
     ValueError for an unknown name or a scale the model does not have;
     FileNotFoundError for a missing file.
     """
-    if isinstance(model, Path) or (
-        isinstance(model, str) and (model.endswith(WEIGHT_SUFFIXES) or os.sep in model)
-    ):
+    names_a_file = isinstance(model, str) and (
+        Path(model).suffix.lower() in WEIGHT_SUFFIXES or os.sep in model
+    )
+    if isinstance(model, os.PathLike) or names_a_file:
         graph = _load_file(Path(model))
     elif isinstance(model, str):
         graph = _load_shipped(model, scale)
@@ -97,7 +98,7 @@ def _load_shipped(name: str, scale: int | None) -> Graph:
 def _load_file(path: Path) -> Graph:
     if not path.is_file():
         raise FileNotFoundError(f"no model file at {path}")
-    if path.suffix == ".onnx":
+    if path.suffix.lower() == ".onnx":
         from fastsr.graph.onnx_io import import_onnx
 
         graph = import_onnx(path)

@@ -57,12 +57,13 @@ def load_weights(path: str | Path) -> Graph:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no weight file at {path}")
-    if path.suffix == ".safetensors":
+    suffix = path.suffix.lower()
+    if suffix == ".safetensors":
         state = _read_safetensors(path)
         json_path = path.with_suffix(".json")
         if json_path.is_file():
             return graph_from_state(state, load_config(json_path), path)
-    elif path.suffix in (".pth", ".pt"):
+    elif suffix in (".pth", ".pt"):
         state = _read_pickled_state(path)
     else:
         raise ValueError(f"{path}: expected a .safetensors, .pth or .pt file")
