@@ -14,7 +14,12 @@ from dataclasses import dataclass
 import torch
 import triton
 import triton.language as tl
-from fastsr.kernels.epilogue import Epilogue, epilogue_args, store_conv_output
+from fastsr.kernels.epilogue import (
+    Epilogue,
+    epilogue_args,
+    fit_to_epilogue,
+    store_conv_output,
+)
 from fastsr.kernels.launch import dot_dtype, launch_target
 from fastsr.kernels.tiles import fit_tile, tuned
 
@@ -146,7 +151,7 @@ def _k_per_step(cin: int, kh: int, kw: int) -> int:
 
 def _fit(configs: list[dict], args: dict) -> list[dict]:
     k_per_step = _k_per_step(args["CIN"], args["KH"], args["KW"])
-    return fit_tile(configs, k_per_step, args["COUT"])
+    return fit_to_epilogue(fit_tile(configs, k_per_step, args["COUT"]), args["SKIP"])
 
 
 _tuned_kernel = tuned(conv2d_kernel, CONFIGS["gpu"], _fit,

@@ -14,7 +14,12 @@ import torch
 import triton
 import triton.language as tl
 from fastsr.kernels.conv2d import Conv2dWeights
-from fastsr.kernels.epilogue import Epilogue, epilogue_args, store_conv_output
+from fastsr.kernels.epilogue import (
+    Epilogue,
+    epilogue_args,
+    fit_to_epilogue,
+    store_conv_output,
+)
 from fastsr.kernels.launch import dot_dtype, launch_target
 from fastsr.kernels.tiles import fit_tile, tuned
 
@@ -102,7 +107,7 @@ def conv_transpose2d_kernel(
 
 
 def _fit(configs: list[dict], args: dict) -> list[dict]:
-    return fit_tile(configs, args["CIN"], args["COUT"])
+    return fit_to_epilogue(fit_tile(configs, args["CIN"], args["COUT"]), args["SKIP"])
 
 
 _tuned_kernel = tuned(conv_transpose2d_kernel, CONFIGS["gpu"], _fit,
