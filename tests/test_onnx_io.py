@@ -81,6 +81,17 @@ def test_export_import_round_trip_matches_eager_torch(case, optimized, tmp_path)
         torch.testing.assert_close(run_graph(imported, x), expected, atol=1e-5, rtol=0)
 
 
+@pytest.mark.parametrize("opset", [13, 18, 21])
+def test_export_works_across_opsets_and_input_sizes(opset, tmp_path):
+    module, channels = build_case("shuffle_bicubic_skip")
+    graph = optimize(capture(module, channels))
+    model = export_onnx(graph, tmp_path / "model.onnx", opset=opset)
+    for batch, h, w in [(1, 5, 7), (3, 16, 9)]:
+        x = _input(channels, h, w, batch)
+        with torch.no_grad():
+            torch.testing.assert_close(_onnxruntime(model, x), module(x), atol=1e-4, rtol=0)
+
+
 def _fused_tail(activation: str, transposed: bool) -> Graph:
     """One conv carrying every epilogue stage: activation, residual scale, shuffle, skip."""
     rng = np.random.default_rng(0)
