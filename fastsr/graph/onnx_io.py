@@ -144,7 +144,7 @@ class _Importer:
     # -- operands -------------------------------------------------------------------------
     @staticmethod
     def _where(node: onnx.NodeProto) -> str:
-        return f"{node.name or node.output[0]} ({node.op_type})"
+        return f"{node.name or next(iter(node.output), 'unnamed')} ({node.op_type})"
 
     def _present(self, node: onnx.NodeProto, index: int) -> bool:
         return index < len(node.input) and node.input[index] != ""
@@ -313,6 +313,7 @@ class _Importer:
             conv is None
             or conv.op not in ("conv2d", "conv_transpose2d")
             or conv.attrs["groups"] != 1
+            or x != node.input[0]  # reached through an Identity, which may have other readers
             or self.uses[node.input[0]] != 1
         ):
             raise GraphError(
