@@ -160,6 +160,16 @@ def test_dcr_depth_to_space_after_a_conv_becomes_pixel_shuffle():
     _assert_matches_onnxruntime(model)
 
 
+def test_dcr_depth_to_space_with_channels_not_divisible_is_rejected():
+    model = _model(
+        [helper.make_node("Conv", ["x", "w"], ["c"]),
+         helper.make_node("DepthToSpace", ["c"], ["y"], blocksize=2, mode="DCR")],
+        {"w": _weights(13, 4, 1, 1)},
+    )
+    with pytest.raises(GraphError, match="13 channels"):
+        import_onnx(model)
+
+
 def test_dcr_depth_to_space_without_a_conv_before_it_is_rejected():
     model = _model([helper.make_node("Relu", ["x"], ["r"]),
                     helper.make_node("DepthToSpace", ["r"], ["y"], blocksize=2)])

@@ -322,7 +322,10 @@ class _Importer:
             )
         weight = self.params[conv.attrs["weight"]]
         out_axis = 0 if conv.op == "conv2d" else 1
-        depth = weight.shape[out_axis] // (factor * factor)
+        depth, remainder = divmod(weight.shape[out_axis], factor * factor)
+        if remainder:
+            raise GraphError(f"{self._where(node)}: {weight.shape[out_axis]} channels do not "
+                             f"divide by blocksize {factor} squared")
         # CRD channel c*r*r + k reads what DCR keeps in channel k*depth + c (k = i*r + j).
         order = np.arange(depth * factor * factor).reshape(factor * factor, depth).T.reshape(-1)
         self.params[conv.attrs["weight"]] = np.ascontiguousarray(np.take(weight, order, out_axis))
