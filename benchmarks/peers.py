@@ -103,14 +103,26 @@ def fastsr_engine(network: Network, backend: str, threads: int):
     from fastsr.graph.from_torch import capture
 
     graph = capture(network.module, network.spec.in_channels, {"name": network.spec.name})
+    use_threads(backend, threads)
     if "threads" in inspect.signature(Engine).parameters:
         return Engine(graph, backend, threads=threads)
     return Engine(graph, backend)  # uses the process's thread count, set by conftest
 
 
+def use_threads(backend: str, threads: int) -> None:
+    """The C++ backend's OpenMP pool is process-wide; the reference backend is torch's."""
+    if backend == "cpu":
+        from fastsr import _C
+
+        _C.set_max_threads(threads)
+    else:
+        torch.set_num_threads(threads)
+
+
 def _fastsr_runner(backend: str, device: str) -> Callable[[Network, int], Runner]:
     def make(network: Network, threads: int) -> Runner:
         engine = fastsr_engine(network, backend, threads)
+        use_threads(backend, threads)  # again: the engine may be cached from another case
 
         def run(x):
             with torch.inference_mode():

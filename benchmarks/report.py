@@ -1,0 +1,324 @@
+"""Turn a pytest-benchmark JSON into BENCHMARKS.md and a quality-against-speed plot.
+
+    pytest benchmarks --benchmark-only --benchmark-json=BENCH.json
+    python -m benchmarks.report BENCH.json -o BENCHMARKS.md
+
+Every figure is derived from the JSON: the median time of each benchmark and the facts the
+suite stored with it (GFLOP per frame, batch, max error, PSNR) and with the machine (FMA
+peak, threads). Speed-ups compare runs of the same network, input size and batch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+# Order of the rows in a model's table: ours first, then the peers.
+RUNNER_ORDER = [
+    "fastsr_cpu",
+    "fastsr_triton",
+    "fastsr_reference",
+    "torch_eager",
+    "torch_channels_last",
+    "onnxruntime",
+]
+BASELINES = {"eager": "torch_eager", "ort": "onnxruntime"}
+PLOT_SIZE = (640, 360)  # DESIGN.md: speed is quoted at 640x360
+FASTSR_RUNNERS = ("fastsr_cpu", "fastsr_triton")
+
+
+def load(path: str | Path) -> dict:
+    return json.loads(Path(path).read_text())
+
+
+def model_rows(bench: dict) -> list[dict]:
+    """One dict per throughput benchmark, with ms/frame, fps, GFLOP/s, % peak and speed-ups."""
+    peak = bench.get("machine_info", {}).get("fastsr", {}).get("fma_peak_gflops")
+    rows = []
+    for entry in bench["benchmarks"]:
+        info = entry["extra_info"]
+        if info.get("kind") != "model":
+            continue
+        seconds = entry["stats"]["median"]
+        fps = info["batch"] / seconds
+        gflops = info["gflop_per_frame"] * fps
+        rows.append(
+            dict(
+                info,
+                ms_per_frame=1e3 / fps,
+                fps=fps,
+                gflops=gflops,
+                pct_peak=100 * gflops / peak if peak else None,
+            )
+        )
+    by_key = {(r["model"], r["width"], r["height"], r["batch"], r["runner"]): r for r in rows}
+    for row in rows:
+        for label, runner in BASELINES.items():
+            base = by_key.get((row["model"], row["width"], row["height"], row["batch"], runner))
+            row[f"vs_{label}"] = base["ms_per_frame"] / row["ms_per_frame"] if base else None
+    return rows
+
+
+def _runner_rank(runner: str) -> int:
+    return RUNNER_ORDER.index(runner) if runner in RUNNER_ORDER else len(RUNNER_ORDER)
+
+
+def _fmt(value, spec: str, suffix: str = "") -> str:
+    return "–" if value is None else f"{value:{spec}}{suffix}"
+
+
+def model_tables(rows: list[dict]) -> list[str]:
+    lines = []
+    for model in sorted({r["model"] for r in rows}, key=lambda m: (not _headline(rows, m), m)):
+        mine = [r for r in rows if r["model"] == model]
+        first = mine[0]
+        notes = [f"×{first['scale']}", f"{first['weights']} weights"]
+        if first.get("headline"):
+            notes.append("headline network")
+        lines += [f"### {model} ({', '.join(notes)})", ""]
+        lines.append(
+            "| runner | input | batch | ms/frame | fps | GFLOP/s | % peak | × eager | × ORT "
+            "| max err vs eager |"
+        )
+        lines.append("|---|---|---|---|---|---|---|---|---|---|")
+        order = sorted(
+            mine, key=lambda r: (r["width"] * r["height"], r["batch"], _runner_rank(r["runner"]))
+        )
+        for r in order:
+            lines.append(
+                f"| {r['runner']} | {r['width']}×{r['height']} | {r['batch']} "
+                f"| {r['ms_per_frame']:.1f} | {r['fps']:.2f} | {r['gflops']:.1f} "
+                f"| {_fmt(r['pct_peak'], '.0f', '%')} | {_fmt(r['vs_eager'], '.2f', '×')} "
+                f"| {_fmt(r['vs_ort'], '.2f', '×')} | {r['max_err']:.1e} |"
+            )
+        lines.append("")
+    return lines
+
+
+def _headline(rows: list[dict], model: str) -> bool:
+    return any(r.get("headline") for r in rows if r["model"] == model)
+
+
+def _infos(bench: dict, kind: str) -> list[tuple[dict, dict]]:
+    return [
+        (e["extra_info"], e["stats"])
+        for e in bench["benchmarks"]
+        if e["extra_info"].get("kind") == kind
+    ]
+
+
+def bicubic_table(bench: dict) -> list[str]:
+    entries = _infos(bench, "bicubic")
+    if not entries:
+        return []
+    lines = [
+        "## Bicubic peers (RGB uint8 frame)",
+        "",
+        "| scale | input | implementation | ms | fps | Mpix out/s | diff mean / max (levels) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for info, stats in sorted(
+        entries, key=lambda e: (e[0]["scale"], e[0]["width"], e[1]["median"])
+    ):
+        ms = 1e3 * stats["median"]
+        mpix = info["width"] * info["height"] * info["scale"] ** 2 / 1e6 / stats["median"]
+        lines.append(
+            f"| ×{info['scale']} | {info['width']}×{info['height']} | {info['implementation']} "
+            f"| {ms:.2f} | {1e3 / ms:.1f} | {mpix:.0f} "
+            f"| {info['mean_level_diff']:.2f} / {info['max_level_diff']} |"
+        )
+    return lines + [""]
+
+
+def quality_points(bench: dict, rows: list[dict]) -> list[dict]:
+    """PSNR with the speed of the same model (fastest fastsr runner, else the fastest peer)
+    at 640x360 batch 1, or at the largest size measured; bicubic with its fastest peer."""
+    points = []
+    bicubic = _infos(bench, "bicubic")
+    for info, _ in _infos(bench, "quality"):
+        if info["model"] == "bicubic":
+            runs = [(i, s) for i, s in bicubic if i["scale"] == info["scale"]]
+            runs = [dict(i, fps=1 / s["median"], runner=i["implementation"]) for i, s in runs]
+        else:
+            runs = [r for r in rows if r["model"] == info["model"] and r["batch"] == 1]
+            ours = [r for r in runs if r["runner"] in FASTSR_RUNNERS]
+            runs = ours or runs
+        if not runs:
+            continue
+        size = max(
+            {(r["width"], r["height"]) for r in runs}, key=lambda s: (s == PLOT_SIZE, s[0] * s[1])
+        )
+        best = max((r for r in runs if (r["width"], r["height"]) == size), key=lambda r: r["fps"])
+        points.append(
+            dict(
+                model=info["model"],
+                scale=info["scale"],
+                psnr=info["psnr"],
+                ssim=info["ssim"],
+                data=info["data"],
+                fps=best["fps"],
+                runner=best["runner"],
+                size=size,
+            )
+        )
+    return points
+
+
+def quality_table(points: list[dict]) -> list[str]:
+    if not points:
+        return []
+    lines = [
+        f"## Quality against speed (data: {points[0]['data']})",
+        "",
+        "| model | scale | PSNR (Y) | SSIM (Y) | fps | measured with |",
+        "|---|---|---|---|---|---|",
+    ]
+    for p in sorted(points, key=lambda p: (p["scale"], -p["psnr"])):
+        lines.append(
+            f"| {p['model']} | ×{p['scale']} | {p['psnr']:.2f} | {p['ssim']:.4f} "
+            f"| {p['fps']:.2f} | {p['runner']} at {p['size'][0]}×{p['size'][1]} |"
+        )
+    return lines + [""]
+
+
+def plot_quality_speed(points: list[dict], path: Path) -> Path | None:
+    if not points:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    for scale, marker in ((2, "o"), (3, "^"), (4, "s")):
+        mine = [p for p in points if p["scale"] == scale]
+        if not mine:
+            continue
+        axes.scatter(
+            [p["fps"] for p in mine], [p["psnr"] for p in mine], marker=marker, label=f"×{scale}"
+        )
+        for p in mine:
+            axes.annotate(
+                f"{p['model']} ({p['runner']})",
+                (p["fps"], p["psnr"]),
+                fontsize=7,
+                xytext=(4, 3),
+                textcoords="offset points",
+            )
+    axes.set_xscale("log")
+    axes.set_xlabel("frames per second (log scale)")
+    axes.set_ylabel("PSNR on Y (dB)")
+    axes.set_title("Quality against speed")
+    axes.grid(True, which="both", alpha=0.3)
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return path
+
+
+def scaling_table(bench: dict) -> list[str]:
+    entries = _infos(bench, "scaling")
+    if not entries:
+        return []
+    lines = [
+        "## Cost against input size and threads",
+        "",
+        "| model | runner | threads | input | ms/frame | ms per Mpixel |",
+        "|---|---|---|---|---|---|",
+    ]
+    key = lambda e: (e[0]["runner"], e[0]["threads"], e[0]["pixels"])  # noqa: E731
+    for info, stats in sorted(entries, key=key):
+        ms = 1e3 * stats["median"]
+        lines.append(
+            f"| {info['model']} | {info['runner']} | {info['threads']} "
+            f"| {info['width']}×{info['height']} | {ms:.1f} | {ms / (info['pixels'] / 1e6):.1f} |"
+        )
+    return lines + [""]
+
+
+def memory_table(bench: dict) -> list[str]:
+    entries = _infos(bench, "memory")
+    if not entries:
+        return []
+    lines = [
+        "## Peak memory of a tiled upscale",
+        "",
+        "| input | model | scale | peak RSS | added by call | beyond output | budget | s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    mib = 2**20
+    for info, _ in entries:
+        lines.append(
+            f"| {info['width']}×{info['height']} | {info['model']} | ×{info['scale']} "
+            f"| {info['peak_rss_bytes'] / mib:.0f} MiB | {info['added_rss_bytes'] / mib:.0f} MiB "
+            f"| {info['working_bytes'] / mib:.0f} MiB | {info['budget_bytes'] / mib:.0f} MiB "
+            f"| {info['seconds']:.1f} |"
+        )
+    return lines + [""]
+
+
+def machine_lines(bench: dict) -> list[str]:
+    machine = bench.get("machine_info", {})
+    facts = machine.get("fastsr", {})
+    peak = facts.get("fma_peak_gflops")
+    versions = ", ".join(f"{k} {v}" for k, v in facts.get("versions", {}).items())
+    cpu = facts.get("cpu_model", machine.get("cpu", "?"))
+    source = facts.get("fma_peak_source", "not measured")
+    return [
+        f"Measured {bench.get('datetime', '?')} on {cpu} ({facts.get('cpu_count', '?')} CPUs), "
+        f"{facts.get('threads', '?')} threads for every engine, SIMD "
+        f"{facts.get('simd_level', '?')}, load average {facts.get('loadavg_1min', '?')} at the "
+        f"end of the run, {facts.get('mode', '?')} mode.",
+        "",
+        f"FMA peak: {_fmt(peak, '.0f', ' GFLOP/s')} ({source}).",
+        "",
+        f"Versions: {versions or '?'}.",
+        "",
+        "ms/frame is the median time of a call divided by the batch; GFLOP/s counts the "
+        "convolutions' multiply-adds ×2; × eager and × ORT are frame-rate ratios against eager "
+        "PyTorch (as trained, NCHW) and ONNX Runtime measured in the same run; max err is the "
+        "largest |difference| from eager PyTorch on the same input.",
+        "",
+    ]
+
+
+def render(bench: dict, plot_name: str | None = None) -> str:
+    rows = model_rows(bench)
+    points = quality_points(bench, rows)
+    lines = ["# fastsr benchmarks", "", *machine_lines(bench)]
+    if rows:
+        lines += ["## Throughput per network", "", *model_tables(rows)]
+    lines += quality_table(points)
+    if plot_name and points:
+        lines += [f"![quality against speed]({plot_name})", ""]
+    lines += bicubic_table(bench) + scaling_table(bench) + memory_table(bench)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.report",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("json", help="a pytest-benchmark JSON (--benchmark-json=...)")
+    parser.add_argument("-o", "--output", default="BENCHMARKS.md", help="markdown to write")
+    parser.add_argument("--plot", help="PNG to write (default: next to the markdown)")
+    args = parser.parse_args(argv)
+    bench = load(args.json)
+    output = Path(args.output)
+    plot = Path(args.plot) if args.plot else output.with_name("quality_vs_speed.png")
+    written = plot_quality_speed(quality_points(bench, model_rows(bench)), plot)
+    name = None
+    if written is not None:
+        same_folder = written.resolve().parent == output.resolve().parent
+        name = written.name if same_folder else str(written.resolve())
+    output.write_text(render(bench, name))
+    print(f"wrote {output}" + (f" and {written}" if written else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
