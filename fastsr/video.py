@@ -1,0 +1,334 @@
+"""Upscale a video file: decode -> upscale -> encode, other streams copied as they are.
+
+Three stages overlap: a decode thread demuxes and turns frames into RGB arrays, the
+calling thread runs the model, an encode thread encodes and muxes. Bounded queues keep
+memory flat. Audio and subtitle packets travel through the same queues as the frames,
+so they reach the muxer in their original order and are never re-encoded.
+
+The output is written under a temporary name and renamed at the end. A run that stops
+early (Ctrl-C, a frame that fails) still finalises the container, so the frames done
+are playable; the file is then renamed to the output name and `PartialOutputError`
+says so, or, with `all_or_nothing`, removed.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import warnings
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from fastsr.api import Upscaler
+
+DEFAULT_CODEC = "libx264"
+DEFAULT_CRF = 18  # visually near-lossless for x264/x265; upscaled detail is worth keeping
+QUEUE_FRAMES = 4  # frames in flight per stage: enough to overlap, little memory
+COPIED_STREAM_TYPES = ("audio", "subtitle")
+_END = ("end", None)
+_POLL_SECONDS = 0.1  # how often a blocked stage checks whether the others have stopped
+
+
+class PartialOutputError(RuntimeError):
+    """The run stopped early; the output (if kept) holds only the frames done."""
+
+    def __init__(self, path: Path, frames: int, cause: BaseException, kept: bool):
+        self.path, self.frames, self.cause, self.kept = path, frames, cause, kept
+        self.interrupted = isinstance(cause, KeyboardInterrupt)
+        what = "interrupted" if self.interrupted else f"failed: {_one_line(cause)}"
+        if kept:
+            outcome = f"{path} is PARTIAL: it holds the first {frames} frames only"
+        else:
+            outcome = f"no output written (all-or-nothing), {frames} frames were done"
+        super().__init__(f"video upscaling {what}; {outcome}")
+
+
+@dataclass
+class VideoResult:
+    path: Path
+    frames: int
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split()) or type(error).__name__
+
+
+def _av():
+    try:
+        import av
+    except ImportError:
+        raise RuntimeError("video needs PyAV: pip install av (or fastsr[video])") from None
+    return av
+
+
+def check_output_path(path: Path, overwrite: bool) -> None:
+    """Fail before any work if `path` cannot or must not be written."""
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists; pass overwrite=True (--overwrite) to replace it")
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a directory, expected a file name")
+    parent = path.parent
+    if not parent.is_dir():
+        raise FileNotFoundError(f"output directory {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise PermissionError(f"output directory {parent} is not writable")
+
+
+def temporary_path(path: Path) -> Path:
+    """A sibling name with the same suffix (the suffix picks the container/format)."""
+    return path.with_name(f".{path.stem}.fastsr-partial{path.suffix}")
+
+
+def upscale_video(
+    src,
+    dst,
+    upscaler: Upscaler | None = None,
+    *,
+    codec: str = DEFAULT_CODEC,
+    crf: int | None = None,
+    pix_fmt: str | None = None,
+    all_or_nothing: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+    **upscaler_options,
+) -> VideoResult:
+    """Upscale the first video stream of `src` into `dst`, copying audio and subtitles.
+
+    upscaler: an `Upscaler` to use; otherwise one is made from `upscaler_options`
+        (model, scale, backend, threads, tile, max_memory).
+    codec, crf, pix_fmt: the encoder, its constant-rate factor (codecs that have one;
+        default 18) and pixel format (default: the input's when the encoder takes it).
+    Frame rate and timestamps are kept. Raises PartialOutputError when the run stops
+    early (the exception says whether a partial file was kept).
+    """
+    av = _av()
+    src, dst = Path(src), Path(dst)
+    if not src.is_file():
+        raise FileNotFoundError(f"no video file at {src}")
+    check_output_path(dst, overwrite)
+    encoder = _encoder_codec(av, codec)
+    up = upscaler or Upscaler(**upscaler_options)
+    try:
+        source = av.open(str(src))
+    except av.FFmpegError as error:
+        raise ValueError(f"{src} is not a readable video: {_one_line(error)}") from None
+    with source:
+        if not source.streams.video:
+            raise ValueError(f"{src} has no video stream")
+        tmp = temporary_path(dst)
+        try:
+            transcoder = _Transcoder(av, source, tmp, up, encoder, crf, pix_fmt)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        failure = transcoder.run(progress)
+    if failure is None:
+        os.replace(tmp, dst)
+        return VideoResult(dst, transcoder.frames_written)
+    keep = not all_or_nothing and transcoder.frames_written > 0
+    if keep:
+        os.replace(tmp, dst)
+    else:
+        tmp.unlink(missing_ok=True)
+    raise PartialOutputError(dst, transcoder.frames_written, failure, keep) from failure
+
+
+def _encoder_codec(av, name: str):
+    try:
+        codec = av.codec.Codec(name, "w")
+    except Exception:  # PyAV raises different types for unknown and decoder-only names
+        codec = None
+    if codec is None or codec.type != "video":
+        raise ValueError(f"unknown video encoder {name!r}; try libx264, libx265 or libvpx-vp9")
+    return codec
+
+
+def _choose_pix_fmt(codec, requested: str | None, source_format: str) -> str:
+    supported = [f.name for f in codec.video_formats or []]
+    if requested is not None:
+        if supported and requested not in supported:
+            raise ValueError(
+                f"encoder {codec.name} does not take pixel format {requested!r}; "
+                f"it takes {', '.join(supported)}"
+            )
+        return requested
+    for candidate in (source_format, "yuv420p", *supported):
+        if not supported or candidate in supported:
+            return candidate
+    raise AssertionError("unreachable: the last candidate is supported")
+
+
+class _Transcoder:
+    """The open output container and the three stages feeding it."""
+
+    def __init__(self, av, source, path: Path, up: Upscaler, codec, crf, pix_fmt):
+        self.av, self.source, self.up = av, source, up
+        self.video_in = source.streams.video[0]
+        ctx = self.video_in.codec_context
+        self.deep = max(c.bits for c in self.video_in.format.components) > 8
+        self.rgb_format = "rgb48le" if self.deep else "rgb24"
+        self.colour = {"colorspace": ctx.colorspace, "color_range": ctx.color_range}
+        self.output = av.open(str(path), "w")
+        try:
+            self.video_out = self._add_video_stream(codec, crf, pix_fmt)
+            self.copied = self._add_copied_streams()
+        except BaseException:
+            self.output.close()
+            raise
+        self.frames_written = 0
+        self.stop = threading.Event()
+        self.decoded: queue.Queue = queue.Queue(QUEUE_FRAMES)
+        self.upscaled: queue.Queue = queue.Queue(QUEUE_FRAMES)
+        self.stage_error: BaseException | None = None
+
+    def _add_video_stream(self, codec, crf, pix_fmt):
+        video_in = self.video_in
+        rate = video_in.average_rate or video_in.guessed_rate or video_in.base_rate
+        out = self.output.add_stream(codec.name, rate=Fraction(rate) if rate else None)
+        out.width = video_in.codec_context.width * self.up.scale
+        out.height = video_in.codec_context.height * self.up.scale
+        out.pix_fmt = _choose_pix_fmt(codec, pix_fmt, video_in.codec_context.pix_fmt)
+        # keep the source's clock, so every frame keeps its exact timestamp
+        out.codec_context.time_base = video_in.time_base
+        out.time_base = video_in.time_base
+        for key, value in self.colour.items():
+            setattr(out.codec_context, key, value)
+        options = {option.name for option in out.codec_context.supported_options.private}
+        if "crf" in options:
+            out.options = {"crf": str(DEFAULT_CRF if crf is None else crf)}
+        elif crf is not None:
+            raise ValueError(f"encoder {codec.name} has no crf option; leave crf unset")
+        return out
+
+    def _add_copied_streams(self) -> dict:
+        """Input stream index -> output stream, for the streams copied packet by packet."""
+        copied = {}
+        for stream in self.source.streams:
+            if stream.type not in COPIED_STREAM_TYPES:
+                continue
+            if stream.codec.canonical_name not in self.output.supported_codecs:
+                warnings.warn(
+                    f"fastsr: {stream.type} stream #{stream.index} ({stream.codec.name}) cannot "
+                    f"go into a {self.output.format.name} file and is left out; choose an "
+                    "output container that takes it (e.g. .mkv)",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+                continue
+            copied[stream.index] = self.output.add_stream_from_template(stream)
+        return copied
+
+    # -- stages ---------------------------------------------------------------------------
+    def _put(self, target: queue.Queue, item) -> bool:
+        """Put unless the run has stopped; False when it has."""
+        while not self.stop.is_set():
+            try:
+                target.put(item, timeout=_POLL_SECONDS)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _get(self, source: queue.Queue):
+        while True:
+            try:
+                return source.get(timeout=_POLL_SECONDS)
+            except queue.Empty:
+                if self.stop.is_set():
+                    return _END
+
+    def _decode(self) -> None:
+        try:
+            streams = [self.video_in, *(self.source.streams[i] for i in self.copied)]
+            for packet in self.source.demux(streams):
+                if packet.stream.index in self.copied:
+                    if packet.dts is not None and not self._put(self.decoded, ("packet", packet)):
+                        return
+                    continue
+                for frame in packet.decode():
+                    rgb = frame.to_ndarray(
+                        format=self.rgb_format, src_color_range=frame.color_range
+                    )
+                    if not self._put(self.decoded, ("frame", (rgb, frame.pts))):
+                        return
+            self._put(self.decoded, _END)
+        except BaseException as error:  # handed to the calling thread, which decides
+            self._put(self.decoded, ("error", error))
+
+    def _encode(self) -> None:
+        try:
+            while True:
+                kind, item = self._get(self.upscaled)
+                if kind == "end":
+                    break
+                if kind == "packet":
+                    item.stream = self.copied[item.stream.index]
+                    self.output.mux(item)
+                    continue
+                self.output.mux(self.video_out.encode(self._frame(*item)))
+                self.frames_written += 1
+        except BaseException as error:
+            self.stage_error = error
+            self.stop.set()
+        finally:
+            self._finalise()
+
+    def _frame(self, rgb: np.ndarray, pts):
+        frame = self.av.VideoFrame.from_ndarray(rgb, format=self.rgb_format)
+        frame = frame.reformat(
+            format=self.video_out.pix_fmt,
+            dst_colorspace=self.colour["colorspace"],
+            dst_color_range=self.colour["color_range"],
+        )
+        frame.pts, frame.time_base = pts, self.video_in.time_base
+        return frame
+
+    def _finalise(self) -> None:
+        """Flush the encoder and close the container: what was encoded stays playable."""
+        try:
+            self.output.mux(self.video_out.encode(None))
+        finally:
+            self.output.close()
+
+    def run(self, progress: bool) -> BaseException | None:
+        """Run the stages; the first failure (or Ctrl-C) stops them all and is returned."""
+        decoder = threading.Thread(target=self._decode, name="fastsr-decode", daemon=True)
+        encoder = threading.Thread(target=self._encode, name="fastsr-encode", daemon=True)
+        failure = None
+        bar = self._progress_bar(progress)
+        decoder.start()
+        encoder.start()
+        try:
+            while True:
+                kind, item = self._get(self.decoded)
+                if kind == "error":
+                    raise item
+                if kind == "frame":
+                    rgb, pts = item
+                    item = (self.up(rgb), pts)
+                    bar.update(1)
+                if not self._put(self.upscaled, (kind, item)) or kind == "end":
+                    break
+        except BaseException as error:
+            failure = error
+        finally:
+            if failure is not None:
+                self.stop.set()  # the encoder sees it, finalises and ends
+            encoder.join()
+            self.stop.set()
+            decoder.join()
+            bar.close()
+        return failure or self.stage_error
+
+    def _progress_bar(self, enabled: bool):
+        from tqdm import tqdm
+
+        video = self.video_in
+        total = video.frames or None
+        if total is None and video.duration and video.average_rate:
+            total = int(video.duration * video.time_base * video.average_rate)
+        return tqdm(total=total, unit="frame", desc="upscaling", disable=not enabled, delay=1)
