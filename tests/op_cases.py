@@ -157,3 +157,18 @@ def build_case(name: str) -> tuple[nn.Module, int]:
     factory, channels = OP_CASES[name]
     torch.manual_seed(sum(map(ord, name)))
     return randomize_batchnorm(factory()), channels
+
+
+class GateFirst(nn.Module):
+    """Channel attention written gate-first: the pooled factor is the left operand."""
+
+    def __init__(self, c=4):
+        super().__init__()
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Conv2d(c, c, 1)
+
+    def forward(self, x):
+        return torch.sigmoid(self.fc(self.pool(x))) * x
+
+
+OP_CASES["channel_gate_first"] = (lambda: GateFirst(), 4)

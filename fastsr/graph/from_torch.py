@@ -44,6 +44,7 @@ class _Capture:
         self.params: dict[str, np.ndarray] = {}
         self.tensor_of: dict[str, str] = {}  # fx node name -> IR tensor name
         self.constant_of: dict[str, np.ndarray] = {}  # fx get_attr node name -> value
+        self.pooled: set[str] = set()  # IR tensors of spatial size 1x1 (after global pooling)
         placeholders = [n for n in traced.graph.nodes if n.op == "placeholder"]
         if len(placeholders) != 1:
             raise GraphError(f"expected a module with one input, got {len(placeholders)}")
@@ -90,6 +91,8 @@ class _Capture:
     def _emit(self, fx_node, op: str, inputs: list[str], **attrs) -> None:
         self.nodes.append(Node(op, inputs, fx_node.name, attrs, self._where(fx_node)))
         self.tensor_of[fx_node.name] = fx_node.name
+        if op == "global_avg_pool" or (op != "mul" and inputs and set(inputs) <= self.pooled):
+            self.pooled.add(fx_node.name)
 
     def _alias(self, fx_node, tensor: str) -> None:
         self.tensor_of[fx_node.name] = tensor
@@ -233,6 +236,8 @@ class _Capture:
                          self._where(fx_node))
                 )
                 tb, kind = negated, "add"
+            if kind == "mul" and ta in self.pooled and tb not in self.pooled:
+                ta, tb = tb, ta  # the IR wants the pooled channel factor second
             self._emit(fx_node, kind, [ta, tb])
             return
         if self._is_tensor(b):  # constant on the left: commute (sub: c - x = -x + c)

@@ -165,12 +165,8 @@ def _same_spatial(where: str, shapes: list[TensorShape]) -> None:
         raise GraphError(f"{where}: inputs have different spatial sizes {shapes}")
 
 
-def _conv_out_scale(scale, stride: int, where: str):
-    if scale == GLOBAL:
-        return GLOBAL
-    if stride != 1 and Fraction(scale) / stride != Fraction(scale, stride):
-        raise GraphError(f"{where}: bad stride {stride}")
-    return Fraction(scale) / stride
+def _conv_out_scale(scale, stride: int):
+    return GLOBAL if scale == GLOBAL else Fraction(scale) / stride
 
 
 def _output_shape(graph: Graph, node: Node, ins: list[TensorShape]) -> TensorShape:
@@ -202,7 +198,7 @@ def _output_shape(graph: Graph, node: Node, ins: list[TensorShape]) -> TensorSha
                 f"{where}: strided conv must have kernel - 2*padding == stride "
                 f"(got kernel {k_eff}, padding {a['padding']}, stride {a['stride']})"
             )
-        shape = TensorShape(weight.shape[0], _conv_out_scale(ins[0].scale, a["stride"][0], where))
+        shape = TensorShape(weight.shape[0], _conv_out_scale(ins[0].scale, a["stride"][0]))
         return _epilogue_shape(node, shape, ins, where)
     if op == "conv_transpose2d":
         weight = graph.params[a["weight"]]
@@ -223,6 +219,8 @@ def _output_shape(graph: Graph, node: Node, ins: list[TensorShape]) -> TensorSha
         return _epilogue_shape(node, shape, ins[:1], where)
     if op in ("add", "mul"):
         x, y = ins
+        # The pooled (GLOBAL) factor of a channel scaling is always the second operand;
+        # the frontends put it there.
         if op == "mul" and y.scale == GLOBAL:
             if y.channels not in (1, x.channels):
                 raise GraphError(f"{where}: cannot scale {x.channels} channels by {y.channels}")
