@@ -1,0 +1,131 @@
+"""The benchmark report derives every figure from the pytest-benchmark JSON correctly.
+
+A synthetic run with round numbers: a 10 GFLOP/frame network at 640x360 on a machine whose
+FMA peak is 200 GFLOP/s; eager PyTorch takes 0.5 s, ONNX Runtime 0.2 s, fastsr 0.1 s.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `benchmarks` lives at the root
+
+from benchmarks import report  # noqa: E402
+
+
+def _model(runner: str, median: float, batch: int = 1, max_err: float = 0.0) -> dict:
+    info = dict(
+        kind="model",
+        model="net_x2",
+        runner=runner,
+        width=640,
+        height=360,
+        batch=batch,
+        scale=2,
+        weights="shipped",
+        headline=True,
+        gflop_per_frame=10.0,
+        max_err=max_err,
+    )
+    return {"name": f"model-{runner}-b{batch}", "extra_info": info, "stats": {"median": median}}
+
+
+def _entry(median: float, **info) -> dict:
+    return {"name": str(info), "extra_info": info, "stats": {"median": median}}
+
+
+@pytest.fixture
+def bench() -> dict:
+    return {
+        "datetime": "2026-01-01T00:00:00",
+        "machine_info": {"fastsr": {"fma_peak_gflops": 200.0, "threads": 2}},
+        "benchmarks": [
+            _model("torch_eager", 0.5),
+            _model("onnxruntime", 0.2, max_err=3e-7),
+            _model("fastsr_cpu", 0.1, max_err=5e-6),
+            _model("fastsr_cpu", 0.2, batch=4),
+            _entry(
+                0.001,
+                kind="bicubic",
+                implementation="cv2_inter_cubic_u8",
+                width=640,
+                height=360,
+                batch=1,
+                scale=2,
+                max_level_diff=1,
+                mean_level_diff=0.01,
+            ),
+            _entry(
+                0.004,
+                kind="bicubic",
+                implementation="pillow_bicubic_u8",
+                width=640,
+                height=360,
+                batch=1,
+                scale=2,
+                max_level_diff=9,
+                mean_level_diff=0.8,
+            ),
+            _entry(3.0, kind="quality", model="net_x2", scale=2, psnr=37.5, ssim=0.96, data="d"),
+            _entry(1.0, kind="quality", model="bicubic", scale=2, psnr=33.6, ssim=0.93, data="d"),
+        ],
+    }
+
+
+def _row(rows: list[dict], runner: str, batch: int = 1) -> dict:
+    return next(r for r in rows if r["runner"] == runner and r["batch"] == batch)
+
+
+def test_rates_follow_from_median_time_and_flops(bench):
+    ours = _row(report.model_rows(bench), "fastsr_cpu")
+    assert ours["ms_per_frame"] == pytest.approx(100.0)
+    assert ours["fps"] == pytest.approx(10.0)
+    assert ours["gflops"] == pytest.approx(100.0)  # 10 GFLOP x 10 fps
+    assert ours["pct_peak"] == pytest.approx(50.0)  # 100 of 200 GFLOP/s
+
+
+def test_speedups_compare_the_same_network_size_and_batch(bench):
+    rows = report.model_rows(bench)
+    assert _row(rows, "fastsr_cpu")["vs_eager"] == pytest.approx(5.0)  # 0.5 s / 0.1 s
+    assert _row(rows, "fastsr_cpu")["vs_ort"] == pytest.approx(2.0)  # 0.2 s / 0.1 s
+    assert _row(rows, "onnxruntime")["vs_eager"] == pytest.approx(2.5)
+    assert _row(rows, "torch_eager")["vs_eager"] == pytest.approx(1.0)
+
+
+def test_batch_time_is_shared_by_its_frames_and_has_no_peer_without_one(bench):
+    batched = _row(report.model_rows(bench), "fastsr_cpu", batch=4)
+    assert batched["ms_per_frame"] == pytest.approx(50.0)  # 0.2 s for 4 frames
+    assert batched["fps"] == pytest.approx(20.0)
+    assert batched["vs_eager"] is None and batched["vs_ort"] is None
+
+
+def test_markdown_has_a_row_per_run_with_ratios_and_error(bench):
+    text = report.render(bench)
+    assert "### net_x2 (×2, shipped weights, headline network)" in text
+    row = "| fastsr_cpu | 640×360 | 1 | 100.0 | 10.00 | 100.0 | 50% | 5.00× | 2.00× | 5.0e-06 |"
+    assert row in text
+    assert "| fastsr_cpu | 640×360 | 4 | 50.0 | 20.00 | 200.0 | 100% | – | – |" in text
+    assert "FMA peak: 200 GFLOP/s" in text
+
+
+def test_quality_points_pair_psnr_with_the_fastest_measured_speed(bench):
+    points = {p["model"]: p for p in report.quality_points(bench, report.model_rows(bench))}
+    assert points["net_x2"]["fps"] == pytest.approx(10.0)  # fastsr_cpu, batch 1
+    assert points["net_x2"]["runner"] == "fastsr_cpu"
+    assert points["bicubic"]["fps"] == pytest.approx(1000.0)  # the fastest bicubic peer
+    assert points["bicubic"]["psnr"] == pytest.approx(33.6)
+
+
+def test_command_writes_markdown_and_plot(bench, tmp_path):
+    pytest.importorskip("matplotlib")
+    source = tmp_path / "bench.json"
+    source.write_text(json.dumps(bench))
+    assert report.main([str(source), "-o", str(tmp_path / "BENCHMARKS.md")]) == 0
+    assert (tmp_path / "quality_vs_speed.png").stat().st_size > 0
+    assert (
+        "![quality against speed](quality_vs_speed.png)" in (tmp_path / "BENCHMARKS.md").read_text()
+    )
