@@ -96,6 +96,28 @@ def model_tables(rows: list[dict]) -> list[str]:
     return lines
 
 
+def summary_table(rows: list[dict]) -> list[str]:
+    """Frames per second of every runner at 640x360, batch 1: the figures issue targets use."""
+    at_size = [r for r in rows if (r["width"], r["height"]) == PLOT_SIZE and r["batch"] == 1]
+    if not at_size:
+        return []
+    runners = sorted({r["runner"] for r in at_size}, key=_runner_rank)
+    models = sorted({r["model"] for r in at_size}, key=lambda m: (not _headline(rows, m), m))
+    fps = {(r["model"], r["runner"]): r for r in at_size}
+    lines = [
+        f"## Frames per second at {PLOT_SIZE[0]}×{PLOT_SIZE[1]}, batch 1",
+        "",
+        "| model | " + " | ".join(runners) + " | fastsr cpu × eager | fastsr cpu × ORT |",
+        "|---" * (len(runners) + 3) + "|",
+    ]
+    for model in models:
+        cells = [_fmt(fps.get((model, r), {}).get("fps"), ".2f") for r in runners]
+        ours = fps.get((model, "fastsr_cpu"), {})
+        ratios = [_fmt(ours.get("vs_eager"), ".2f", "×"), _fmt(ours.get("vs_ort"), ".2f", "×")]
+        lines.append(f"| {model} | " + " | ".join(cells + ratios) + " |")
+    return lines + [""]
+
+
 def _headline(rows: list[dict], model: str) -> bool:
     return any(r.get("headline") for r in rows if r["model"] == model)
 
@@ -207,6 +229,7 @@ def plot_quality_speed(points: list[dict], path: Path) -> Path | None:
                 textcoords="offset points",
             )
     axes.set_xscale("log")
+    axes.margins(x=0.3, y=0.15)  # room for the labels
     axes.set_xlabel("frames per second (log scale)")
     axes.set_ylabel("PSNR on Y (dB)")
     axes.set_title("Quality against speed")
@@ -266,11 +289,12 @@ def machine_lines(bench: dict) -> list[str]:
     versions = ", ".join(f"{k} {v}" for k, v in facts.get("versions", {}).items())
     cpu = facts.get("cpu_model", machine.get("cpu", "?"))
     source = facts.get("fma_peak_source", "not measured")
+    load = _fmt(facts.get("loadavg_1min"), ".1f")
     return [
         f"Measured {bench.get('datetime', '?')} on {cpu} ({facts.get('cpu_count', '?')} CPUs), "
         f"{facts.get('threads', '?')} threads for every engine, SIMD "
-        f"{facts.get('simd_level', '?')}, load average {facts.get('loadavg_1min', '?')} at the "
-        f"end of the run, {facts.get('mode', '?')} mode.",
+        f"{facts.get('simd_level', '?')}, load average {load} at the end of the run, "
+        f"{facts.get('mode', '?')} mode.",
         "",
         f"FMA peak: {_fmt(peak, '.0f', ' GFLOP/s')} ({source}).",
         "",
@@ -289,6 +313,7 @@ def render(bench: dict, plot_name: str | None = None) -> str:
     points = quality_points(bench, rows)
     lines = ["# fastsr benchmarks", "", *machine_lines(bench)]
     if rows:
+        lines += summary_table(rows)
         lines += ["## Throughput per network", "", *model_tables(rows)]
     lines += quality_table(points)
     if plot_name and points:

@@ -112,6 +112,12 @@ def test_markdown_has_a_row_per_run_with_ratios_and_error(bench):
     assert "FMA peak: 200 GFLOP/s" in text
 
 
+def test_summary_lists_fps_per_runner_at_640x360(bench):
+    text = report.render(bench)
+    assert "| model | fastsr_cpu | torch_eager | onnxruntime | fastsr cpu × eager |" in text
+    assert "| net_x2 | 10.00 | 2.00 | 5.00 | 5.00× | 2.00× |" in text
+
+
 def test_quality_points_pair_psnr_with_the_fastest_measured_speed(bench):
     points = {p["model"]: p for p in report.quality_points(bench, report.model_rows(bench))}
     assert points["net_x2"]["fps"] == pytest.approx(10.0)  # fastsr_cpu, batch 1
