@@ -2,13 +2,16 @@
 
 __version__ = "0.1.0"
 
-from fastsr.api import Upscaler, upscale  # noqa: E402  (after __version__, which needs nothing)
-
 __all__ = ["Upscaler", "__version__", "load", "upscale"]
 
 
 def __getattr__(name: str):
-    # `load` comes from the graph frontends, which pull in torch.fx and onnx: only on use.
+    # Imported on first use: torch takes seconds to import, and `fastsr --help`, `--version`
+    # or a mistyped path should answer at once.
+    if name in ("upscale", "Upscaler"):
+        from fastsr import api
+
+        return getattr(api, name)
     if name == "load":
         from fastsr.graph import load
 

@@ -20,10 +20,12 @@ import warnings
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from fastsr.api import Upscaler
+if TYPE_CHECKING:  # imported when used: the CLI imports this module for its error types
+    from fastsr.api import Upscaler
 
 DEFAULT_CODEC = "libx264"
 DEFAULT_CRF = 18  # visually near-lossless for x264/x265; upscaled detail is worth keeping
@@ -111,7 +113,10 @@ def upscale_video(
         raise FileNotFoundError(f"no video file at {src}")
     check_output_path(dst, overwrite)
     encoder = _encoder_codec(av, codec)
-    up = upscaler or Upscaler(**upscaler_options)
+    if upscaler is None:
+        from fastsr.api import Upscaler
+
+        upscaler = Upscaler(**upscaler_options)
     try:
         source = av.open(str(src))
     except av.FFmpegError as error:
@@ -121,7 +126,7 @@ def upscale_video(
             raise ValueError(f"{src} has no video stream")
         tmp = temporary_path(dst)
         try:
-            transcoder = _Transcoder(av, source, tmp, up, encoder, crf, pix_fmt)
+            transcoder = _Transcoder(av, source, tmp, upscaler, encoder, crf, pix_fmt)
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise

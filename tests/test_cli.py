@@ -1,0 +1,305 @@
+"""The `fastsr` command and image files: formats, 16 bits, safe writes, one-line errors."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from test_api import one_torch_thread, random_image, tiny_graph  # noqa: F401
+
+import fastsr
+from fastsr import cli
+from fastsr.graph.onnx_io import export_onnx
+from fastsr.imageio import read_image, write_image
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory) -> Path:
+    """The tiny test network as an ONNX file, so the CLI loads it like any user model."""
+    path = tmp_path_factory.mktemp("models") / "tiny_x2.onnx"
+    export_onnx(tiny_graph(), path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def up():
+    return fastsr.Upscaler(model=tiny_graph(), backend="reference")
+
+
+def run_cli(capsys, *argv) -> tuple[int, str, str]:
+    code = cli.main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def assert_one_line_error(err: str, *fragments: str) -> None:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("fastsr: error: "), err
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+# -- image files ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("shape", [(5, 6), (5, 6, 3), (5, 6, 4)], ids=["grey", "rgb", "rgba"])
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_png_round_trip_keeps_every_bit(tmp_path, shape, dtype):
+    pixels = random_image(shape, dtype)
+    write_image(tmp_path / "a.png", pixels)
+    back = read_image(tmp_path / "a.png")
+    assert back.dtype == dtype
+    np.testing.assert_array_equal(back, pixels)
+    assert [p.name for p in tmp_path.iterdir()] == ["a.png"]  # no temporary left
+
+
+@pytest.mark.parametrize("suffix", [".jpg", ".webp", ".bmp", ".tif"])
+def test_other_formats_by_suffix(tmp_path, suffix):
+    pixels = random_image((8, 8, 3), np.uint8)
+    write_image(tmp_path / f"a{suffix}", pixels)
+    back = read_image(tmp_path / f"a{suffix}")
+    assert back.shape == (8, 8, 3) and back.dtype == np.uint8
+    expected = {".jpg": "JPEG", ".webp": "WEBP", ".bmp": "BMP", ".tif": "TIFF"}[suffix]
+    assert Image.open(tmp_path / f"a{suffix}").format == expected
+
+
+def test_sixteen_bit_to_an_eight_bit_format_is_rounded(tmp_path):
+    pixels = np.array([[[0, 257, 65535]]], np.uint16)
+    write_image(tmp_path / "a.bmp", pixels)
+    np.testing.assert_array_equal(read_image(tmp_path / "a.bmp"), [[[0, 1, 255]]])
+
+
+def test_image_file_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no image file"):
+        read_image(tmp_path / "missing.png")
+    (tmp_path / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 10)
+    with pytest.raises(ValueError, match="not a readable image"):
+        read_image(tmp_path / "corrupt.png")
+    with pytest.raises(ValueError, match="image format of a.xyz"):
+        write_image(tmp_path / "a.xyz", random_image((4, 4, 3), np.uint8))
+    with pytest.raises(ValueError, match="JPEG has no alpha"):
+        write_image(tmp_path / "a.jpg", random_image((4, 4, 4), np.uint8))
+
+
+def test_a_failed_write_leaves_the_old_file_untouched(tmp_path, monkeypatch):
+    target = tmp_path / "a.png"
+    target.write_bytes(b"old")
+
+    def broken_save(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(Image.Image, "save", broken_save)
+    with pytest.raises(OSError, match="disk full"):
+        write_image(target, random_image((4, 4, 3), np.uint8))
+    assert target.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["a.png"]
+
+
+# -- fastsr upscale ---------------------------------------------------------------------
+
+
+def test_upscale_one_file(tmp_path, capsys, model_file, up):
+    pixels = random_image((6, 7, 3), np.uint8)
+    write_image(tmp_path / "in.png", pixels)
+    code, _, err = run_cli(
+        capsys, "upscale", tmp_path / "in.png", "-o", tmp_path / "out.png",
+        "--model", model_file, "--backend", "reference",
+    )  # fmt: skip
+    assert code == 0, err
+    np.testing.assert_array_equal(read_image(tmp_path / "out.png"), up(pixels))
+
+
+def test_upscale_keeps_16_bit_png_16_bit(tmp_path, capsys, model_file, up):
+    pixels = random_image((6, 7, 3), np.uint16)
+    write_image(tmp_path / "in.png", pixels)
+    code, _, err = run_cli(
+        capsys, "upscale", tmp_path / "in.png", "-o", tmp_path / "out.png",
+        "--model", model_file, "--backend", "reference", "--scale", "2",
+    )  # fmt: skip
+    assert code == 0, err
+    out = read_image(tmp_path / "out.png")
+    assert out.dtype == np.uint16
+    np.testing.assert_array_equal(out, up(pixels))
+
+
+def test_upscale_folders_and_files_into_a_folder(tmp_path, capsys, model_file):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "out").mkdir()
+    write_image(tmp_path / "in" / "a.png", random_image((4, 5, 4), np.uint8))
+    write_image(tmp_path / "in" / "b.jpg", random_image((6, 4, 3), np.uint8))
+    (tmp_path / "in" / "notes.txt").write_text("not an image")
+    write_image(tmp_path / "c.bmp", random_image((3, 3), np.uint8))
+    code, _, err = run_cli(
+        capsys, "upscale", tmp_path / "in", tmp_path / "c.bmp", "-o", tmp_path / "out",
+        "--model", model_file, "--backend", "reference", "--tile", "2", "--threads", "1",
+    )  # fmt: skip
+    assert code == 0, err
+    shapes = {p.name: read_image(p).shape for p in (tmp_path / "out").iterdir()}
+    assert shapes == {"a.png": (8, 10, 4), "b.jpg": (12, 8, 3), "c.bmp": (6, 6)}
+
+
+def test_existing_output_needs_overwrite(tmp_path, capsys, model_file):
+    write_image(tmp_path / "in.png", random_image((4, 4, 3), np.uint8))
+    (tmp_path / "out.png").write_bytes(b"precious")
+    args = ["upscale", tmp_path / "in.png", "-o", tmp_path / "out.png", "--model", model_file]
+    code, _, err = run_cli(capsys, *args, "--backend", "reference")
+    assert code == 1
+    assert_one_line_error(err, "out.png exists", "--overwrite")
+    assert (tmp_path / "out.png").read_bytes() == b"precious"
+    code, _, err = run_cli(capsys, *args, "--backend", "reference", "--overwrite")
+    assert code == 0, err
+    assert read_image(tmp_path / "out.png").shape == (8, 8, 3)
+
+
+@pytest.mark.parametrize(
+    ("make_args", "fragments"),
+    [
+        (lambda d, m: [d / "missing.png", "-o", d / "o.png"], ["no such file", "missing.png"]),
+        (lambda d, m: [d / "in.png", "-o", d / "no" / "o.png"], ["output directory", "no"]),
+        (lambda d, m: [d / "in.png", d / "in.png", "-o", d / "nodir"], ["does not exist"]),
+        (lambda d, m: [d / "in.png", "-o", d / "o.txt"], ["no image suffix"]),
+        (lambda d, m: [d / "bad.png", "-o", d / "o.png"], ["not a readable image"]),
+        (lambda d, m: [d / "in.png", "-o", d / "o.png", "--scale", "3"], ["x2", "not x3"]),
+        (lambda d, m: [d / "in.png", "-o", d / "o.png", "--model", "nope"], ["unknown model"]),
+        (lambda d, m: [d / "in.png", "-o", d / "o.png", "--model", d / "w.pth"], ["w.pth"]),
+    ],
+    ids=["missing_input", "missing_dir", "missing_out_dir", "bad_suffix", "corrupt_input",
+         "wrong_scale", "unknown_model", "missing_weights"],
+)  # fmt: skip
+def test_upscale_errors_are_one_line(tmp_path, capsys, model_file, make_args, fragments):
+    write_image(tmp_path / "in.png", random_image((4, 4, 3), np.uint8))
+    (tmp_path / "bad.png").write_bytes(b"not a png at all")
+    args = make_args(tmp_path, model_file)
+    if "--model" not in args:
+        args += ["--model", model_file]
+    code, out, err = run_cli(capsys, "upscale", *args, "--backend", "reference")
+    assert code == 1 and out == ""
+    assert_one_line_error(err, *fragments)
+    assert not list(tmp_path.glob("o.*")) and not list(tmp_path.glob(".*partial*"))
+
+
+def test_unwritable_output_directory(tmp_path, capsys, model_file, monkeypatch):
+    write_image(tmp_path / "in.png", random_image((4, 4, 3), np.uint8))
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: mode != os.W_OK and real_access(p, mode))
+    code, _, err = run_cli(
+        capsys, "upscale", tmp_path / "in.png", "-o", tmp_path / "o.png", "--model", model_file
+    )
+    assert code == 1
+    assert_one_line_error(err, "not writable")
+
+
+def test_usage_errors_exit_2_with_one_line(capsys):
+    code, _, err = run_cli(capsys, "upscale", "a.png")
+    assert code == 2
+    assert_one_line_error(err, "-o/--output")
+    code, _, err = run_cli(capsys, "upscale", "a.png", "-o", "b.png", "--backend", "gpu")
+    assert code == 2
+    assert_one_line_error(err, "invalid choice: 'gpu'")
+    code, _, err = run_cli(capsys, "upscale", "a.png", "-o", "b.png", "--tile", "0")
+    assert code == 2
+    assert_one_line_error(err, "positive")
+
+
+# -- other commands ---------------------------------------------------------------------
+
+
+def test_video_command(tmp_path, capsys, model_file):
+    from test_video import make_clip, probe
+
+    clip = make_clip(tmp_path / "in.mkv")
+    args = ["video", clip, tmp_path / "out.mkv", "--model", model_file, "--backend", "reference"]
+    code, out, err = run_cli(capsys, *args, "--crf", "23")
+    assert code == 0, err
+    assert "8 frames" in out
+    result = probe(tmp_path / "out.mkv")
+    assert len(result["times"]) == 8 and result["audio"] and result["size"] == {(64, 48)}
+    code, _, err = run_cli(capsys, *args)
+    assert code == 1
+    assert_one_line_error(err, "exists")
+
+
+def test_partial_video_exits_3(tmp_path, capsys, model_file, monkeypatch):
+    from test_video import FailingUpscaler, make_clip, probe
+
+    clip = make_clip(tmp_path / "in.mkv")
+    make_upscaler = cli._upscaler
+    monkeypatch.setattr(
+        cli, "_upscaler", lambda args: FailingUpscaler(make_upscaler(args), 6, OSError("bad"))
+    )
+    args = ["video", clip, tmp_path / "out.mkv", "--model", model_file, "--backend", "reference"]
+    code, _, err = run_cli(capsys, *args)
+    assert code == 3
+    assert_one_line_error(err, "PARTIAL", "first 5 frames")
+    assert len(probe(tmp_path / "out.mkv")["times"]) == 5
+    (tmp_path / "out.mkv").unlink()
+    code, _, err = run_cli(capsys, *args, "--all-or-nothing")
+    assert code == 3
+    assert_one_line_error(err, "no output written")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mkv"]
+
+
+def test_export_onnx_command(tmp_path, capsys, model_file, up):
+    code, out, err = run_cli(capsys, "export-onnx", model_file, tmp_path / "again.onnx")
+    assert code == 0, err
+    pixels = random_image((5, 5, 3), np.float32)
+    again = fastsr.upscale(pixels, model=str(tmp_path / "again.onnx"), backend="reference")
+    np.testing.assert_allclose(again, up(pixels), atol=1e-6)
+    code, _, err = run_cli(capsys, "export-onnx", model_file, tmp_path / "again.onnx")
+    assert code == 1
+    assert_one_line_error(err, "exists")
+
+
+def test_eval_command_passes_the_upscaler_to_evaluate(tmp_path, capsys, model_file, up):
+    hr = tmp_path / "data" / "Tiny"
+    hr.mkdir(parents=True)
+    Image.fromarray(random_image((48, 40, 3), np.uint8)).save(hr / "one.png")
+    code, out, err = run_cli(
+        capsys, "eval", "--data", tmp_path / "data", "--model", model_file,
+        "--backend", "reference", "--per-image",
+    )  # fmt: skip
+    assert code == 0, err
+    assert "Tiny" in out and "model" in out and "bicubic" in out and "one" in out
+    code, _, err = run_cli(capsys, "eval", "--data", tmp_path / "none", "--model", model_file)
+    assert code == 1
+    assert_one_line_error(err, "no data folder")
+
+
+def test_info_command(capsys):
+    code, out, _ = run_cli(capsys, "info")
+    assert code == 0
+    assert f"fastsr {fastsr.__version__}" in out
+    for line in ("backend reference: available", "backend cpu:", "cpu kernels:", "cuda:"):
+        assert line in out
+    assert "shipped models:" in out
+
+
+def test_bench_command_points_at_the_benchmarks(capsys, monkeypatch):
+    calls = []
+    monkeypatch.setattr(cli.subprocess, "call", lambda command: calls.append(command) or 0)
+    code, _, _ = run_cli(capsys, "bench", "-k", "conv")
+    assert code == 0
+    assert calls[0][-4:] == [str(REPO / "benchmarks"), "--benchmark-only", "-k", "conv"]
+
+
+def test_python_dash_m_fastsr_runs_and_fails_in_one_line(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "fastsr", "upscale", str(tmp_path / "x.png"), "-o", "y.png"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"fastsr: error: no such file or folder: {tmp_path / 'x.png'}"
+    ]
+    version = subprocess.run(
+        [sys.executable, "-m", "fastsr", "--version"], capture_output=True, text=True, cwd=REPO
+    )
+    assert version.returncode == 0 and version.stdout.strip() == f"fastsr {fastsr.__version__}"
