@@ -197,7 +197,14 @@ PYBIND11_MODULE(_C, m) {
         py::arg("level"),
         "Force a SIMD level (portable, avx2, avx512) up to the detected one. Applies to "
         "convolutions added to a Program afterwards.");
-  m.def("max_threads", [] { return omp_get_max_threads(); });
+  m.def("max_threads", &fastsr::default_threads,
+        "Threads a Program made with threads=0 uses (set_max_threads, else OpenMP's default).");
+  m.def("set_max_threads",
+        [](int threads) {
+          if (threads < 1) throw py::value_error("threads must be >= 1, got " + std::to_string(threads));
+          fastsr::set_default_threads(threads);
+        },
+        py::arg("threads"));
   m.def("fma_peak_gflops",
         [](int threads, double seconds) {
           if (threads < 1) throw py::value_error("threads must be >= 1");
@@ -217,7 +224,11 @@ PYBIND11_MODULE(_C, m) {
 
   py::class_<Program>(m, "Program",
                       "Buffers allocated once and a list of steps; run() releases the GIL.")
-      .def(py::init<int>(), py::arg("threads") = 0)
+      .def(py::init([](int threads) {
+             if (threads < 0) throw py::value_error("threads must be >= 0 (0: the default)");
+             return Program(threads);
+           }),
+           py::arg("threads") = 0)
       .def_property_readonly("threads", &Program::threads)
       .def("add_buffer",
            [](Program& p, int n, int h, int w, int c, int pad) {

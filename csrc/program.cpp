@@ -2,13 +2,24 @@
 
 #include <omp.h>
 
-#include <stdexcept>
+#include <atomic>
 
 #include "rearrange.h"
 
 namespace fastsr {
 
-Program::Program(int threads) : threads_(threads > 0 ? threads : omp_get_max_threads()) {}
+namespace {
+std::atomic<int> g_default_threads{0};
+}
+
+int default_threads() {
+  const int n = g_default_threads.load();
+  return n > 0 ? n : omp_get_max_threads();
+}
+
+void set_default_threads(int threads) { g_default_threads.store(threads); }
+
+Program::Program(int threads) : threads_(threads > 0 ? threads : 0) {}
 
 int Program::add_buffer(const BufferShape& s) {
   const int64_t hp = s.h + 2 * s.pad, wp = s.w + 2 * s.pad;
@@ -110,7 +121,7 @@ void Program::add_global_avg_pool(const View& x, const View& out) {
 }
 
 void Program::run(const View& input, const View& output) const {
-#pragma omp parallel num_threads(threads_)
+#pragma omp parallel num_threads(threads_ > 0 ? threads_ : default_threads())
   {
     copy(input, input_);
     for (const auto& step : steps_) step();

@@ -14,12 +14,17 @@
 
 namespace fastsr {
 
+// Threads a Program made with threads=0 runs on (process-wide, like torch.set_num_threads).
+int default_threads();
+void set_default_threads(int threads);
+
 struct BufferShape {
   int n, h, w, c, pad;
 };
 
 class Program {
  public:
+  // threads 0: use default_threads() at each run.
   explicit Program(int threads);
 
   int threads() const { return threads_; }

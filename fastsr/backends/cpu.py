@@ -1,0 +1,303 @@
+"""CPU backend: a planned graph becomes one `fastsr._C.Program`, run by one C++ call.
+
+At compile time every tensor gets a place (a buffer and a channel offset), every conv its
+packed weights, and every node one step. Choices made here:
+
+- Tensors a concat consumes are written straight into their channel slice of the
+  concat's buffer, so most concats cost nothing.
+- A buffer carries a zero border as wide as the widest padding of any convolution that
+  reads it, so the conv kernel never checks bounds; buffers are reused only between
+  tensors of identical geometry, so the border stays zero.
+- conv_transpose2d with stride s is run as a conv producing s*s phases per output
+  channel, stored through the pixel-shuffle epilogue (sub-pixel convolution).
+- A bicubic-resized skip is resized once into a scratch buffer that the last conv's
+  epilogue adds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from fastsr.graph.ir import Graph, Node
+
+CONVS = ("conv2d", "conv_transpose2d")
+POINTWISE = ("add", "mul", "affine", "relu", "prelu", "leaky_relu", "tanh", "sigmoid", "clamp")
+SUPPORTED = (*CONVS, *POINTWISE, "concat", "global_avg_pool", "pixel_shuffle", "resize")
+
+
+def _c_module():
+    from fastsr import _C
+
+    return _C
+
+
+@dataclass
+class ConvSpec:
+    """A convolution as the C++ kernel runs it (transposed convs already rewritten)."""
+
+    weight: np.ndarray  # OIHW
+    bias: np.ndarray
+    slope: np.ndarray | None
+    stride: int
+    dilation: int
+    pad_top: int
+    pad_left: int
+    shuffle: int
+
+    def border_needed(self, h: int, w: int, out_h: int, out_w: int) -> int:
+        """Zero border the input needs so that every tap reads inside the buffer."""
+        k_h, k_w = self.weight.shape[2:]
+        bottom = (out_h - 1) * self.stride - self.pad_top + self.dilation * (k_h - 1)
+        right = (out_w - 1) * self.stride - self.pad_left + self.dilation * (k_w - 1)
+        return max(self.pad_top, self.pad_left, bottom - (h - 1), right - (w - 1), 0)
+
+
+def _per_channel(graph: Graph, node: Node, channels: int) -> tuple[np.ndarray, np.ndarray | None]:
+    bias = graph.param(node.attrs.get("bias"))
+    bias = np.zeros(channels, np.float32) if bias is None else bias.astype(np.float32)
+    slope = None
+    if node.epilogue("activation") == "prelu":
+        slope = graph.params[node.epilogue("activation_param")].astype(np.float32).reshape(-1)
+        slope = np.broadcast_to(slope, (channels,)).copy()
+    return bias, slope
+
+
+def _transposed_axis(k: int, s: int, p: int) -> tuple[int, int]:
+    """(first, last) input offset m read by a stride-s transposed conv: out[s*q + phase]
+    sums in[q - m] * w[m*s + phase + p] over m with 0 <= m*s + phase + p < k."""
+    lo = min(-((phase + p) // s) for phase in range(s))
+    hi = max((k - 1 - phase - p) // s for phase in range(s))
+    return lo, hi
+
+
+def conv_spec(graph: Graph, node: Node) -> ConvSpec:
+    a = node.attrs
+    weight = graph.params[a["weight"]].astype(np.float32)
+    if node.op == "conv2d":
+        bias, slope = _per_channel(graph, node, weight.shape[0])
+        return ConvSpec(np.ascontiguousarray(weight), bias, slope, a["stride"][0],
+                        a["dilation"][0], a["padding"][0], a["padding"][1],
+                        node.epilogue("pixel_shuffle"))
+    cin, cout, k_h, k_w = weight.shape
+    s = a["stride"][0]
+    (lo_h, hi_h), (lo_w, hi_w) = (_transposed_axis(k, s, p)
+                                  for k, p in zip((k_h, k_w), a["padding"]))
+    taps_h, taps_w = hi_h - lo_h + 1, hi_w - lo_w + 1
+    # Output channel co*s*s + phase_y*s + phase_x computes out[s*qy + phase_y, s*qx + phase_x].
+    phases = np.zeros((cout, s, s, cin, taps_h, taps_w), np.float32)
+    for py in range(s):
+        for ty in range(taps_h):
+            ky = (hi_h - ty) * s + py + a["padding"][0]
+            if not 0 <= ky < k_h:
+                continue
+            for px in range(s):
+                for tx in range(taps_w):
+                    kx = (hi_w - tx) * s + px + a["padding"][1]
+                    if 0 <= kx < k_w:
+                        phases[:, py, px, :, ty, tx] = weight[:, :, ky, kx].T
+    bias, slope = _per_channel(graph, node, cout)
+    repeat = s * s
+    return ConvSpec(phases.reshape(cout * repeat, cin, taps_h, taps_w), np.repeat(bias, repeat),
+                    None if slope is None else np.repeat(slope, repeat), 1, 1, hi_h, hi_w, s)
+
+
+def _problems(node: Node) -> list[str]:
+    where = node.name or node.output
+    if node.op not in SUPPORTED:
+        return [f"{where}: op '{node.op}' has no CPU kernel"]
+    if node.op in CONVS and node.attrs["groups"] != 1:
+        return [f"{where}: grouped convolution (groups={node.attrs['groups']})"]
+    if node.op in CONVS and node.attrs["stride"][0] != node.attrs["stride"][1]:
+        return [f"{where}: unequal strides {node.attrs['stride']}"]
+    if node.op == "conv2d" and node.attrs["dilation"][0] != node.attrs["dilation"][1]:
+        return [f"{where}: unequal dilations {node.attrs['dilation']}"]
+    if node.op == "conv_transpose2d" and tuple(node.attrs["dilation"]) != (1, 1):
+        return [f"{where}: dilated transposed convolution"]
+    if node.op == "conv_transpose2d" and node.epilogue("pixel_shuffle") != 1:
+        return [f"{where}: pixel shuffle after a transposed convolution"]
+    return []
+
+
+class ProgramBuilder:
+    """Places tensors in buffers and turns nodes into Program steps."""
+
+    def __init__(self, graph: Graph, plan, threads: int):
+        self._C = _c_module()
+        self.graph, self.plan = graph, plan
+        self.program = self._C.Program(threads)
+        self.convs = {n.output: conv_spec(graph, n) for n in graph.nodes if n.op in CONVS}
+        self.parent = self._concat_slices()
+        self.buffer_of: dict[str, int] = {}
+        self._allocate()
+        for node in graph.nodes:
+            self._add_step(node)
+        self.program.set_input(self.view(graph.input))
+        self.program.set_output(self.view(graph.output))
+
+    # -- placement ------------------------------------------------------------------------
+
+    def _concat_slices(self) -> dict[str, tuple[str, int]]:
+        """tensor -> (concat output, channel offset) for tensors produced in place."""
+        parent: dict[str, tuple[str, int]] = {}
+        for node in self.graph.nodes:
+            if node.op != "concat":
+                continue
+            offset = 0
+            for name in node.inputs:
+                if name not in parent and name != self.graph.output and name != node.output:
+                    parent[name] = (node.output, offset)
+                offset += self.plan.shapes[name][0]
+        return parent
+
+    def root(self, tensor: str) -> tuple[str, int]:
+        offset = 0
+        while tensor in self.parent:
+            tensor, extra = self.parent[tensor]
+            offset += extra
+        return tensor, offset
+
+    def view(self, tensor: str):
+        root, offset = self.root(tensor)
+        return self.program.view(self.buffer_of[root], offset, self.plan.shapes[tensor][0])
+
+    def _border(self) -> dict[str, int]:
+        border: dict[str, int] = {}
+        for node in self.graph.nodes:
+            if node.op in CONVS:
+                spec = self.convs[node.output]
+                _, h, w = self.plan.shapes[node.inputs[0]]
+                _, oh, ow = self.plan.shapes[node.output]
+                need = spec.border_needed(h, w, oh // spec.shuffle, ow // spec.shuffle)
+                root = self.root(node.inputs[0])[0]
+                border[root] = max(border.get(root, 0), need)
+        return border
+
+    def _allocate(self) -> None:
+        """Liveness-based reuse of buffers of identical geometry."""
+        nodes, graph = self.graph.nodes, self.graph
+        end = len(nodes)
+        first: dict[str, int] = {self.root(graph.input)[0]: -1}
+        last: dict[str, int] = {self.root(graph.output)[0]: end}
+        for i, node in enumerate(nodes):
+            first.setdefault(self.root(node.output)[0], i)
+            for name in node.inputs:
+                root = self.root(name)[0]
+                last[root] = max(last.get(root, -1), i)
+        border = self._border()
+
+        def geometry(root):
+            c, h, w = self.plan.shapes[root]
+            return self.plan.batch, h, w, c, border.get(root, 0)
+
+        free: dict[tuple, list[int]] = {}
+
+        def release(root):
+            free.setdefault(geometry(root), []).append(self.buffer_of[root])
+
+        def acquire(root):
+            pool = free.get(geometry(root))
+            self.buffer_of[root] = pool.pop() if pool else self.program.add_buffer(*geometry(root))
+
+        acquire(self.root(graph.input)[0])
+        for i, node in enumerate(nodes):
+            dying = {self.root(n)[0] for n in node.inputs if last[self.root(n)[0]] == i}
+            # Elementwise ops (and a conv's skip) may write over an input dying here.
+            in_place = {n for k, n in enumerate(node.inputs)
+                        if n in dying and n not in self.parent
+                        and (node.op in POINTWISE or (node.op in CONVS and k > 0
+                                                      and n != node.inputs[0]))}
+            for root in in_place:
+                release(root)
+            out_root = self.root(node.output)[0]
+            if out_root not in self.buffer_of:
+                acquire(out_root)
+            for root in dying - in_place:
+                if root != out_root:
+                    release(root)
+
+    # -- steps ----------------------------------------------------------------------------
+
+    def _add_step(self, node: Node) -> None:
+        p, a = self.program, node.attrs
+        ins = [self.view(n) for n in node.inputs]
+        out = self.view(node.output)
+        if node.op in CONVS:
+            self._add_conv(node, ins, out)
+        elif node.op == "add":
+            p.add(ins[0], ins[1], out)
+        elif node.op == "mul":
+            p.mul(ins[0], ins[1], out)
+        elif node.op == "affine":
+            p.affine(ins[0], self.graph.params[a["scale"]].reshape(-1),
+                     self.graph.params[a["shift"]].reshape(-1), out)
+        elif node.op == "concat":
+            offset = 0
+            for name, view in zip(node.inputs, ins):
+                channels = self.plan.shapes[name][0]
+                if self.root(name) != (self.root(node.output)[0],
+                                       self.root(node.output)[1] + offset):
+                    root, base = self.root(node.output)
+                    p.copy(view, p.view(self.buffer_of[root], base + offset, channels))
+                offset += channels
+        elif node.op == "global_avg_pool":
+            p.global_avg_pool(ins[0], out)
+        elif node.op == "pixel_shuffle":
+            p.pixel_shuffle(ins[0], a["factor"], out)
+        elif node.op == "resize":
+            p.resize(ins[0], out, a["mode"], a["factor"])
+        elif node.op == "prelu":
+            p.activation(ins[0], out, "prelu", slope=self.graph.params[a["slope"]].reshape(-1))
+        elif node.op == "leaky_relu":
+            p.activation(ins[0], out, "leaky_relu", alpha=a["alpha"])
+        elif node.op == "clamp":
+            lo = -np.inf if a["min"] is None else a["min"]
+            hi = np.inf if a["max"] is None else a["max"]
+            p.activation(ins[0], out, "clamp", lo=lo, hi=hi)
+        else:
+            p.activation(ins[0], out, node.op)
+
+    def _add_conv(self, node: Node, ins, out) -> None:
+        spec = self.convs[node.output]
+        skip = ins[1] if len(ins) > 1 else None
+        mode = node.epilogue("skip_resize")
+        if skip is not None and mode is not None:
+            resized = self.program.add_buffer(out.n, out.h, out.w, out.c, 0)
+            scratch = self.program.view(resized, 0, out.c)
+            self.program.resize(skip, scratch, mode, out.h // skip.h)
+            skip = scratch
+        activation = node.epilogue("activation") or "none"
+        alpha = node.epilogue("activation_param") if activation == "leaky_relu" else 0.0
+        self.program.conv2d(
+            ins[0], out, spec.weight, spec.bias, stride=spec.stride, pad_top=spec.pad_top,
+            pad_left=spec.pad_left, dilation=spec.dilation, activation=activation,
+            slope=spec.slope, alpha=alpha, residual_scale=node.epilogue("residual_scale"),
+            shuffle=spec.shuffle, skip=skip,
+        )
+
+
+class CpuBackend:
+    name = "cpu"
+
+    def availability(self) -> str | None:
+        try:
+            _c_module()
+        except ImportError as error:
+            return f"the C++ extension fastsr._C is not built ({error})"
+        return None
+
+    def unsupported(self, graph: Graph) -> list[str]:
+        return [problem for node in graph.nodes for problem in _problems(node)]
+
+    def compile(self, graph: Graph, plan):
+        program = ProgramBuilder(graph, plan, threads=0).program
+
+        def run(x: torch.Tensor) -> torch.Tensor:
+            return torch.from_numpy(program.run(x.numpy()))
+
+        return run
+
+
+BACKEND = CpuBackend()
