@@ -1,0 +1,45 @@
+"""SRNet: residual blocks in LR space, a sub-pixel tail and a global bicubic skip."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from fastsr.models.blocks import BLOCKS
+
+COLOR_CHANNELS = {"rgb": 3, "y": 1}
+
+
+class SRNet(nn.Module):
+    """Head conv-BN-ReLU, `blocks` blocks of the chosen type, conv to C*r^2 + pixel shuffle;
+    the network predicts the residual over a bicubic upscale of its input."""
+
+    def __init__(
+        self,
+        scale: int,
+        channels: int = 64,
+        blocks: int = 8,
+        color: str = "rgb",
+        block: str = "residual",
+        dilation: int = 1,
+    ) -> None:
+        super().__init__()
+        image_channels = COLOR_CHANNELS[color]
+        self.scale = scale
+        self.head = nn.Sequential(
+            nn.Conv2d(image_channels, channels, 3, padding=1),
+            nn.BatchNorm2d(channels),
+            nn.ReLU(),
+        )
+        self.body = nn.Sequential(
+            *(BLOCKS[block](channels, dilation=dilation) for _ in range(blocks))
+        )
+        self.tail = nn.Sequential(
+            nn.Conv2d(channels, image_channels * scale * scale, 3, padding=1),
+            nn.PixelShuffle(scale),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        upsampled = F.interpolate(x, scale_factor=self.scale, mode="bicubic", align_corners=False)
+        return self.tail(self.body(self.head(x))) + upsampled
