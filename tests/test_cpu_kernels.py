@@ -1,0 +1,300 @@
+"""Kernel-level checks of fastsr._C against torch ops: every SIMD level, the conv
+epilogue, odd shapes, strided inputs, and the errors the binding raises.
+
+Whole graphs are checked by the shared harness (tests/test_backends.py).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from fastsr import _C
+from fastsr.backends.cpu import conv_spec
+from fastsr.graph.ir import Graph, Node
+
+LEVELS = ["portable", "avx2", "avx512"]
+ORDER = {name: i for i, name in enumerate(LEVELS)}
+AVAILABLE = LEVELS[: ORDER[_C.detected_simd_level()] + 1]
+
+
+@pytest.fixture(params=LEVELS)
+def simd(request):
+    if request.param not in AVAILABLE:
+        pytest.skip(f"{request.param} not supported by this CPU")
+    before = _C.simd_level()
+    _C.set_simd_level(request.param)
+    yield request.param
+    _C.set_simd_level(before)
+
+
+def rng_array(shape, seed=0, scale=1.0):
+    return (np.random.default_rng(seed).standard_normal(shape) * scale).astype(np.float32)
+
+
+def nhwc(t: torch.Tensor) -> np.ndarray:
+    return t.permute(0, 2, 3, 1).contiguous().numpy()
+
+
+def nchw(a: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(a)).permute(0, 3, 1, 2)
+
+
+def single_conv(x, weight, bias=None, stride=1, pad=None, dilation=1, shuffle=1, skip=False,
+                border=None, **epilogue):
+    """A Program with one conv; returns (program, runner taking x and optional skip)."""
+    n, h, w, c = x.shape
+    k = weight.shape[2]
+    pad = dilation * (k // 2) if pad is None else pad
+    oh = (h + 2 * pad - dilation * (k - 1) - 1) // stride + 1
+    ow = (w + 2 * pad - dilation * (k - 1) - 1) // stride + 1
+    cout = weight.shape[0] // shuffle**2
+    p = _C.Program(2)
+    # With a skip, input and skip share one buffer (channel slices) so one run feeds both.
+    extra = cout if skip else 0
+    buf = p.add_buffer(n, h, w, c + extra, pad if border is None else border)
+    xin = p.view(buf, 0, c)
+    out = p.view(p.add_buffer(n, oh * shuffle, ow * shuffle, cout), 0, cout)
+    skip_view = None
+    if skip:
+        assert (oh * shuffle, ow * shuffle) == (h, w)
+        skip_view = p.view(buf, c, cout)
+    p.set_input(p.view(buf, 0, c + extra))
+    p.set_output(out)
+    p.conv2d(xin, out, weight, bias, stride=stride, pad_top=pad, pad_left=pad,
+             dilation=dilation, shuffle=shuffle, skip=skip_view, **epilogue)
+    return p
+
+
+CONV_SHAPES = [  # (cin, cout, k, stride, dilation, h, w)
+    (64, 64, 3, 1, 1, 9, 29),   # full vectors, remainder tiles
+    (3, 64, 3, 1, 1, 7, 13),    # first RGB layer
+    (1, 56, 5, 1, 1, 6, 11),    # FSRCNN feature layer
+    (12, 12, 3, 1, 1, 5, 17),   # FSRCNN body
+    (32, 48, 3, 1, 1, 4, 7),    # x4 tail width
+    (8, 5, 3, 1, 2, 9, 10),     # dilation 2, odd channel count
+    (3, 4, 9, 1, 1, 11, 12),    # 9x9
+    (8, 20, 6, 2, 1, 12, 14),   # back-projection down conv
+    (16, 24, 1, 1, 1, 3, 5),    # 1x1
+]
+
+
+@pytest.mark.parametrize("cin,cout,k,stride,dilation,h,w", CONV_SHAPES)
+def test_conv_matches_torch(simd, cin, cout, k, stride, dilation, h, w):
+    x = rng_array((2, h, w, cin), 1)
+    weight = rng_array((cout, cin, k, k), 2, 0.2)
+    bias = rng_array((cout,), 3)
+    pad = (dilation * (k - 1) - stride + 1) // 2 if stride > 1 else dilation * (k // 2)
+    got = single_conv(x, weight, bias, stride, pad, dilation).run(x)
+    expected = F.conv2d(nchw(x), torch.from_numpy(weight), torch.from_numpy(bias), stride,
+                        pad, dilation)
+    np.testing.assert_allclose(got, nhwc(expected), atol=2e-5, rtol=0)
+
+
+@pytest.mark.parametrize("activation", ["relu", "prelu", "leaky_relu", "tanh", "sigmoid"])
+@pytest.mark.parametrize("shuffle", [1, 2])
+def test_conv_epilogue_matches_torch(simd, activation, shuffle):
+    cin, cout, h, w = 16, 12, 6, 9
+    x = rng_array((1, h, w, cin), 4)
+    weight = rng_array((cout * shuffle**2, cin, 3, 3), 5, 0.2)
+    bias = rng_array((cout * shuffle**2,), 6)
+    slope = rng_array((cout * shuffle**2,), 7, 0.3)
+    p = _C.Program(2)
+    buf = p.add_buffer(1, h, w, cin, 1)
+    out = p.view(p.add_buffer(1, h * shuffle, w * shuffle, cout), 0, cout)
+    skip_buf = p.add_buffer(1, h * shuffle, w * shuffle, cout)
+    p.set_input(p.view(buf, 0, cin))
+    p.set_output(out)
+    # Fill the skip with a constant through an affine step on a zero buffer.
+    p.affine(p.view(skip_buf, 0, cout), np.zeros(cout, np.float32),
+             np.linspace(-1, 1, cout).astype(np.float32), p.view(skip_buf, 0, cout))
+    p.conv2d(p.view(buf, 0, cin), out, weight, bias, pad_top=1, pad_left=1,
+             activation=activation, slope=slope, alpha=0.1, residual_scale=0.5,
+             shuffle=shuffle, skip=p.view(skip_buf, 0, cout))
+    got = p.run(x)
+
+    y = F.conv2d(nchw(x), torch.from_numpy(weight), torch.from_numpy(bias), padding=1)
+    y = {
+        "relu": torch.relu,
+        "prelu": lambda t: F.prelu(t, torch.from_numpy(slope)),
+        "leaky_relu": lambda t: F.leaky_relu(t, 0.1),
+        "tanh": torch.tanh,
+        "sigmoid": torch.sigmoid,
+    }[activation](y) * 0.5
+    y = F.pixel_shuffle(y, shuffle) + torch.linspace(-1, 1, cout).view(1, -1, 1, 1)
+    np.testing.assert_allclose(got, nhwc(y), atol=2e-5, rtol=0)
+
+
+def test_conv_skip_read_from_a_channel_slice(simd):
+    x = rng_array((1, 7, 11, 8 + 8), 8)
+    weight = rng_array((8, 8, 3, 3), 9, 0.2)
+    got = single_conv(x[..., :8], weight, skip=True, activation="relu").run(x)
+    expected = torch.relu(F.conv2d(nchw(x[..., :8]), torch.from_numpy(weight), padding=1))
+    np.testing.assert_allclose(got, nhwc(expected) + x[..., 8:], atol=2e-5, rtol=0)
+
+
+@pytest.mark.parametrize("k,stride,padding,output_padding",
+                         [(9, 2, 4, 1), (9, 3, 4, 2), (9, 4, 4, 3), (6, 2, 2, 0), (4, 2, 1, 0)])
+def test_transposed_conv_as_subpixel_conv_matches_torch(simd, k, stride, padding, output_padding):
+    cin, cout, h, w = 6, 3, 5, 7
+    weight = rng_array((cin, cout, k, k), 10, 0.2)
+    bias = rng_array((cout,), 11)
+    graph = Graph("x", cin, "y", [], {"w": weight, "b": bias})
+    node = Node("conv_transpose2d", ["x"], "y", {
+        "weight": "w", "bias": "b", "stride": (stride, stride), "padding": (padding, padding),
+        "output_padding": (output_padding, output_padding), "dilation": (1, 1), "groups": 1})
+    spec = conv_spec(graph, node)
+    x = rng_array((1, h, w, cin), 12)
+    p = _C.Program(2)
+    border = max(spec.pad_top, spec.weight.shape[2] - 1 - spec.pad_top)
+    xin = p.view(p.add_buffer(1, h, w, cin, border), 0, cin)
+    out = p.view(p.add_buffer(1, h * stride, w * stride, cout), 0, cout)
+    p.set_input(xin), p.set_output(out)
+    p.conv2d(xin, out, spec.weight, spec.bias, pad_top=spec.pad_top, pad_left=spec.pad_left,
+             shuffle=spec.shuffle)
+    expected = F.conv_transpose2d(nchw(x), torch.from_numpy(weight), torch.from_numpy(bias),
+                                  stride, padding, output_padding)
+    np.testing.assert_allclose(p.run(x), nhwc(expected), atol=2e-5, rtol=0)
+
+
+@pytest.mark.parametrize("mode", ["nearest", "bilinear", "bicubic"])
+@pytest.mark.parametrize("factor", [2, 3, 4])
+def test_resize_matches_torch_interpolate(mode, factor):
+    x = rng_array((2, 5, 9, 3), 13)
+    p = _C.Program(2)
+    xin = p.view(p.add_buffer(2, 5, 9, 3), 0, 3)
+    out = p.view(p.add_buffer(2, 5 * factor, 9 * factor, 3), 0, 3)
+    p.set_input(xin), p.set_output(out)
+    p.resize(xin, out, mode, factor)
+    align = None if mode == "nearest" else False
+    expected = F.interpolate(nchw(x), scale_factor=factor, mode=mode, align_corners=align)
+    np.testing.assert_allclose(p.run(x), nhwc(expected), atol=1e-5, rtol=0)
+
+
+def test_strided_input_arrays_match_contiguous_ones():
+    base = rng_array((1, 8, 20, 12), 14)
+    x = base[:, :, ::2, 2:5]  # pixel stride 24 floats, channel slice
+    weight = rng_array((4, 3, 3, 3), 15, 0.2)
+    p = single_conv(np.ascontiguousarray(x), weight)
+    np.testing.assert_array_equal(p.run(x), p.run(np.ascontiguousarray(x)))
+
+
+def test_threads_do_not_change_results():
+    x = rng_array((1, 9, 31, 16), 16)
+    weight = rng_array((16, 16, 3, 3), 17, 0.2)
+    results = []
+    for threads in (1, 2):
+        p = _C.Program(threads)
+        xin = p.view(p.add_buffer(1, 9, 31, 16, 1), 0, 16)
+        out = p.view(p.add_buffer(1, 9, 31, 16), 0, 16)
+        p.set_input(xin), p.set_output(out)
+        p.conv2d(xin, out, weight, pad_top=1, pad_left=1)
+        assert p.threads == threads
+        results.append(p.run(x))
+    np.testing.assert_array_equal(results[0], results[1])
+
+
+def test_run_releases_the_gil():
+    x = rng_array((1, 64, 64, 64), 18)
+    p = single_conv(x, rng_array((64, 64, 3, 3), 19, 0.1))
+    p.run(x)
+    ticks, done = 0, threading.Event()
+    worker = threading.Thread(target=lambda: (p.run(x), p.run(x), done.set()))
+    start = time.perf_counter()
+    worker.start()
+    while not done.is_set():
+        ticks += 1
+    worker.join()
+    assert time.perf_counter() - start > 0 and ticks > 1000
+
+
+@pytest.mark.parametrize("level", AVAILABLE)
+def test_env_var_caps_the_simd_level(level):
+    code = "from fastsr import _C; print(_C.simd_level())"
+    env = dict(os.environ, FASTSR_SIMD=level)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == level
+
+
+def test_fma_peak_is_positive():
+    assert _C.fma_peak_gflops(1, 0.01) > 0
+
+
+# -- the binding refuses bad input with Python exceptions ------------------------------------
+
+
+def test_run_rejects_wrong_dtype_shape_and_layout():
+    x = rng_array((1, 4, 5, 3), 20)
+    p = single_conv(x, rng_array((2, 3, 3, 3), 21))
+    with pytest.raises(TypeError, match="float32"):
+        p.run(x.astype(np.float64))
+    with pytest.raises(TypeError, match="numpy array"):
+        p.run([1.0, 2.0])
+    with pytest.raises(ValueError, match="4 dimensions"):
+        p.run(x[0])
+    with pytest.raises(ValueError, match="shape"):
+        p.run(rng_array((1, 4, 6, 3)))
+    with pytest.raises(ValueError, match="contiguous"):
+        p.run(np.ascontiguousarray(x.transpose(0, 3, 1, 2)).transpose(0, 2, 3, 1))  # NCHW memory
+
+
+def test_conv_rejects_inconsistent_arguments():
+    p = _C.Program(1)
+    xin = p.view(p.add_buffer(1, 4, 4, 3, 1), 0, 3)
+    out = p.view(p.add_buffer(1, 4, 4, 8), 0, 8)
+    w = rng_array((8, 3, 3, 3))
+    with pytest.raises(ValueError, match="input channels"):
+        p.conv2d(xin, out, rng_array((8, 4, 3, 3)), pad_top=1, pad_left=1)
+    with pytest.raises(ValueError, match="zero border"):
+        p.conv2d(xin, out, rng_array((8, 3, 5, 5)), pad_top=2, pad_left=2)
+    with pytest.raises(ValueError, match="4 dimensions"):
+        p.conv2d(xin, out, w.reshape(8, 27), pad_top=1, pad_left=1)
+    with pytest.raises(TypeError, match="float32"):
+        p.conv2d(xin, out, w.astype(np.float16), pad_top=1, pad_left=1)
+    with pytest.raises(ValueError, match="bias"):
+        p.conv2d(xin, out, w, rng_array((5,)), pad_top=1, pad_left=1)
+    with pytest.raises(ValueError, match="activation"):
+        p.conv2d(xin, out, w, pad_top=1, pad_left=1, activation="gelu")
+    with pytest.raises(ValueError, match="slope"):
+        p.conv2d(xin, out, w, pad_top=1, pad_left=1, activation="prelu")
+    with pytest.raises(ValueError, match="does not fit"):
+        p.conv2d(xin, out, w, pad_top=1, pad_left=1, shuffle=2)
+    with pytest.raises(ValueError, match="overlaps"):
+        p.conv2d(xin, xin, rng_array((3, 3, 3, 3)), pad_top=1, pad_left=1)
+
+
+def test_views_are_checked():
+    p, other = _C.Program(1), _C.Program(1)
+    buf = p.add_buffer(1, 4, 4, 8)
+    with pytest.raises(ValueError, match="exceed"):
+        p.view(buf, 4, 8)
+    with pytest.raises(ValueError, match="no buffer"):
+        p.view(7, 0, 1)
+    foreign = other.view(other.add_buffer(1, 4, 4, 8), 0, 8)
+    with pytest.raises(ValueError, match="belong"):
+        p.add(p.view(buf, 0, 8), foreign, p.view(buf, 0, 8))
+    with pytest.raises(ValueError, match="shapes differ"):
+        p.add(p.view(buf, 0, 8), p.view(buf, 0, 4), p.view(buf, 0, 8))
+    with pytest.raises(ValueError, match="no input"):
+        p.run(rng_array((1, 4, 4, 8)))
+    with pytest.raises(ValueError, match="resize mode"):
+        q = _C.Program(1)
+        a = q.view(q.add_buffer(1, 2, 2, 1), 0, 1)
+        q.resize(a, q.view(q.add_buffer(1, 4, 4, 1), 0, 1), "lanczos", 2)
+
+
+def test_simd_level_cannot_be_forced_above_the_cpu_or_misspelt():
+    with pytest.raises(ValueError, match="expected one of"):
+        _C.set_simd_level("sse9")
+    if _C.detected_simd_level() != "avx512":
+        with pytest.raises(ValueError, match="not supported"):
+            _C.set_simd_level("avx512")
