@@ -104,6 +104,13 @@ def test_grouped_convolution_is_reported_unsupported():
     assert len(problems) == 1 and "groups=2" in problems[0]
 
 
+def test_frame_too_large_for_32_bit_offsets_is_refused():
+    graph, _ = zoo_graph("quality_x2")  # 64 channels: 2^31 elements at ~33.6 Mpixel
+    plan = make_plan(graph, 1, 4096, 8200)
+    with pytest.raises(ValueError, match="tiles"):
+        BACKEND.compile(graph, plan)
+
+
 def test_rejects_unknown_dtype():
     with pytest.raises(ValueError, match="float16"):
         TritonBackend(dtype=torch.float64)

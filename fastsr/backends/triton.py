@@ -54,6 +54,13 @@ class TritonBackend:
         return problems
 
     def compile(self, graph: Graph, plan):
+        largest = max(c * h * w for c, h, w in plan.shapes.values())
+        if largest >= 2**31:
+            raise ValueError(
+                f"a {plan.width}x{plan.height} frame makes a {largest}-element tensor; the "
+                "Triton kernels address one image with 32-bit offsets (< 2^31 elements): "
+                "upscale it in tiles (fastsr.upscale(..., tile=...) or max_memory)"
+            )
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         slots = [torch.empty(n, device=device, dtype=self.dtype) for n in plan.slot_elems]
         steps = [_compile_node(graph, node, plan, device, self.dtype) for node in graph.nodes]
