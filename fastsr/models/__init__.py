@@ -5,12 +5,20 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from fastsr.models.backprojection import BackProjectionNet
+from fastsr.models.classical import EDSR, ESPCN, FSRCNN
 from fastsr.models.fastnet import FastNet
+from fastsr.models.lapsrn import LapSRN
 from fastsr.models.srnet import COLOR_CHANNELS, SRNet
 
 ARCHITECTURES: dict[str, type[nn.Module]] = {
     "srnet": SRNet,
     "fastnet": FastNet,
+    "espcn": ESPCN,
+    "fsrcnn": FSRCNN,
+    "edsr": EDSR,
+    "lapsrn": LapSRN,
+    "dbpn": BackProjectionNet,
 }
 
 
