@@ -40,7 +40,7 @@ def _conv(module, dtype: str, x_dtype: str, out_dtype: str, **layer):
         "SHUFFLE": 1,
         "SKIP": "none",
         "SKIP_FACTOR": 1,
-        "DOT_DTYPE": getattr(tl, {"fp16": "float16", "fp32": "float32"}[dtype]),
+        "DOT_DTYPE": getattr(tl, {"fp16": "float16", "bf16": "bfloat16", "fp32": "float32"}[dtype]),
         **layer,
     }
     (config,) = module._fit(module.CONFIGS["gpu"][:1], constexprs)
@@ -67,6 +67,14 @@ CASES = {
     "conv2d body 64->64 3x3 +skip fp32": (
         conv2d.conv2d_kernel,
         *_conv(conv2d, "fp32", "fp32", "fp32", **BODY, SKIP="same"),
+    ),
+    "conv2d body 64->64 3x3 relu bf16": (
+        conv2d.conv2d_kernel,
+        *_conv(conv2d, "bf16", "bf16", "bf16", **BODY, ACTIVATION="relu"),
+    ),
+    "conv2d 24->24 3x3 masked-K fp16": (
+        conv2d.conv2d_kernel,
+        *_conv(conv2d, "fp16", "fp16", "fp16", **dict(BODY, CIN=24, COUT=24), ACTIVATION="relu"),
     ),
     "conv2d head 3->64 3x3 gather-K fp16": (
         conv2d.conv2d_kernel,
