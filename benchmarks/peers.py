@@ -110,13 +110,15 @@ def fastsr_engine(network: Network, backend: str, threads: int):
 
 
 def use_threads(backend: str, threads: int) -> None:
-    """The C++ backend's OpenMP pool is process-wide; the reference backend is torch's."""
+    """Thread count for the next runs. torch and fastsr._C share one OpenMP runtime (same
+    libgomp soname), so torch's setting reaches the C++ backend too; a _C setter wins."""
+    torch.set_num_threads(threads)
     if backend == "cpu":
         from fastsr import _C
 
-        _C.set_max_threads(threads)
-    else:
-        torch.set_num_threads(threads)
+        set_max_threads = getattr(_C, "set_max_threads", None)
+        if set_max_threads is not None:
+            set_max_threads(threads)
 
 
 def _fastsr_runner(backend: str, device: str) -> Callable[[Network, int], Runner]:
@@ -167,7 +169,8 @@ def onnx_bytes(network: Network) -> bytes:
     batch, height and width dynamic so one export serves every case."""
     module, spec = network.module, network.spec
     example = torch.rand(1, spec.in_channels, 16, 16)
-    axes = {0: "batch", 2: "height", 3: "width"}
+    lr_axes = {0: "batch", 2: "height", 3: "width"}
+    sr_axes = {0: "batch", 2: "sr_height", 3: "sr_width"}
     buffer = io.BytesIO()
     with warnings.catch_warnings():  # the TorchScript exporter is deprecated, on purpose here
         warnings.simplefilter("ignore", DeprecationWarning)
@@ -178,7 +181,7 @@ def onnx_bytes(network: Network) -> bytes:
             dynamo=False,
             input_names=["lr"],
             output_names=["sr"],
-            dynamic_axes={"lr": axes, "sr": axes},
+            dynamic_axes={"lr": lr_axes, "sr": sr_axes},
             opset_version=17,
         )
     return buffer.getvalue()
