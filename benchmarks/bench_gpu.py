@@ -1,8 +1,9 @@
 """GPU throughput: fastsr's Triton backend against eager PyTorch, torch.compile and bicubic.
 
-Skipped without CUDA. Every runner's output is first checked against eager PyTorch in
-true fp32 (TF32 off) on the same frame: fp32 within 1e-4, reduced precision within 2e-2,
-both scaled by the output's magnitude (random-weight nets leave [0, 1]). Bicubic is the
+Skipped without CUDA. Every runner's output is first compared with eager PyTorch in
+true fp32 (TF32 off) on the same frame; fastsr must be within 1e-4 in fp32 and 2e-2 in
+fp16/bf16, both scaled by the output's magnitude (random-weight nets leave [0, 1]), and
+the peers' errors are recorded next to their times. Bicubic is the
 floor every SR model must beat on speed, so it is timed but has nothing to match.
 Times are per frame, GPU-synchronised, from the median of the rounds.
 """
@@ -131,8 +132,9 @@ def test_gpu_throughput(benchmark, name, size, runner):
     if fetch is not None:
         bound = PARITY[runner.rsplit("_", 1)[1]] * max(1.0, float(reference.abs().max()))
         error = float((fetch(out) - reference).abs().max())
-        assert error <= bound, f"{runner} vs eager fp32: max |err| {error:.3g} > {bound:.3g}"
-        benchmark.extra_info["max_err"] = error
+        benchmark.extra_info.update(max_err=error, parity_bound=bound)
+        if runner.startswith("fastsr"):  # peers are timed whatever their error; we are not
+            assert error <= bound, f"{runner} vs eager fp32: max |err| {error:.3g} > {bound:.3g}"
 
     start = torch.cuda.Event(enable_timing=True)
     end = torch.cuda.Event(enable_timing=True)
@@ -149,6 +151,8 @@ def test_gpu_throughput(benchmark, name, size, runner):
     )
     benchmark.group = f"gpu {name} {width}x{height}"
     benchmark.pedantic(call, rounds=rounds, iterations=1)
+    if benchmark.stats is None:  # --benchmark-disable
+        return
     seconds = benchmark.stats.stats.median / GPU_BENCH["batch"]
     gflop = network.gflop_per_pixel * width * height
     benchmark.extra_info.update(
