@@ -1,0 +1,68 @@
+import json
+
+import pytest
+import torch
+
+from fastsr.evaluate import default_data_dir, evaluate
+from fastsr.models import build_model, macs_per_input_pixel
+from fastsr.models.zoo import WEIGHTS_DIR, load_module, save_module, torch_upscaler
+
+SHIPPED = sorted(p.stem for p in WEIGHTS_DIR.glob("*.json"))
+DATA_DIR = default_data_dir()
+needs_data = pytest.mark.skipif(
+    not (DATA_DIR / "Set5").is_dir(),
+    reason=f"validation images not found at {DATA_DIR} (set FASTSR_DATA to a folder with Set5/)",
+)
+
+# Published bicubic baselines (Y channel, shave = scale), e.g. RCAN Table 3.
+PUBLISHED_BICUBIC = {
+    (2, "Set5"): 33.66,
+    (4, "Set5"): 28.42,
+    (2, "Set14"): 30.24,
+    (4, "Set14"): 26.00,
+}
+
+
+@needs_data
+@pytest.mark.parametrize("scale", [2, 4])
+def test_bicubic_baseline_matches_published(scale):
+    results = evaluate(None, DATA_DIR, scale, datasets=["Set5", "Set14"])
+    for dataset in ("Set5", "Set14"):
+        published = PUBLISHED_BICUBIC[(scale, dataset)]
+        assert results[dataset]["bicubic"]["psnr"] == pytest.approx(published, abs=0.1)
+
+
+def test_save_and_load_round_trip_without_pickle(tmp_path):
+    config = {"name": "tiny", "architecture": "fastnet", "args": {"scale": 2, "widths": [4]}}
+    module = build_model("fastnet", scale=2, widths=[4])
+    json_path = save_module(module, config, tmp_path)
+    loaded, loaded_config = load_module(json_path)
+    assert loaded_config == config
+    x = torch.rand(1, 1, 6, 6)
+    assert torch.equal(loaded(x), module.eval()(x))
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_config_describes_its_weights(name):
+    module, config = load_module(name)
+    assert config["name"] == name
+    assert config["scale"] == config["args"]["scale"]
+    assert config["params"] == sum(p.numel() for p in module.parameters())
+    assert config["macs_per_input_pixel"] == macs_per_input_pixel(module)
+    assert {"Set5", "Set14"} <= set(config["validation"])
+    assert json.loads((WEIGHTS_DIR / f"{name}.json").read_text())["color"] in {"rgb", "y"}
+
+
+@needs_data
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_weights_reproduce_recorded_set5_psnr(name):
+    module, config = load_module(name)
+    results = evaluate(
+        torch_upscaler(module, config["color"]),
+        DATA_DIR,
+        config["scale"],
+        datasets=["Set5"],
+        bicubic=False,
+    )
+    recorded = config["validation"]["Set5"]["psnr"]
+    assert results["Set5"]["model"]["psnr"] == pytest.approx(recorded, abs=0.05)
