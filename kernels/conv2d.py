@@ -35,6 +35,8 @@ CONFIGS = {
         {"BLOCK_M": 128, "BLOCK_N": 128, "BLOCK_K": 32, "num_warps": 8, "num_stages": 3},
         {"BLOCK_M": 256, "BLOCK_N": 64, "BLOCK_K": 32, "num_warps": 8, "num_stages": 3},
         {"BLOCK_M": 128, "BLOCK_N": 32, "BLOCK_K": 64, "num_warps": 4, "num_stages": 3},
+        # K = 64: a whole 64-channel fp16 pixel (one 128-byte line) per gathered row.
+        {"BLOCK_M": 128, "BLOCK_N": 64, "BLOCK_K": 64, "num_warps": 4, "num_stages": 3},
     ],
     # The interpreter pays per program instance, not per element: few, big tiles.
     "interpreter": [{"BLOCK_M": 128, "BLOCK_N": 64, "BLOCK_K": 64, "num_warps": 4,
