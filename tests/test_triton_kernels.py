@@ -36,12 +36,26 @@ ACTIVATION_REFERENCE = {
 }
 
 
+# Kernels run on the GPU when there is one, else in the interpreter on CPU tensors;
+# references are always computed on the CPU in float32.
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def on_device(*tensors: torch.Tensor):
+    moved = tuple(t.to(DEVICE) for t in tensors)
+    return moved if len(moved) > 1 else moved[0]
+
+
+def empty(*shape: int, dtype=torch.float32) -> torch.Tensor:
+    return torch.empty(shape, dtype=dtype, device=DEVICE)
+
+
 def nhwc(x: torch.Tensor) -> torch.Tensor:
-    return x.permute(0, 2, 3, 1).contiguous()
+    return x.permute(0, 2, 3, 1).contiguous().to(DEVICE)
 
 
 def nchw(x: torch.Tensor) -> torch.Tensor:
-    return x.permute(0, 3, 1, 2).float()
+    return x.permute(0, 3, 1, 2).float().cpu()
 
 
 def upscale(x: torch.Tensor, mode: str, factor: int) -> torch.Tensor:
@@ -74,8 +88,8 @@ def test_conv2d_matches_torch(shape):
     x = torch.randn(2, cin, h, w)
     weight, bias = torch.randn(cout, cin, k, k) / k, torch.randn(cout)
     expected = F.conv2d(x, weight, bias, stride, pad, dil)
-    layer = pack_conv2d(weight, bias, stride, (pad, pad), (dil, dil), torch.float32)
-    out = torch.empty(nhwc(expected).shape)
+    layer = pack_conv2d(*on_device(weight, bias), stride, (pad, pad), (dil, dil), torch.float32)
+    out = empty(*nhwc(expected).shape)
     assert_matches(nchw(conv2d(layer, nhwc(x), out, Epilogue())), expected)
 
 
@@ -99,10 +113,10 @@ def test_conv2d_epilogue_matches_torch(activation, shuffle, skip, dtype):
     skip_nchw = {"none": None, "same": torch.randn_like(y)}.get(skip, low_res)
     if skip_nchw is not None:
         y = y + (skip_nchw if skip == "same" else upscale(low_res, skip, shuffle))
-    layer = pack_conv2d(weight, bias, 1, (1, 1), (1, 1), dtype)
-    epilogue = Epilogue(activation, slope if activation == "prelu" else None, 0.2, 0.5,
+    layer = pack_conv2d(*on_device(weight, bias), 1, (1, 1), (1, 1), dtype)
+    epilogue = Epilogue(activation, on_device(slope) if activation == "prelu" else None, 0.2, 0.5,
                         shuffle, skip)
-    out = torch.empty(nhwc(y).shape, dtype=dtype)
+    out = empty(*nhwc(y).shape, dtype=dtype)
     skip_in = None if skip_nchw is None else nhwc(skip_nchw)
     conv2d(layer, nhwc(x).to(dtype), out, epilogue, skip_in)
     assert_matches(nchw(out), y, dtype)
@@ -124,9 +138,9 @@ def test_conv_transpose2d_matches_torch(shape):
     x, weight, bias = torch.randn(2, cin, 5, 7), torch.randn(cin, cout, k, k) / k, torch.randn(cout)
     slope = torch.rand(cout)
     expected = F.prelu(F.conv_transpose2d(x, weight, bias, stride, pad, out_pad), slope)
-    layer = pack_conv_transpose2d(weight, bias, stride, (pad, pad), torch.float32)
-    out = torch.empty(nhwc(expected).shape)
-    conv_transpose2d(layer, nhwc(x), out, Epilogue("prelu", slope))
+    layer = pack_conv_transpose2d(*on_device(weight, bias), stride, (pad, pad), torch.float32)
+    out = empty(*nhwc(expected).shape)
+    conv_transpose2d(layer, nhwc(x), out, Epilogue("prelu", on_device(slope)))
     assert_matches(nchw(out), expected)
 
 
@@ -135,22 +149,23 @@ def test_conv_transpose2d_matches_torch(shape):
 def test_resize_matches_interpolate(mode, factor):
     x = torch.rand(2, 3, 5, 7, generator=torch.Generator().manual_seed(3))
     expected = upscale(x, mode, factor)
-    out = torch.empty(nhwc(expected).shape)
+    out = empty(*nhwc(expected).shape)
     assert_matches(nchw(resize.resize(nhwc(x), out, mode, factor)), expected)
 
 
 @pytest.mark.parametrize("h,w", [(5, 7), (300, 9)])  # 300 x 9: two bands of partial sums
 def test_global_avg_pool_matches_mean(h, w, monkeypatch):
-    monkeypatch.setitem(pool.POOL["interpreter"], "ROWS", 2048)
+    for target in pool.POOL:
+        monkeypatch.setitem(pool.POOL[target], "ROWS", 2048)
     x = torch.randn(2, 6, h, w)
-    out = torch.empty(2, 1, 1, 6)
+    out = empty(2, 1, 1, 6)
     assert_matches(nchw(pool.global_avg_pool(nhwc(x), out)), x.mean((2, 3), keepdim=True))
 
 
 @pytest.mark.parametrize("gates", [6, 1])
 def test_scale_channels_matches_broadcast_mul(gates):
     x, gate = torch.randn(2, 6, 5, 7), torch.rand(2, gates, 1, 1)
-    out = torch.empty(2, 5, 7, 6)
+    out = empty(2, 5, 7, 6)
     assert_matches(nchw(pool.scale_channels(nhwc(x), nhwc(gate), out)), x * gate)
 
 
@@ -158,7 +173,8 @@ def test_scale_channels_matches_broadcast_mul(gates):
 def test_binary_matches_torch(op):
     a, b = torch.randn(2, 5, 7, 6), torch.randn(2, 5, 7, 6)
     expected = a + b if op == "add" else a * b
-    assert_matches(elementwise.binary(op, a, b, torch.empty_like(a)), expected)
+    got = elementwise.binary(op, *on_device(a, b), empty(*a.shape))
+    assert_matches(got.cpu(), expected)
 
 
 @pytest.mark.parametrize("activation", ["none", "prelu", "tanh", "clamp"])
@@ -168,20 +184,21 @@ def test_affine_activation_matches_torch(activation):
     y = x * scale.view(1, 6, 1, 1) + shift.view(1, 6, 1, 1)
     expected = torch.clamp(y, -0.5, 1.5) if activation == "clamp" else (
         ACTIVATION_REFERENCE[activation](y, slope))
-    out = torch.empty(2, 5, 7, 6)
-    elementwise.affine_activation(nhwc(x), out, scale, shift, activation,
-                                  slope if activation == "prelu" else None, 0.0, -0.5, 1.5)
+    out = empty(2, 5, 7, 6)
+    elementwise.affine_activation(nhwc(x), out, *on_device(scale, shift), activation,
+                                  on_device(slope) if activation == "prelu" else None, 0.0,
+                                  -0.5, 1.5)
     assert_matches(nchw(out), expected)
 
 
 def test_pixel_shuffle_matches_torch():
     x = torch.randn(2, 12, 5, 7)
-    out = torch.empty(2, 10, 14, 3)
+    out = empty(2, 10, 14, 3)
     assert_matches(nchw(elementwise.pixel_shuffle(nhwc(x), out, 2)), F.pixel_shuffle(x, 2))
 
 
 def test_concat_matches_cat():
     parts = [torch.randn(2, c, 5, 7) for c in (4, 3, 5)]
-    out = torch.empty(2, 5, 7, 12)
+    out = empty(2, 5, 7, 12)
     elementwise.concat([nhwc(p) for p in parts], out)
     assert_matches(nchw(out), torch.cat(parts, 1))
