@@ -157,12 +157,17 @@ def _set_threads(backend: str, threads: int) -> None:
 
 
 @dataclass
-class _Pixels:
-    """An image as N x H x W x C float32 in [0, 1], and how to give the result back."""
+class _Image:
+    """A validated image: an N x H x W x C view in its own dtype, and the way back out.
 
-    values: torch.Tensor
-    restore: Callable[[torch.Tensor], object]
-    was_float: bool  # float input must be checked for NaN, inf and the [0, 1] range
+    The result is allocated once, in the caller's dtype and layout, and filled tile by
+    tile, so no full-size float copy of a big frame ever exists.
+    """
+
+    pixels: torch.Tensor  # N x H x W x C, the input's dtype and device (a view when possible)
+    full: int | None  # the integer value of full intensity; None for floats in [0, 1]
+    new_output: Callable[[int, int], torch.Tensor]  # (sH, sW) -> N x sH x sW x C to fill
+    restore: Callable[[torch.Tensor], object]  # that filled tensor -> what the caller gets
 
 
 def _layout_error(what: str, shape) -> ValueError:
@@ -172,22 +177,15 @@ def _layout_error(what: str, shape) -> ValueError:
     )
 
 
-def _to_unit(values: torch.Tensor, full: int | None) -> torch.Tensor:
-    values = values.to(torch.float32)
-    return values / full if full is not None else values
+def _check_size(nhw, shape) -> None:
+    if min(nhw) == 0:
+        raise ValueError(f"expected a non-empty image, got shape {tuple(shape)}")
 
 
-def _from_unit(values: torch.Tensor, full: int | None, dtype) -> torch.Tensor:
-    if full is None:
-        return values.to(dtype)
-    return (values * full).round_().to(dtype)
-
-
-def _from_numpy(array: np.ndarray) -> _Pixels:
+def _from_numpy(array: np.ndarray) -> _Image:
     key = (array.dtype.kind, array.dtype.itemsize)
     if key not in _NUMPY_RANGES:
         raise TypeError(f"expected an array of {_DTYPE_NAMES}, got dtype {array.dtype}")
-    full, dtype = _NUMPY_RANGES[key], array.dtype.newbyteorder("=")
     if array.ndim == 2:
         nhwc = array[None, :, :, None]
     elif array.ndim in (3, 4) and array.shape[-1] in (1, 2, 3, 4):
@@ -195,39 +193,46 @@ def _from_numpy(array: np.ndarray) -> _Pixels:
     else:
         raise _layout_error("an H x W, H x W x C or N x H x W x C array", array.shape)
     _check_size(nhwc.shape[:3], array.shape)
-    # the float32 copy also makes strided, flipped and byte-swapped views contiguous
-    values = _to_unit(torch.from_numpy(np.asarray(nhwc, dtype=np.float32)), full)
+    dtype = array.dtype.newbyteorder("=")
+    if min(nhwc.strides) < 0 or not array.dtype.isnative:  # torch takes neither: copy once
+        nhwc = np.array(nhwc, dtype=dtype)  # (ascontiguousarray keeps size-1 negative strides)
+
+    def new_output(height: int, width: int) -> torch.Tensor:
+        return torch.from_numpy(np.empty((nhwc.shape[0], height, width, nhwc.shape[3]), dtype))
 
     def restore(out: torch.Tensor) -> np.ndarray:
-        result = out.cpu() if full is None else _from_unit(out.cpu(), full, torch.int32)
-        result = result.numpy().astype(dtype, copy=False)
-        return (
-            result.reshape(result.shape[1:3])
-            if array.ndim == 2
-            else (result[0] if array.ndim == 3 else result)
-        )
+        result = out.numpy()
+        if array.ndim == 2:
+            return result[0, :, :, 0]
+        return result[0] if array.ndim == 3 else result
 
-    return _Pixels(values, restore, full is None)
+    with warnings.catch_warnings():  # read-only arrays are fine: the input is only read
+        warnings.filterwarnings("ignore", "The given NumPy array is not writable")
+        pixels = torch.from_numpy(nhwc)
+    return _Image(pixels, _NUMPY_RANGES[key], new_output, restore)
 
 
-def _from_torch(tensor: torch.Tensor) -> _Pixels:
+def _from_torch(tensor: torch.Tensor) -> _Image:
     if tensor.dtype not in _TORCH_RANGES:
         raise TypeError(f"expected a tensor of {_DTYPE_NAMES}, got {tensor.dtype}")
     if tensor.ndim not in (3, 4) or tensor.shape[-3] not in (1, 2, 3, 4):
         raise _layout_error("a C x H x W or N x C x H x W tensor", tensor.shape)
-    full, batched = _TORCH_RANGES[tensor.dtype], tensor.ndim == 4
+    batched = tensor.ndim == 4
     nchw = tensor.detach() if batched else tensor.detach()[None]
     _check_size((nchw.shape[0], *nchw.shape[2:]), tensor.shape)
-    values = _to_unit(nchw.permute(0, 2, 3, 1), full)
+
+    def new_output(height: int, width: int) -> torch.Tensor:
+        shape = (nchw.shape[0], nchw.shape[1], height, width)
+        return torch.empty(shape, dtype=tensor.dtype, device=tensor.device).permute(0, 2, 3, 1)
 
     def restore(out: torch.Tensor) -> torch.Tensor:
-        nchw_out = _from_unit(out, full, tensor.dtype).permute(0, 3, 1, 2).contiguous()
-        return nchw_out.to(tensor.device) if batched else nchw_out[0].to(tensor.device)
+        result = out.permute(0, 3, 1, 2)  # the N x C x H x W tensor new_output allocated
+        return result if batched else result[0]
 
-    return _Pixels(values, restore, full is None)
+    return _Image(nchw.permute(0, 2, 3, 1), _TORCH_RANGES[tensor.dtype], new_output, restore)
 
 
-def _from_pil(image: Image.Image) -> _Pixels:
+def _from_pil(image: Image.Image) -> _Image:
     mode = image.mode
     if mode == "P":  # a palette cannot hold new colours: come back as RGB(A)
         image = image.convert("RGBA" if "transparency" in image.info else "RGB")
@@ -236,61 +241,85 @@ def _from_pil(image: Image.Image) -> _Pixels:
             f"expected a PIL image in mode {', '.join(_PIL_MODES)} or P, got mode {mode}; "
             "convert it first, e.g. image.convert('RGB')"
         )
-    sixteen_bit = _PIL_MODES[image.mode] == 65535
-    array = np.asarray(image).astype(np.uint16 if sixteen_bit else np.uint8)
-    pixels = _from_numpy(array)
+    array = np.asarray(image).astype(np.uint16 if image.mode.startswith("I;16") else np.uint8)
+    as_array = _from_numpy(array)
 
     def restore(out: torch.Tensor) -> Image.Image:
-        return Image.fromarray(pixels.restore(out))
+        return Image.fromarray(as_array.restore(out))
 
-    return _Pixels(pixels.values, restore, False)
-
-
-def _check_size(nhw, shape) -> None:
-    if min(nhw) == 0:
-        raise ValueError(f"expected a non-empty image, got shape {tuple(shape)}")
+    return _Image(as_array.pixels, as_array.full, as_array.new_output, restore)
 
 
-def to_pixels(image) -> _Pixels:
-    """Validate `image` and bring it to N x H x W x C float32 in [0, 1]."""
+def to_image(image) -> _Image:
+    """Validate `image` (kind, layout, dtype, size, values) and view it as N x H x W x C."""
     if isinstance(image, np.ndarray):
-        pixels = _from_numpy(image)
+        source = _from_numpy(image)
     elif isinstance(image, torch.Tensor):
-        pixels = _from_torch(image)
+        source = _from_torch(image)
     elif isinstance(image, Image.Image):
-        pixels = _from_pil(image)
+        source = _from_pil(image)
     else:
         raise TypeError(
             f"expected a numpy array, a PIL image or a torch tensor, got {type(image).__name__}"
         )
-    if not pixels.was_float:
-        return pixels
-    values = pixels.values
-    if not torch.isfinite(values).all():
-        raise ValueError("expected finite pixel values, got NaN or infinity in the image")
-    low, high = values.min().item(), values.max().item()
-    if low < 0 or high > 1:
-        raise ValueError(
-            f"expected float pixel values in [0, 1], got values from {low:g} to {high:g} "
-            "(divide 8-bit values by 255, or pass the uint8 array itself)"
-        )
-    return pixels
+    if source.full is None:
+        pixels = source.pixels
+        if not torch.isfinite(pixels).all():
+            raise ValueError("expected finite pixel values, got NaN or infinity in the image")
+        low, high = pixels.min().item(), pixels.max().item()
+        if low < 0 or high > 1:
+            raise ValueError(
+                f"expected float pixel values in [0, 1], got values from {low:g} to {high:g} "
+                "(divide 8-bit values by 255, or pass the uint8 array itself)"
+            )
+    return source
+
+
+def _to_unit(values: torch.Tensor, full: int | None) -> torch.Tensor:
+    values = values.to(torch.float32)
+    return values / full if full is not None else values
+
+
+def _from_unit(values: torch.Tensor, full: int | None, dtype: torch.dtype) -> torch.Tensor:
+    if full is None:
+        return values.to(dtype)
+    return (values * full).round_().to(dtype)
+
+
+def _constant_alpha(source: _Image) -> float | None:
+    """The alpha value of an image whose alpha is the same everywhere (opaque, mostly).
+
+    Decided on the whole image, never per tile, so tiling cannot change the result.
+    """
+    channels = source.pixels.shape[3]
+    if channels not in (2, 4):
+        return None
+    alpha = source.pixels[..., channels - 1]
+    low, high = alpha.min(), alpha.max()
+    if low != high:
+        return None
+    return _to_unit(low, source.full).item()
 
 
 # -- the upscaler -------------------------------------------------------------------------
+
+# float32 copies of a tile's upscaled pixels alive at once in the colour pipeline (model
+# output, colour conversion, concatenation, dtype conversion): part of a tile's memory.
+_PIPELINE_COPIES = 4
+_BICUBIC_REACH = 3  # LR pixels a bicubic upscale reads around a pixel (chroma of Y models)
 
 
 class Upscaler:
     """A model compiled for a backend, holding its plan and buffers for a stream of frames.
 
     `up(frame)` takes and returns what `upscale` does. The plan is made for the first
-    frame's size and reused until the size changes. Calls from several threads are safe:
-    colour conversion and dtype handling run in parallel, the model itself runs one frame
-    at a time (a plan owns its buffers, and the cpu backend already uses all its threads
-    inside one frame).
+    frame's size and reused until the size changes. Calls from several threads are safe
+    and run one frame at a time: input checks run in parallel, the upscaling itself is
+    serialised (a plan owns its buffers, and the cpu backend already spreads one frame
+    over all its threads).
 
     Alpha is upscaled by the model, run on the alpha plane as a grey image (sharper
-    edges than bicubic); a constant alpha (an opaque image) is just carried over.
+    edges than bicubic); an alpha that is the same everywhere (opaque) is carried over.
     """
 
     def __init__(
@@ -324,6 +353,8 @@ class Upscaler:
                 "this model pools over the whole image (global average pooling), so tiles "
                 "would change its output; leave tile=None"
             )
+        if self._halo is not None and self.color == "y":
+            self._halo = max(self._halo, _BICUBIC_REACH)
         self._align = tiling.alignment(self.graph)
         self._engines: dict[str, Engine] = {}
         self._tile_plans: dict[tuple, tiling.TilePlan | None] = {}
@@ -332,9 +363,9 @@ class Upscaler:
             self._engine(backend)  # an unavailable backend fails here, not on the first frame
 
     def __call__(self, image):
-        pixels = to_pixels(image)
+        source = to_image(image)
         with torch.no_grad():
-            return pixels.restore(self._upscale(pixels.values))
+            return source.restore(self._upscale(source))
 
     def stream(self, frames: Iterable) -> Iterator:
         """Upscale frames one by one as they come (a generator)."""
@@ -351,50 +382,54 @@ class Upscaler:
             self._engines[backend] = engine
         return engine
 
-    def _upscale(self, values: torch.Tensor) -> torch.Tensor:
-        backend = resolve_backend(self.backend, values.device)
-        device = torch.device("cuda") if backend == "triton" else torch.device("cpu")
-        x = values.to(device)
-        colour_channels = 3 if x.shape[3] >= 3 else 1
-        colour, alpha = x[..., :colour_channels], x[..., colour_channels:]
-        run = functools.partial(self._run_model, backend)
-        out = _upscale_colour(run, self.color, colour, self.scale)
-        if alpha.shape[3]:
-            out = torch.cat([out, _upscale_alpha(run, self.color, alpha, self.scale)], dim=3)
-        return out.clamp_(0, 1).to(values.device)
-
-    def _run_model(self, backend: str, x: torch.Tensor) -> torch.Tensor:
-        x = x.contiguous()
-        with self._lock:  # a whole frame at a time, so tiles of two frames never interleave
+    def _upscale(self, source: _Image) -> torch.Tensor:
+        n, h, w, channels = source.pixels.shape
+        backend = resolve_backend(self.backend, source.pixels.device)
+        # triton runs CUDA tensors (or CPU ones in its interpreter, TRITON_INTERPRET=1)
+        on_gpu = backend == "triton" and torch.cuda.is_available()
+        device = torch.device("cuda" if on_gpu else "cpu")
+        alpha = _constant_alpha(source)
+        out = source.new_output(h * self.scale, w * self.scale)
+        with self._lock:  # one frame at a time: tiles of two frames never interleave
             engine = self._engine(backend)
-            plan = self._tile_plan(engine, backend, *x.shape[:3])
-            if plan is None:
-                return engine.run(x)
-            return plan.run(engine.run, x, self._progress_bar(plan, x))
 
-    def _tile_plan(self, engine: Engine, backend: str, n: int, h: int, w: int):
+            def upscale_window(window: torch.Tensor) -> torch.Tensor:
+                x = _to_unit(window.to(device), source.full)
+                y = self._pipeline(engine.run, x, alpha).clamp_(0, 1)
+                return _from_unit(y, source.full, out.dtype).to(out.device)
+
+            plan = self._tile_plan(engine, backend, n, h, w, channels)
+            whole = tiling.TilePlan(h, w, 0, self.scale)
+            (plan or whole).run(upscale_window, source.pixels, out, self._progress_bar())
+        return out
+
+    def _pipeline(self, run, x: torch.Tensor, alpha: float | None) -> torch.Tensor:
+        """N x h x w x C float in [0, 1] -> N x sh x sw x C: colour and alpha, each its way."""
+        colour_channels = 3 if x.shape[3] >= 3 else 1
+        out = _upscale_colour(run, self.color, x[..., :colour_channels], self.scale)
+        if x.shape[3] == colour_channels:
+            return out
+        if alpha is None:
+            alpha_out = _upscale_colour(run, self.color, x[..., colour_channels:], self.scale)
+        else:
+            alpha_out = out.new_full((*out.shape[:3], 1), alpha)
+        return torch.cat([out, alpha_out], dim=3)
+
+    def _tile_plan(self, engine: Engine, backend: str, n: int, h: int, w: int, channels: int):
         key = (backend, n, h, w)
         if key not in self._tile_plans:
             cin = self.graph.input_channels
 
-            def run_bytes(height: int, width: int) -> int:
-                out_pixels = height * width * self.scale**2
-                io = 4 * n * cin * (height * width + out_pixels)
-                return engine.plan(n, height, width).peak_bytes + io
+            def window_bytes(height: int, width: int) -> int:
+                lr, hr = n * height * width, n * height * width * self.scale**2
+                model = engine.plan(n, height, width).peak_bytes + 4 * cin * (lr + hr)
+                return model + _PIPELINE_COPIES * 4 * hr * max(channels, 3)
 
-            self._tile_plans = {
-                key: tiling.plan_tiles(
-                    run_bytes,
-                    h,
-                    w,
-                    self._halo,
-                    self._align,
-                    self.scale,
-                    self.tile,
-                    self.max_memory,
-                )
-            }
-            if self._halo is None and run_bytes(h, w) > self.max_memory:
+            plan = tiling.plan_tiles(
+                window_bytes, h, w, self._halo, self._align, self.scale, self.tile,
+                self.max_memory,
+            )  # fmt: skip
+            if self._halo is None and window_bytes(h, w) > self.max_memory:
                 warnings.warn(
                     f"fastsr: a {w}x{h} frame needs more than max_memory={self.max_memory} "
                     "bytes, but this model pools over the whole image and cannot be tiled "
@@ -402,9 +437,10 @@ class Upscaler:
                     RuntimeWarning,
                     stacklevel=5,
                 )
+            self._tile_plans = {key: plan}  # keep one: a stream keeps its frame size
         return self._tile_plans[key]
 
-    def _progress_bar(self, plan: tiling.TilePlan, x: torch.Tensor):
+    def _progress_bar(self):
         if not self.progress:
             return None
         from tqdm import tqdm
@@ -437,17 +473,10 @@ def _upscale_colour(run, color: str, x: torch.Tensor, scale: int) -> torch.Tenso
     if x.shape[3] == 1:
         return _upscale_colour(run, color, x.expand(-1, -1, -1, 3), scale).mean(3, True)
     if color == "rgb":
-        return run(x)
+        return run(x.contiguous())
     ycbcr = rgb_to_ycbcr(x)
-    y = run(ycbcr[..., :1])
+    y = run(ycbcr[..., :1].contiguous())
     return ycbcr_to_rgb(torch.cat([y, _bicubic(ycbcr[..., 1:], scale)], dim=3))
-
-
-def _upscale_alpha(run, color: str, alpha: torch.Tensor, scale: int) -> torch.Tensor:
-    if alpha.amin() == alpha.amax():  # opaque (or uniformly translucent): nothing to model
-        n, h, w, _ = alpha.shape
-        return alpha.new_full((n, h * scale, w * scale, 1), alpha.flatten()[0].item())
-    return _upscale_colour(run, color, alpha, scale)
 
 
 @functools.lru_cache(maxsize=4)

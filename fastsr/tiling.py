@@ -120,19 +120,17 @@ class TilePlan:
         self,
         run: Callable[[torch.Tensor], torch.Tensor],
         x: torch.Tensor,
+        out: torch.Tensor,
         on_tile: Callable[[int, int], None] | None = None,
     ) -> torch.Tensor:
-        """Apply `run` (N x H x W x C -> N x sH x sW x C') tile by tile to `x`."""
-        n, height, width, _ = x.shape
+        """Fill `out` (N x sH x sW x C') with `run` applied tile by tile to `x` (N x H x W x C)."""
+        _, height, width, _ = x.shape
         s = self.scale
         rows = axis_windows(height, self.window_h, self.halo)
         cols = axis_windows(width, self.window_w, self.halo)
-        out = None
         for i, (y0, keep_y0, keep_y1) in enumerate(rows):
             for j, (x0, keep_x0, keep_x1) in enumerate(cols):
                 tile = run(x[:, y0 : y0 + self.window_h, x0 : x0 + self.window_w])
-                if out is None:
-                    out = tile.new_empty(n, height * s, width * s, tile.shape[3])
                 out[:, keep_y0 * s : keep_y1 * s, keep_x0 * s : keep_x1 * s] = tile[
                     :,
                     (keep_y0 - y0) * s : (keep_y1 - y0) * s,

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -9,7 +13,13 @@ import torch.nn as nn
 import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_api import CountingCompiles, TinySR, one_torch_thread, random_image  # noqa: F401
+from test_api import (  # noqa: F401
+    CountingCompiles,
+    TinySR,
+    one_torch_thread,
+    random_image,
+    tiny_graph,
+)
 
 import fastsr
 from fastsr import tiling
@@ -111,17 +121,19 @@ def test_tiled_output_matches_untiled(name, tile):
     np.testing.assert_allclose(tiled, whole, atol=1e-5, rtol=0)
 
 
-def test_a_halo_one_pixel_short_shows_seams():
-    """The exactness comes from the halo: one pixel less and tiles disagree."""
+def test_a_halo_one_pixel_short_of_the_receptive_field_shows_seams():
+    """The exactness comes from the halo: four stacked 3x3 convs see 4 pixels around."""
     graph = graph_of("conv_stack")
     engine = Engine(graph, "reference")
-    x = torch.rand(1, 24, 24, 3)
+    x = torch.rand(1, 20, 20, 3)
     whole = engine.run(x)
-    radius = tiling.receptive_radius(graph)
-    exact = tiling.TilePlan(4 + 2 * radius, 4 + 2 * radius, radius, 2).run(engine.run, x)
-    torch.testing.assert_close(exact, whole, atol=1e-5, rtol=0)
-    short = tiling.TilePlan(4 + 2 * radius, 4 + 2 * radius, radius - 2, 2).run(engine.run, x)
-    assert (short - whole).abs().max() > 1e-3
+
+    def tiled(halo: int) -> torch.Tensor:
+        plan = tiling.TilePlan(4 + 2 * halo, 4 + 2 * halo, halo, 2)
+        return plan.run(engine.run, x, torch.zeros_like(whole))
+
+    assert (tiled(4) - whole).abs().max() <= 1e-5
+    assert (tiled(3) - whole).abs().max() > 1e-3
 
 
 def test_memory_budget_turns_tiling_on_and_each_run_fits_it(monkeypatch):
@@ -181,3 +193,38 @@ def test_axis_windows_cover_the_axis_with_equal_windows(length, core, halo):
         assert keep_to == length or start + window - keep_to >= halo
         covered[keep_from:keep_to] = True
     assert covered.all()
+
+
+@pytest.mark.parametrize(
+    ("color", "channels"), [("y", 3), ("rgb", 4), ("rgb", 1)], ids=["y_model", "rgba", "grey"]
+)
+def test_tiling_covers_the_whole_colour_pipeline(color, channels):
+    """Chroma bicubic (Y models), alpha through the model and grey all tile exactly."""
+    graph = tiny_graph(1 if color == "y" else 3, 2)
+    image = random_image((1, 26, 31, channels), np.float32, seed=5)
+    whole = fastsr.Upscaler(model=graph, backend="reference")(image)
+    tiled = fastsr.Upscaler(model=graph, backend="reference", tile=4)(image)
+    np.testing.assert_allclose(tiled, whole, atol=1e-5, rtol=0)
+
+
+def test_big_frame_memory_stays_near_the_budget():
+    """Peak memory grows by about the output plus the budget, not by float copies of the
+    frame (a 384 x 384 RGB frame untiled would take ~30 MiB of float32 buffers)."""
+    script = """
+import resource, numpy as np, torch, fastsr
+from test_api import tiny_graph
+torch.set_num_threads(1)
+up = fastsr.Upscaler(model=tiny_graph(), backend="reference", max_memory=4 << 20)
+up(np.zeros((64, 64, 3), np.uint8))
+image = np.random.default_rng(0).integers(0, 255, (384, 384, 3), dtype=np.uint8)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+out = up(image)
+grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+print(grown * 1024, out.nbytes)
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True, text=True, check=True, cwd=Path(__file__).parent,
+    )  # fmt: skip
+    grown, output_bytes = map(int, result.stdout.split())
+    assert grown < output_bytes + 3 * (4 << 20), f"peak grew by {grown >> 20} MiB"
