@@ -47,13 +47,24 @@ def layer_graph(op, cin, cout, k, stride, dilation, shuffle) -> Graph:
     bias = rng.standard_normal(shape[0] if op == "conv2d" else cout).astype(np.float32) * 0.1
     if op == "conv2d":
         pad = (k - stride) // 2 if stride > 1 else dilation * (k // 2)
-        attrs = {"stride": (stride, stride), "padding": (pad, pad), "dilation": (dilation,) * 2,
-                 "groups": 1, "activation": "relu", "pixel_shuffle": shuffle}
+        attrs = {
+            "stride": (stride, stride),
+            "padding": (pad, pad),
+            "dilation": (dilation,) * 2,
+            "groups": 1,
+            "activation": "relu",
+            "pixel_shuffle": shuffle,
+        }
     else:
         pad = (k - stride + 1) // 2  # output = input * stride exactly
         extra = stride - k + 2 * pad
-        attrs = {"stride": (stride, stride), "padding": (pad, pad), "dilation": (1, 1),
-                 "output_padding": (extra, extra), "groups": 1}
+        attrs = {
+            "stride": (stride, stride),
+            "padding": (pad, pad),
+            "dilation": (1, 1),
+            "output_padding": (extra, extra),
+            "groups": 1,
+        }
     node = Node(op, ["x"], "y", {"weight": "w", "bias": "b", **attrs}, name=op)
     return Graph("x", cin, "y", [node], {"w": weight, "b": bias})
 
@@ -67,8 +78,7 @@ def layer_gflop(op, cin, cout, k, stride, shuffle, h, w) -> float:
 def test_fma_peak(benchmark, threads, peak):
     """The yardstick: FMA chains in registers on `threads` threads."""
     benchmark.group = "cpu fma peak"
-    benchmark.extra_info.update(kind="fma_peak", threads=threads, gflops=peak,
-                                simd=_C.simd_level())
+    benchmark.extra_info.update(kind="fma_peak", threads=threads, gflops=peak, simd=_C.simd_level())
     benchmark.pedantic(_C.fma_peak_gflops, args=(threads, 0.05), rounds=1, iterations=1)
 
 
@@ -90,6 +100,14 @@ def test_layer_gflops(benchmark, timed, quick, threads, peak, layer):
     gflop = layer_gflop(op, cin, cout, k, stride, shuffle, h, w)
     gflops = gflop / benchmark.stats.stats.median
     benchmark.group = f"cpu layers {w}x{h}"
-    benchmark.extra_info.update(kind="cpu_layer", layer=name, threads=threads, gflop=gflop,
-                                gflops=gflops, percent_of_peak=100 * gflops / peak,
-                                fma_peak_gflops=peak, simd=_C.simd_level(), max_err=max_err)
+    benchmark.extra_info.update(
+        kind="cpu_layer",
+        layer=name,
+        threads=threads,
+        gflop=gflop,
+        gflops=gflops,
+        percent_of_peak=100 * gflops / peak,
+        fma_peak_gflops=peak,
+        simd=_C.simd_level(),
+        max_err=max_err,
+    )

@@ -48,8 +48,18 @@ def nchw(a: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(a)).permute(0, 3, 1, 2)
 
 
-def single_conv(x, weight, bias=None, stride=1, pad=None, dilation=1, shuffle=1, skip=False,
-                border=None, **epilogue):
+def single_conv(
+    x,
+    weight,
+    bias=None,
+    stride=1,
+    pad=None,
+    dilation=1,
+    shuffle=1,
+    skip=False,
+    border=None,
+    **epilogue,
+):
     """A Program with one conv; returns (program, runner taking x and optional skip)."""
     n, h, w, c = x.shape
     k = weight.shape[2]
@@ -69,21 +79,32 @@ def single_conv(x, weight, bias=None, stride=1, pad=None, dilation=1, shuffle=1,
         skip_view = p.view(buf, c, cout)
     p.set_input(p.view(buf, 0, c + extra))
     p.set_output(out)
-    p.conv2d(xin, out, weight, bias, stride=stride, pad_top=pad, pad_left=pad,
-             dilation=dilation, shuffle=shuffle, skip=skip_view, **epilogue)
+    p.conv2d(
+        xin,
+        out,
+        weight,
+        bias,
+        stride=stride,
+        pad_top=pad,
+        pad_left=pad,
+        dilation=dilation,
+        shuffle=shuffle,
+        skip=skip_view,
+        **epilogue,
+    )
     return p
 
 
 CONV_SHAPES = [  # (cin, cout, k, stride, dilation, h, w)
-    (64, 64, 3, 1, 1, 9, 29),   # full vectors, remainder tiles
-    (3, 64, 3, 1, 1, 7, 13),    # first RGB layer
-    (1, 56, 5, 1, 1, 6, 11),    # FSRCNN feature layer
-    (12, 12, 3, 1, 1, 5, 17),   # FSRCNN body
-    (32, 48, 3, 1, 1, 4, 7),    # x4 tail width
-    (8, 5, 3, 1, 2, 9, 10),     # dilation 2, odd channel count
-    (3, 4, 9, 1, 1, 11, 12),    # 9x9
-    (8, 20, 6, 2, 1, 12, 14),   # back-projection down conv
-    (16, 24, 1, 1, 1, 3, 5),    # 1x1
+    (64, 64, 3, 1, 1, 9, 29),  # full vectors, remainder tiles
+    (3, 64, 3, 1, 1, 7, 13),  # first RGB layer
+    (1, 56, 5, 1, 1, 6, 11),  # FSRCNN feature layer
+    (12, 12, 3, 1, 1, 5, 17),  # FSRCNN body
+    (32, 48, 3, 1, 1, 4, 7),  # x4 tail width
+    (8, 5, 3, 1, 2, 9, 10),  # dilation 2, odd channel count
+    (3, 4, 9, 1, 1, 11, 12),  # 9x9
+    (8, 20, 6, 2, 1, 12, 14),  # back-projection down conv
+    (16, 24, 1, 1, 1, 3, 5),  # 1x1
 ]
 
 
@@ -94,8 +115,9 @@ def test_conv_matches_torch(simd, cin, cout, k, stride, dilation, h, w):
     bias = rng_array((cout,), 3)
     pad = (dilation * (k - 1) - stride + 1) // 2 if stride > 1 else dilation * (k // 2)
     got = single_conv(x, weight, bias, stride, pad, dilation).run(x)
-    expected = F.conv2d(nchw(x), torch.from_numpy(weight), torch.from_numpy(bias), stride,
-                        pad, dilation)
+    expected = F.conv2d(
+        nchw(x), torch.from_numpy(weight), torch.from_numpy(bias), stride, pad, dilation
+    )
     np.testing.assert_allclose(got, nhwc(expected), atol=2e-5, rtol=0)
 
 
@@ -114,11 +136,26 @@ def test_conv_epilogue_matches_torch(simd, activation, shuffle):
     p.set_input(p.view(buf, 0, cin))
     p.set_output(out)
     # Fill the skip with a constant through an affine step on a zero buffer.
-    p.affine(p.view(skip_buf, 0, cout), np.zeros(cout, np.float32),
-             np.linspace(-1, 1, cout).astype(np.float32), p.view(skip_buf, 0, cout))
-    p.conv2d(p.view(buf, 0, cin), out, weight, bias, pad_top=1, pad_left=1,
-             activation=activation, slope=slope, alpha=0.1, residual_scale=0.5,
-             shuffle=shuffle, skip=p.view(skip_buf, 0, cout))
+    p.affine(
+        p.view(skip_buf, 0, cout),
+        np.zeros(cout, np.float32),
+        np.linspace(-1, 1, cout).astype(np.float32),
+        p.view(skip_buf, 0, cout),
+    )
+    p.conv2d(
+        p.view(buf, 0, cin),
+        out,
+        weight,
+        bias,
+        pad_top=1,
+        pad_left=1,
+        activation=activation,
+        slope=slope,
+        alpha=0.1,
+        residual_scale=0.5,
+        shuffle=shuffle,
+        skip=p.view(skip_buf, 0, cout),
+    )
     got = p.run(x)
 
     y = F.conv2d(nchw(x), torch.from_numpy(weight), torch.from_numpy(bias), padding=1)
@@ -141,16 +178,29 @@ def test_conv_skip_read_from_a_channel_slice(simd):
     np.testing.assert_allclose(got, nhwc(expected) + x[..., 8:], atol=2e-5, rtol=0)
 
 
-@pytest.mark.parametrize("k,stride,padding,output_padding",
-                         [(9, 2, 4, 1), (9, 3, 4, 2), (9, 4, 4, 3), (6, 2, 2, 0), (4, 2, 1, 0)])
+@pytest.mark.parametrize(
+    "k,stride,padding,output_padding",
+    [(9, 2, 4, 1), (9, 3, 4, 2), (9, 4, 4, 3), (6, 2, 2, 0), (4, 2, 1, 0)],
+)
 def test_transposed_conv_as_subpixel_conv_matches_torch(simd, k, stride, padding, output_padding):
     cin, cout, h, w = 6, 3, 5, 7
     weight = rng_array((cin, cout, k, k), 10, 0.2)
     bias = rng_array((cout,), 11)
     graph = Graph("x", cin, "y", [], {"w": weight, "b": bias})
-    node = Node("conv_transpose2d", ["x"], "y", {
-        "weight": "w", "bias": "b", "stride": (stride, stride), "padding": (padding, padding),
-        "output_padding": (output_padding, output_padding), "dilation": (1, 1), "groups": 1})
+    node = Node(
+        "conv_transpose2d",
+        ["x"],
+        "y",
+        {
+            "weight": "w",
+            "bias": "b",
+            "stride": (stride, stride),
+            "padding": (padding, padding),
+            "output_padding": (output_padding, output_padding),
+            "dilation": (1, 1),
+            "groups": 1,
+        },
+    )
     spec = conv_spec(graph, node)
     x = rng_array((1, h, w, cin), 12)
     p = _C.Program(2)
@@ -158,10 +208,18 @@ def test_transposed_conv_as_subpixel_conv_matches_torch(simd, k, stride, padding
     xin = p.view(p.add_buffer(1, h, w, cin, border), 0, cin)
     out = p.view(p.add_buffer(1, h * stride, w * stride, cout), 0, cout)
     p.set_input(xin), p.set_output(out)
-    p.conv2d(xin, out, spec.weight, spec.bias, pad_top=spec.pad_top, pad_left=spec.pad_left,
-             shuffle=spec.shuffle)
-    expected = F.conv_transpose2d(nchw(x), torch.from_numpy(weight), torch.from_numpy(bias),
-                                  stride, padding, output_padding)
+    p.conv2d(
+        xin,
+        out,
+        spec.weight,
+        spec.bias,
+        pad_top=spec.pad_top,
+        pad_left=spec.pad_left,
+        shuffle=spec.shuffle,
+    )
+    expected = F.conv_transpose2d(
+        nchw(x), torch.from_numpy(weight), torch.from_numpy(bias), stride, padding, output_padding
+    )
     np.testing.assert_allclose(p.run(x), nhwc(expected), atol=2e-5, rtol=0)
 
 
@@ -220,8 +278,9 @@ def test_run_releases_the_gil():
 def test_env_var_caps_the_simd_level(level):
     code = "from fastsr import _C; print(_C.simd_level())"
     env = dict(os.environ, FASTSR_SIMD=level)
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                         check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
     assert out.stdout.strip() == level
 
 

@@ -78,13 +78,21 @@ def conv_spec(graph: Graph, node: Node) -> ConvSpec:
     weight = graph.params[a["weight"]].astype(np.float32)
     if node.op == "conv2d":
         bias, slope = _per_channel(graph, node, weight.shape[0])
-        return ConvSpec(np.ascontiguousarray(weight), bias, slope, a["stride"][0],
-                        a["dilation"][0], a["padding"][0], a["padding"][1],
-                        node.epilogue("pixel_shuffle"))
+        return ConvSpec(
+            np.ascontiguousarray(weight),
+            bias,
+            slope,
+            a["stride"][0],
+            a["dilation"][0],
+            a["padding"][0],
+            a["padding"][1],
+            node.epilogue("pixel_shuffle"),
+        )
     cin, cout, k_h, k_w = weight.shape
     s = a["stride"][0]
-    (lo_h, hi_h), (lo_w, hi_w) = (_transposed_axis(k, s, p)
-                                  for k, p in zip((k_h, k_w), a["padding"]))
+    (lo_h, hi_h), (lo_w, hi_w) = (
+        _transposed_axis(k, s, p) for k, p in zip((k_h, k_w), a["padding"], strict=True)
+    )
     taps_h, taps_w = hi_h - lo_h + 1, hi_w - lo_w + 1
     # Output channel co*s*s + phase_y*s + phase_x computes out[s*qy + phase_y, s*qx + phase_x].
     phases = np.zeros((cout, s, s, cin, taps_h, taps_w), np.float32)
@@ -100,8 +108,16 @@ def conv_spec(graph: Graph, node: Node) -> ConvSpec:
                         phases[:, py, px, :, ty, tx] = weight[:, :, ky, kx].T
     bias, slope = _per_channel(graph, node, cout)
     repeat = s * s
-    return ConvSpec(phases.reshape(cout * repeat, cin, taps_h, taps_w), np.repeat(bias, repeat),
-                    None if slope is None else np.repeat(slope, repeat), 1, 1, hi_h, hi_w, s)
+    return ConvSpec(
+        phases.reshape(cout * repeat, cin, taps_h, taps_w),
+        np.repeat(bias, repeat),
+        None if slope is None else np.repeat(slope, repeat),
+        1,
+        1,
+        hi_h,
+        hi_w,
+        s,
+    )
 
 
 def _problems(node: Node) -> list[str]:
@@ -205,10 +221,13 @@ class ProgramBuilder:
         for i, node in enumerate(nodes):
             dying = {self.root(n)[0] for n in node.inputs if last[self.root(n)[0]] == i}
             # Elementwise ops (and a conv's skip) may write over an input dying here.
-            in_place = {n for k, n in enumerate(node.inputs)
-                        if n in dying and n not in self.parent
-                        and (node.op in POINTWISE or (node.op in CONVS and k > 0
-                                                      and n != node.inputs[0]))}
+            in_place = {
+                n
+                for k, n in enumerate(node.inputs)
+                if n in dying
+                and n not in self.parent
+                and (node.op in POINTWISE or (node.op in CONVS and k > 0 and n != node.inputs[0]))
+            }
             for root in in_place:
                 release(root)
             out_root = self.root(node.output)[0]
@@ -231,14 +250,20 @@ class ProgramBuilder:
         elif node.op == "mul":
             p.mul(ins[0], ins[1], out)
         elif node.op == "affine":
-            p.affine(ins[0], self.graph.params[a["scale"]].reshape(-1),
-                     self.graph.params[a["shift"]].reshape(-1), out)
+            p.affine(
+                ins[0],
+                self.graph.params[a["scale"]].reshape(-1),
+                self.graph.params[a["shift"]].reshape(-1),
+                out,
+            )
         elif node.op == "concat":
             offset = 0
-            for name, view in zip(node.inputs, ins):
+            for name, view in zip(node.inputs, ins, strict=True):
                 channels = self.plan.shapes[name][0]
-                if self.root(name) != (self.root(node.output)[0],
-                                       self.root(node.output)[1] + offset):
+                if self.root(name) != (
+                    self.root(node.output)[0],
+                    self.root(node.output)[1] + offset,
+                ):
                     root, base = self.root(node.output)
                     p.copy(view, p.view(self.buffer_of[root], base + offset, channels))
                 offset += channels
@@ -271,10 +296,20 @@ class ProgramBuilder:
         activation = node.epilogue("activation") or "none"
         alpha = node.epilogue("activation_param") if activation == "leaky_relu" else 0.0
         self.program.conv2d(
-            ins[0], out, spec.weight, spec.bias, stride=spec.stride, pad_top=spec.pad_top,
-            pad_left=spec.pad_left, dilation=spec.dilation, activation=activation,
-            slope=spec.slope, alpha=alpha, residual_scale=node.epilogue("residual_scale"),
-            shuffle=spec.shuffle, skip=skip,
+            ins[0],
+            out,
+            spec.weight,
+            spec.bias,
+            stride=spec.stride,
+            pad_top=spec.pad_top,
+            pad_left=spec.pad_left,
+            dilation=spec.dilation,
+            activation=activation,
+            slope=spec.slope,
+            alpha=alpha,
+            residual_scale=node.epilogue("residual_scale"),
+            shuffle=spec.shuffle,
+            skip=skip,
         )
 
 
