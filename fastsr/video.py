@@ -134,11 +134,13 @@ def upscale_video(
     if failure is None:
         os.replace(tmp, dst)
         return VideoResult(dst, transcoder.frames_written)
-    keep = not all_or_nothing and transcoder.frames_written > 0
-    if keep:
-        os.replace(tmp, dst)
-    else:
+    if all_or_nothing or transcoder.frames_written == 0:
         tmp.unlink(missing_ok=True)
+        if transcoder.frames_written == 0:  # nothing was done: the plain error says it all
+            raise failure
+    else:
+        os.replace(tmp, dst)
+    keep = not all_or_nothing
     raise PartialOutputError(dst, transcoder.frames_written, failure, keep) from failure
 
 
@@ -165,6 +167,17 @@ def _choose_pix_fmt(codec, requested: str | None, source_format: str) -> str:
         if not supported or candidate in supported:
             return candidate
     raise AssertionError("unreachable: the last candidate is supported")
+
+
+def _check_subsampling(av, pix_fmt: str, width: int, height: int) -> None:
+    """Chroma-subsampled formats (4:2:0, 4:2:2) need sizes the subsampling divides."""
+    planes = av.VideoFormat(pix_fmt, 4, 4).components
+    step_w, step_h = 4 // min(p.width for p in planes), 4 // min(p.height for p in planes)
+    if width % step_w or height % step_h:
+        raise ValueError(
+            f"pixel format {pix_fmt} needs a width divisible by {step_w} and a height by "
+            f"{step_h}; the upscaled video is {width}x{height} (try --pix-fmt yuv444p)"
+        )
 
 
 class _Transcoder:
@@ -197,6 +210,7 @@ class _Transcoder:
         out.width = video_in.codec_context.width * self.up.scale
         out.height = video_in.codec_context.height * self.up.scale
         out.pix_fmt = _choose_pix_fmt(codec, pix_fmt, video_in.codec_context.pix_fmt)
+        _check_subsampling(self.av, out.pix_fmt, out.width, out.height)
         # keep the source's clock, so every frame keeps its exact timestamp
         out.codec_context.time_base = video_in.time_base
         out.time_base = video_in.time_base

@@ -208,3 +208,20 @@ def test_bad_inputs_and_outputs(tmp_path, up, clip):
     with pytest.raises(ValueError, match="unknown video encoder 'h265-fast'"):
         upscale_video(clip, tmp_path / "out.mkv", up, codec="h265-fast")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["corrupt.mp4", "exists.mkv"]
+
+
+def test_a_failure_before_any_frame_is_the_plain_error(tmp_path, up, clip):
+    failing = FailingUpscaler(up, 1, ValueError("the very first frame is bad"))
+    with pytest.raises(ValueError, match="very first frame"):
+        upscale_video(clip, tmp_path / "out.mkv", failing, progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_subsampled_pixel_format_needs_even_sizes(tmp_path, clip):
+    up3 = fastsr.Upscaler(model=tiny_graph(3, 3), backend="reference")
+    odd = make_clip(tmp_path / "odd.mkv", frames=2, width=15, height=9, audio=False,
+                    pix_fmt="yuv444p")  # fmt: skip
+    with pytest.raises(ValueError, match="width divisible by 2"):
+        upscale_video(odd, tmp_path / "out.mkv", up3, pix_fmt="yuv420p", progress=False)
+    result = upscale_video(odd, tmp_path / "out.mkv", up3, progress=False)
+    assert probe(result.path)["size"] == {(45, 27)}
