@@ -295,10 +295,10 @@ def _constant_alpha(source: _Image) -> float | None:
     if channels not in (2, 4):
         return None
     alpha = source.pixels[..., channels - 1]
-    low, high = alpha.min(), alpha.max()
-    if low != high:
+    first = alpha[0, 0, 0]
+    if not (alpha == first).all():  # (torch has no min/max for uint16)
         return None
-    return _to_unit(low, source.full).item()
+    return _to_unit(first, source.full).item()
 
 
 # -- the upscaler -------------------------------------------------------------------------

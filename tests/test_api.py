@@ -164,9 +164,13 @@ def test_varying_alpha_goes_through_the_model_as_grey(up):
     np.testing.assert_allclose(out[..., :3], up(np.ascontiguousarray(rgba[..., :3])), atol=1e-6)
 
 
-def test_grey_with_alpha(up):
-    la = random_image((5, 6, 2), np.uint8)
-    assert up(la).shape == (10, 12, 2)
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float16])
+def test_grey_with_alpha(up, dtype):
+    la = random_image((5, 6, 2), dtype)
+    out = up(la)
+    assert out.shape == (10, 12, 2) and out.dtype == dtype
+    la[..., 1] = la[0, 0, 1]
+    assert (up(la)[..., 1] == la[0, 0, 1]).all()
 
 
 def ycbcr_reference(rgb: np.ndarray) -> np.ndarray:
@@ -369,14 +373,33 @@ def test_torch_module_as_model(rgb_module):
     np.testing.assert_allclose(out, eager(rgb_module, image[None])[0], atol=1e-5)
 
 
-def test_shipped_default_model_end_to_end():
+def _shipped_names() -> list:
     from fastsr.graph import shipped_models
 
-    if not shipped_models():
-        pytest.skip("no shipped weights in fastsr/weights yet (they are being trained)")
-    image = random_image((16, 20, 3), np.uint8)
-    out = fastsr.upscale(image, backend="reference")
-    assert out.shape == (32, 40, 3) and out.dtype == np.uint8
+    names = [m["name"] for m in shipped_models()]
+    reason = "no shipped weights in fastsr/weights yet (they are being trained)"
+    return names or [pytest.param(None, marks=pytest.mark.skip(reason=reason))]
+
+
+@pytest.mark.parametrize("name", _shipped_names())
+def test_shipped_model_end_to_end_beats_bicubic(name):
+    """A real photo through a shipped model: the whole colour path agrees with training."""
+    from fastsr.data import degrade, imresize, load_rgb
+    from fastsr.evaluate import default_data_dir
+    from fastsr.metrics import psnr_y
+
+    photo = default_data_dir() / "Set5" / "bird.png"
+    if not photo.is_file():
+        pytest.skip(f"validation image {photo} not present")
+    up = fastsr.Upscaler(model=name)
+    lr, hr = degrade(load_rgb(photo), up.scale)
+    sr = up(lr)
+    assert sr.shape == hr.shape and sr.dtype == np.uint8
+    bicubic = psnr_y(imresize(lr, up.scale), hr, up.scale)
+    assert psnr_y(sr, hr, up.scale) > bicubic + 1.0
+    crop = np.ascontiguousarray(lr[:24, :32])
+    reference = fastsr.Upscaler(model=name, backend="reference")(crop)
+    assert np.abs(up(crop).astype(int) - reference).max() <= 1
 
 
 # -- bad input --------------------------------------------------------------------------
