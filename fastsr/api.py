@@ -459,7 +459,7 @@ class Upscaler:
 
 
 def _bicubic(x: torch.Tensor, scale: int) -> torch.Tensor:
-    nchw = x.permute(0, 3, 1, 2)
+    nchw = x.permute(0, 3, 1, 2).contiguous()  # torch's bicubic is ~2.5x slower on NHWC views
     up = F.interpolate(nchw, scale_factor=scale, mode="bicubic", align_corners=False)
     return up.clamp_(0, 1).permute(0, 2, 3, 1)
 
