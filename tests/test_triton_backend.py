@@ -19,7 +19,7 @@ from fastsr.backends.triton import BACKEND, TritonBackend
 from fastsr.engine import make_plan
 from fastsr.graph.from_torch import capture
 from fastsr.graph.passes import optimize
-from fastsr.models import build_model
+from fastsr.models import ARCHITECTURES, build_model
 
 needs_triton = pytest.mark.skipif(BACKEND.availability() is not None,
                                   reason=f"triton backend unavailable: {BACKEND.availability()}")
@@ -83,6 +83,26 @@ def test_zoo_network_matches_reference(name, dtype, bf16_rounds_to_nearest):
     got = run_backend(TritonBackend(dtype=dtype), graph, x)
     assert got.dtype == torch.float32 and got.shape == expected.shape
     bound = BOUNDS[dtype] * max(1.0, float(expected.abs().max()))
+    torch.testing.assert_close(got, expected, atol=bound, rtol=0)
+
+
+# Every other architecture of the zoo, default arguments at x2, float32 only.
+OTHER_ARCHITECTURES = sorted(
+    set(ARCHITECTURES) - {entry["architecture"] for entry in TRAIN_CONFIGS.values()}
+)
+
+
+@needs_triton
+@pytest.mark.parametrize("architecture", OTHER_ARCHITECTURES)
+def test_zoo_architecture_matches_reference(architecture):
+    torch.manual_seed(0)
+    module = build_model(architecture, scale=2).eval()
+    channels = next(m for m in module.modules() if isinstance(m, nn.Conv2d)).in_channels
+    graph = optimize(capture(module, channels))
+    x = torch.rand(1, 6, 7, channels, generator=torch.Generator().manual_seed(6))
+    expected = run_backend(REFERENCE, graph, x)
+    got = run_backend(BACKEND, graph, x)
+    bound = BOUNDS[torch.float32] * max(1.0, float(expected.abs().max()))
     torch.testing.assert_close(got, expected, atol=bound, rtol=0)
 
 
