@@ -23,7 +23,6 @@ CONFIG_PATH = Path(__file__).with_name("shapes.json")
 FASTSR_DIR = Path(__file__).resolve().parent.parent / "fastsr"
 WEIGHTS_DIR = FASTSR_DIR / "weights"
 TRAIN_CONFIGS = FASTSR_DIR / "train_configs.json"
-COLOR_CHANNELS = {"rgb": 3, "y": 1}
 
 
 @cache
@@ -91,7 +90,7 @@ class NetworkSpec:
 
     @property
     def in_channels(self) -> int:
-        return COLOR_CHANNELS[self.args.get("color", "rgb")]
+        return build_network(self.name).in_channels
 
     @property
     def weights(self) -> str:
@@ -155,6 +154,12 @@ class Network:
     spec: NetworkSpec
     module: nn.Module
     gflop_per_pixel: float  # analytic conv FLOPs per LR input pixel, in GFLOP
+
+    @property
+    def in_channels(self) -> int:
+        """Image channels the network reads: those of its first convolution."""
+        first = next(m for m in self.module.modules() if isinstance(m, nn.Conv2d))
+        return first.in_channels
 
 
 def randomise_batchnorm(module: nn.Module, generator: torch.Generator) -> None:

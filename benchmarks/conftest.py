@@ -43,6 +43,7 @@ def pytest_collect_file(file_path, parent):
     if (
         file_path.suffix == ".py"
         and file_path.name.startswith("bench_")
+        and not parent.session.isinitpath(file_path)  # named on the command line: collected
         and not any(fnmatch.fnmatch(file_path.name, pattern) for pattern in patterns)
     ):
         return pytest.Module.from_parent(parent, path=file_path)

@@ -135,3 +135,14 @@ def test_command_writes_markdown_and_plot(bench, tmp_path):
     assert (
         "![quality against speed](quality_vs_speed.png)" in (tmp_path / "BENCHMARKS.md").read_text()
     )
+
+
+def test_peak_given_on_the_command_line_replaces_the_measured_one(bench, tmp_path):
+    pytest.importorskip("matplotlib")
+    source = tmp_path / "bench.json"
+    source.write_text(json.dumps(bench))
+    output = tmp_path / "BENCHMARKS.md"
+    assert report.main([str(source), "-o", str(output), "--peak", "400"]) == 0
+    text = output.read_text()
+    assert "FMA peak: 400 GFLOP/s (given with --peak)" in text
+    assert "| 100.0 | 25% |" in text  # fastsr: 100 GFLOP/s of 400
