@@ -416,7 +416,7 @@ class Upscaler:
         return torch.cat([out, alpha_out], dim=3)
 
     def _tile_plan(self, engine: Engine, backend: str, n: int, h: int, w: int, channels: int):
-        key = (backend, n, h, w)
+        key = (backend, n, h, w, channels)
         if key not in self._tile_plans:
             cin = self.graph.input_channels
 
@@ -509,8 +509,11 @@ def upscale(
 
     Models given by name or path stay compiled between calls (the last few).
     """
-    if model is None or isinstance(model, str):
-        up = _named_upscaler(model, scale, backend, threads, tile, max_memory)
-    else:
-        up = Upscaler(model, scale, backend, threads, tile, max_memory)
+    options = (scale, backend, threads, tile, max_memory)
+    if isinstance(model, (str, type(None))) and all(
+        isinstance(value, (int, str, type(None))) for value in options
+    ):
+        up = _named_upscaler(model, *options)
+    else:  # a module, a path object or an odd option: built (and checked) afresh
+        up = Upscaler(model, *options)
     return up(image)

@@ -474,3 +474,10 @@ def test_model_with_unsupported_channels():
 def test_unknown_model_name():
     with pytest.raises(ValueError, match="no-such-model"):
         fastsr.Upscaler(model="no-such-model")
+
+
+def test_upscale_function_checks_unhashable_options():
+    with pytest.raises(ValueError, match="scale must be"):
+        fastsr.upscale(np.zeros((4, 4, 3), np.uint8), scale=[2], model=tiny_graph())
+    with pytest.raises(ValueError, match="unknown backend"):
+        fastsr.upscale(np.zeros((4, 4, 3), np.uint8), backend=["cpu"])

@@ -143,7 +143,7 @@ def test_memory_budget_turns_tiling_on_and_each_run_fits_it(monkeypatch):
     counter = CountingCompiles(monkeypatch, up._engine("reference").backend)
     image = random_image((64, 80, 3), np.float32)
     tiled = up(image)
-    plan = up._tile_plans[("reference", 1, 64, 80)]
+    plan = up._tile_plans[("reference", 1, 64, 80, 3)]
     assert plan is not None
     engine = up._engine("reference")
     peak = engine.plan(1, plan.window_h, plan.window_w).peak_bytes
@@ -156,7 +156,7 @@ def test_memory_budget_turns_tiling_on_and_each_run_fits_it(monkeypatch):
 def test_whole_frame_runs_untiled_when_it_fits():
     up = fastsr.Upscaler(model=graph_of("tiny_sr"), backend="reference")
     up(random_image((16, 16, 3), np.uint8))
-    assert up._tile_plans == {("reference", 1, 16, 16): None}
+    assert up._tile_plans == {("reference", 1, 16, 16, 3): None}
 
 
 def test_eight_k_frame_gets_tiles_that_fit_the_default_budget():
