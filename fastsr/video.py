@@ -187,8 +187,8 @@ class _Transcoder:
         self.av, self.source, self.up = av, source, up
         self.video_in = source.streams.video[0]
         ctx = self.video_in.codec_context
-        self.deep = max(c.bits for c in self.video_in.format.components) > 8
-        self.rgb_format = "rgb48le" if self.deep else "rgb24"
+        deep = max(c.bits for c in self.video_in.format.components) > 8
+        self.rgb_format = "rgb48le" if deep else "rgb24"  # 10/12-bit sources keep their bits
         self.colour = {"colorspace": ctx.colorspace, "color_range": ctx.color_range}
         self.output = av.open(str(path), "w")
         try:
