@@ -367,6 +367,16 @@ def test_cpu_backend_matches_reference(rgb_module):
     np.testing.assert_allclose(fast, reference, atol=1e-4)
 
 
+@pytest.mark.skipif(backend_status()["triton"] is not None, reason="triton not usable here")
+def test_triton_backend_matches_reference(rgb_module):
+    """On CUDA tensors when there is a GPU, else in Triton's interpreter (TRITON_INTERPRET=1)."""
+    image = random_image((6, 7, 4), np.float32)
+    graph = tiny_graph(module=rgb_module)
+    fast = fastsr.Upscaler(model=graph, backend="triton")(image)
+    reference = fastsr.Upscaler(model=graph, backend="reference")(image)
+    np.testing.assert_allclose(fast, reference, atol=1e-4)
+
+
 def test_torch_module_as_model(rgb_module):
     image = random_image((6, 7, 3), np.float32)
     out = fastsr.upscale(image, model=rgb_module, backend="reference")
