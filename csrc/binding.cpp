@@ -124,7 +124,8 @@ fastsr::Pointwise parse_pointwise(const std::string& name) {
 void add_conv2d(Program& p, const View& x, const View& out, py::handle weight_obj,
                 py::handle bias_obj, int stride, int pad_top, int pad_left, int dilation,
                 const std::string& activation, py::handle slope_obj, float alpha,
-                float residual_scale, int shuffle, std::optional<View> skip) {
+                float residual_scale, int shuffle, std::optional<View> skip,
+                const std::string& algorithm) {
   expect_owned(p, {&x, &out, skip ? &*skip : nullptr});
   expect_disjoint(p, x, out, "conv2d");
   FloatArray weight = param(weight_obj, "conv2d weight", 4);
@@ -155,9 +156,30 @@ void add_conv2d(Program& p, const View& x, const View& out, py::handle weight_ob
     if (slope_obj.is_none()) throw py::value_error("conv2d: prelu needs a slope array");
     slope = per_channel(slope_obj, "conv2d prelu slope", cout);
   }
+  if (algorithm != "auto" && algorithm != "direct" && algorithm != "winograd")
+    throw py::value_error("conv2d: algorithm must be auto, direct or winograd, got '" + algorithm + "'");
+  const fastsr::Simd simd = fastsr::active_simd();
+  const bool fits = fastsr::winograd_fits(cin, cout, kh, kw, stride, dilation, pad_top, pad_left,
+                                          shuffle, act, simd);
+  if (algorithm == "winograd" && !fits)
+    throw py::value_error("conv2d: Winograd needs a 3x3 stride-1 dilation-1 padding-1 conv without "
+                          "pixel shuffle or tanh/sigmoid, with >= 32 channels in and out in "
+                          "whole SIMD vectors");
+  if (fits && algorithm != "direct") {
+    fastsr::WinogradLayer layer =
+        fastsr::pack_winograd(weight.data(), bias.data(), cout, cin, simd);
+    layer.epilogue.act = act, layer.epilogue.alpha = alpha;
+    layer.epilogue.residual_scale = residual_scale;
+    if (!slope.empty()) {
+      layer.epilogue.slope = fastsr::AlignedFloats(layer.epilogue.bias.size());
+      std::copy(slope.begin(), slope.end(), layer.epilogue.slope.data());
+    }
+    p.add_winograd(x, out, skip ? &*skip : nullptr, std::move(layer));
+    return;
+  }
   fastsr::ConvLayer layer =
       fastsr::pack_conv(weight.data(), bias.data(), cout, cin, kh, kw, stride, dilation, pad_top,
-                        pad_left, fastsr::active_simd());
+                        pad_left, simd);
   layer.act = act, layer.alpha = alpha, layer.residual_scale = residual_scale;
   layer.shuffle = shuffle;
   if (!slope.empty()) {
@@ -255,7 +277,9 @@ PYBIND11_MODULE(_C, m) {
            py::arg("bias") = py::none(), py::arg("stride") = 1, py::arg("pad_top") = 0,
            py::arg("pad_left") = 0, py::arg("dilation") = 1, py::arg("activation") = "none",
            py::arg("slope") = py::none(), py::arg("alpha") = 0.f, py::arg("residual_scale") = 1.f,
-           py::arg("shuffle") = 1, py::arg("skip") = py::none())
+           py::arg("shuffle") = 1, py::arg("skip") = py::none(), py::arg("algorithm") = "auto",
+           "Add a convolution step. algorithm: auto (Winograd F(4x4,3x3) where it fits, else "
+           "direct), direct, or winograd.")
       .def("resize",
            [](Program& p, const View& x, const View& out, const std::string& mode, int factor) {
              expect_owned(p, {&x, &out});

@@ -70,6 +70,23 @@ void Program::add_conv2d(const View& x, const View& out, const View* skip, ConvL
   steps_.push_back([s] { conv2d(s->job); });
 }
 
+void Program::add_winograd(const View& x, const View& out, const View* skip,
+                           WinogradLayer layer) {
+  struct State {
+    WinogradLayer layer;
+    View skip;
+    std::vector<AlignedFloats> scratch;
+    WinogradJob job;
+  };
+  auto s = std::make_shared<State>();
+  s->layer = std::move(layer);
+  if (skip) s->skip = *skip;
+  for (int t = 0; t < default_threads(); ++t)
+    s->scratch.emplace_back(winograd_scratch_floats(x.c, out.c));
+  s->job = WinogradJob{&s->layer, x, out, skip ? &s->skip : nullptr, &s->scratch};
+  steps_.push_back([s] { winograd(s->job); });
+}
+
 void Program::add_resize(const View& x, const View& out, ResizeMode mode, int factor) {
   struct State {
     AlignedFloats scratch;

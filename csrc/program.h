@@ -11,6 +11,7 @@
 #include "pointwise.h"
 #include "resize.h"
 #include "view.h"
+#include "winograd.h"
 
 namespace fastsr {
 
@@ -39,6 +40,7 @@ class Program {
   const View& output() const { return output_; }
 
   void add_conv2d(const View& x, const View& out, const View* skip, ConvLayer layer);
+  void add_winograd(const View& x, const View& out, const View* skip, WinogradLayer layer);
   void add_resize(const View& x, const View& out, ResizeMode mode, int factor);
   void add_add(const View& a, const View& b, const View& out);
   void add_mul(const View& a, const View& b, const View& out);

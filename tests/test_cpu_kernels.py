@@ -114,11 +114,44 @@ def test_conv_matches_torch(simd, cin, cout, k, stride, dilation, h, w):
     weight = rng_array((cout, cin, k, k), 2, 0.2)
     bias = rng_array((cout,), 3)
     pad = (dilation * (k - 1) - stride + 1) // 2 if stride > 1 else dilation * (k // 2)
-    got = single_conv(x, weight, bias, stride, pad, dilation).run(x)
+    got = single_conv(x, weight, bias, stride, pad, dilation, algorithm="direct").run(x)
     expected = F.conv2d(
         nchw(x), torch.from_numpy(weight), torch.from_numpy(bias), stride, pad, dilation
     )
     np.testing.assert_allclose(got, nhwc(expected), atol=2e-5, rtol=0)
+
+
+@pytest.mark.parametrize("n,h,w,cin,cout", [(1, 37, 53, 64, 64), (2, 5, 6, 32, 48)])
+def test_winograd_matches_torch_with_epilogue(simd, n, h, w, cin, cout):
+    x = rng_array((n, h, w, cin + cout), 22)
+    weight = rng_array((cout, cin, 3, 3), 23, 1 / np.sqrt(9 * cin))
+    bias, slope = rng_array((cout,), 24), rng_array((cout,), 25, 0.3)
+    p = single_conv(
+        x[..., :cin],
+        weight,
+        bias,
+        skip=True,
+        activation="prelu",
+        slope=slope,
+        residual_scale=0.5,
+        algorithm="winograd",
+    )
+    y = F.prelu(
+        F.conv2d(nchw(x[..., :cin]), torch.from_numpy(weight), torch.from_numpy(bias), padding=1),
+        torch.from_numpy(slope),
+    )
+    expected = nhwc(y * 0.5) + x[..., cin:]
+    # F(4x4, 3x3) rounds differently from the direct sum: bound the error relative to size.
+    bound = 1e-5 * max(1.0, float(np.abs(expected).max()))
+    np.testing.assert_allclose(p.run(x), expected, atol=bound, rtol=0)
+
+
+def test_winograd_is_refused_where_it_does_not_fit():
+    x = rng_array((1, 6, 6, 16))
+    with pytest.raises(ValueError, match="Winograd"):
+        single_conv(x, rng_array((16, 16, 3, 3)), algorithm="winograd")
+    with pytest.raises(ValueError, match="algorithm"):
+        single_conv(x, rng_array((16, 16, 3, 3)), algorithm="fft")
 
 
 @pytest.mark.parametrize("activation", ["relu", "prelu", "leaky_relu", "tanh", "sigmoid"])

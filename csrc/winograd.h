@@ -1,0 +1,53 @@
+// Winograd F(4x4, 3x3): a 3x3 stride-1 convolution computed per 4x4 output tile as 36
+// independent channel GEMMs on transformed 6x6 input tiles, 4x fewer multiply-adds than
+// the direct form. Used for layers with many channels, where the GEMMs dominate the
+// transforms; the epilogue (bias, activation, residual scale, skip) is fused into the
+// output transform.
+#pragma once
+#include <vector>
+
+#include "aligned.h"
+#include "conv2d.h"
+
+namespace fastsr {
+
+constexpr int kWinogradTaps = 36;  // 6x6 transformed tile
+constexpr int kWinogradTileBlock = 12;  // tiles per GEMM block: scratch stays in L2
+
+struct WinogradLayer {
+  ConvLayer epilogue;  // bias, activation, residual scale (its own weights are unused)
+  std::vector<ConvLayer> gemm;  // per transformed tap: the cin x cout matrix packed as 1x1
+};
+
+// Whether the Winograd path can run this conv (else use the direct one).
+bool winograd_fits(int cin, int cout, int kh, int kw, int stride, int dilation, int pad_top,
+                   int pad_left, int shuffle, Act act, Simd simd);
+
+// weight: OIHW (cout, cin, 3, 3).
+WinogradLayer pack_winograd(const float* weight, const float* bias, int cout, int cin, Simd simd);
+
+struct WinogradJob {
+  const WinogradLayer* layer;
+  View x, out;
+  const View* skip;
+  std::vector<AlignedFloats>* scratch;  // one per thread, grown inside the run if needed
+};
+
+size_t winograd_scratch_floats(int cin, int cout);
+
+// Called inside an OpenMP parallel region.
+void winograd_portable(const WinogradJob& job);
+void winograd_avx2(const WinogradJob& job);
+void winograd_avx512(const WinogradJob& job);
+
+inline void winograd(const WinogradJob& job) {
+  switch (job.layer->epilogue.simd) {
+#ifndef FASTSR_PORTABLE_ONLY
+    case Simd::Avx512: winograd_avx512(job); return;
+    case Simd::Avx2: winograd_avx2(job); return;
+#endif
+    default: winograd_portable(job);
+  }
+}
+
+}  // namespace fastsr
