@@ -515,9 +515,12 @@ def upscale(
         "triton" or "reference".
     tile: force tiles of this many LR pixels; None tiles only when a run would need
         more than `max_memory` bytes. Tiled output equals untiled output.
-    threads: CPU threads for the backend.
+    threads: CPU threads for the backend (a process-wide setting).
+    max_memory: bytes of working memory a call may take besides its input and output
+        (default 1 GiB); frames that need more are tiled. Loading the model is extra.
 
-    Models given by name or path stay compiled between calls (the last few).
+    Models given by name stay compiled between calls (the last few). For a stream of
+    frames, hold an `Upscaler` instead.
     """
     options = (scale, backend, threads, tile, max_memory)
     if isinstance(model, (str, type(None))) and all(
