@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from benchmarks import build_network, config, network_specs
+from benchmarks import config, network_specs
 
 
 def skimage_folder(root: Path, quick: bool) -> Path:
@@ -62,16 +62,19 @@ SHIPPED = [name for name, spec in network_specs().items() if spec.shipped]
 
 
 @pytest.mark.parametrize("name", SHIPPED or ["none shipped"])
-def test_model_quality(benchmark, quality_data, name):
+def test_model_quality(benchmark, quality_data, threads, name):
+    """Scored on what users get: fastsr.upscale with the shipped model, default backend."""
     if name not in network_specs():
         pytest.skip("no shipped weights in fastsr/weights yet: quality needs trained models")
+    import fastsr
     from fastsr.evaluate import evaluate
-    from fastsr.models.zoo import torch_upscaler
 
-    network = build_network(name)
     folder, source = quality_data
-    upscale = torch_upscaler(network.module, network.spec.args.get("color", "rgb"))
-    scale = network.spec.scale
+    scale = network_specs()[name].scale
+
+    def upscale(lr):
+        return fastsr.upscale(lr, scale=scale, model=name, threads=threads)
+
     results = benchmark.pedantic(
         evaluate, args=(upscale, folder, scale), kwargs={"bicubic": False}, rounds=1
     )
