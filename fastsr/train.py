@@ -38,6 +38,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--lr", type=float, help="override the config's learning rate")
     parser.add_argument("--loss", choices=["l1", "mse"], help="override the config's loss")
     parser.add_argument("--weights-dir", type=Path, default=WEIGHTS_DIR)
+    parser.add_argument("--train-dir", type=Path, default=TRAIN_DIR, help="holds T91/ etc.")
     parser.add_argument("--no-export", action="store_true", help="experiments: never export")
     # Without AMX/avx512_bf16 (this machine) bf16 autocast measured 1.5-3x slower than fp32.
     parser.add_argument("--bf16", action="store_true", help="train under bf16 autocast")
@@ -106,20 +107,22 @@ def export(model, name: str, rec: dict, state: dict, validation: dict, weights_d
 
 def train(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
-    rec = recipe(args)
     out = args.out or CHECKPOINT_ROOT / args.config
     out.mkdir(parents=True, exist_ok=True)
     checkpoint_path = out / "checkpoint.pt"
+    resuming = args.resume and checkpoint_path.exists()
+    saved = torch.load(checkpoint_path, weights_only=False) if resuming else None
+    # A resumed run keeps the recipe it started with, even if the config file changed since.
+    rec = saved["recipe"] if resuming else recipe(args)
     scale, color = rec["args"]["scale"], rec["args"].get("color", "rgb")
 
     torch.manual_seed(rec.get("seed", 0))
     model = build_model(rec["architecture"], **rec["args"])
     optimizer = torch.optim.Adam(model.parameters(), lr=rec["lr"])
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, rec["steps"], rec["lr"] / 100)
-    sampler = PatchSampler([TRAIN_DIR / s for s in TRAIN_SETS], scale, rec["patch"], seed=0)
+    sampler = PatchSampler([args.train_dir / s for s in TRAIN_SETS], scale, rec["patch"], seed=0)
     state = {"step": 0, "seconds": 0.0, "best": float("-inf"), "bf16": args.bf16}
-    if args.resume and checkpoint_path.exists():
-        saved = torch.load(checkpoint_path, weights_only=False)
+    if resuming:
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         schedule.load_state_dict(saved["schedule"])
@@ -196,7 +199,7 @@ def train(args: argparse.Namespace) -> None:
         if now - last_ckpt > args.ckpt_minutes * 60:
             save_checkpoint()
             last_ckpt = now
-        if args.max_minutes and now - session_start > args.max_minutes * 60:
+        if args.max_minutes is not None and now - session_start > args.max_minutes * 60:
             break
     run_validation()
     save_checkpoint()

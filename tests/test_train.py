@@ -1,0 +1,54 @@
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from fastsr import train
+from fastsr.models.zoo import load_module
+
+TINY = {
+    "architecture": "srnet",
+    "args": {"scale": 2, "channels": 4, "blocks": 1, "color": "rgb"},
+    "lr": 1e-3,
+    "loss": "l1",
+    "batch": 2,
+    "patch": 8,
+    "steps": 5,
+}
+
+
+@pytest.fixture
+def folders(tmp_path, monkeypatch):
+    rng = np.random.default_rng(0)
+    for folder, size in [("train/T91", 40), ("val/Set5", 24)]:
+        (tmp_path / folder).mkdir(parents=True)
+        image = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+        Image.fromarray(image).save(tmp_path / folder / "a.png")
+    monkeypatch.setenv("FASTSR_DATA", str(tmp_path / "val"))
+    monkeypatch.setitem(train.CONFIGS, "tiny", TINY)
+    return tmp_path
+
+
+def _run(folders, out, *extra):
+    base = ["--config", "tiny", "--out", str(out), "--train-dir", str(folders / "train")]
+    train.train(train.parse_args(base + ["--weights-dir", str(folders / "weights"), *extra]))
+    return torch.load(out / "checkpoint.pt", weights_only=False)
+
+
+def test_interrupted_and_resumed_run_equals_uninterrupted_run(folders):
+    straight = _run(folders, folders / "straight", "--no-export")
+    first = _run(folders, folders / "resumed", "--no-export", "--max-minutes", "0")
+    assert first["state"]["step"] == 1
+    resumed = _run(folders, folders / "resumed", "--no-export", "--resume")
+    assert resumed["state"]["step"] == straight["state"]["step"] == TINY["steps"]
+    for name, tensor in straight["model"].items():
+        assert torch.equal(tensor, resumed["model"][name]), name
+
+
+def test_exported_weights_load_and_record_their_training(folders):
+    _run(folders, folders / "export")
+    module, config = load_module(folders / "weights" / "tiny.json")
+    assert config["training"]["steps"] == TINY["steps"]
+    assert config["args"] == TINY["args"]
+    assert set(config["validation"]) == {"Set5"}
+    assert module(torch.rand(1, 3, 5, 5)).shape == (1, 3, 10, 10)
