@@ -179,6 +179,7 @@ def quality_points(bench: dict, rows: list[dict]) -> list[dict]:
                 psnr=info["psnr"],
                 ssim=info["ssim"],
                 data=info["data"],
+                per_dataset=info.get("per_dataset", {}),
                 fps=best["fps"],
                 runner=best["runner"],
                 size=size,
@@ -193,12 +194,16 @@ def quality_table(points: list[dict]) -> list[str]:
     lines = [
         f"## Quality against speed (data: {points[0]['data']})",
         "",
-        "| model | scale | PSNR (Y) | SSIM (Y) | fps | measured with |",
+        "| model | scale | PSNR / SSIM (Y) per dataset | mean PSNR | fps | measured with |",
         "|---|---|---|---|---|---|",
     ]
     for p in sorted(points, key=lambda p: (p["scale"], -p["psnr"])):
+        datasets = ", ".join(
+            f"{name} {s['psnr']:.2f} / {s['ssim']:.4f}"
+            for name, s in sorted(p["per_dataset"].items())
+        )
         lines.append(
-            f"| {p['model']} | ×{p['scale']} | {p['psnr']:.2f} | {p['ssim']:.4f} "
+            f"| {p['model']} | ×{p['scale']} | {datasets or '–'} | {p['psnr']:.2f} "
             f"| {p['fps']:.2f} | {p['runner']} at {p['size'][0]}×{p['size'][1]} |"
         )
     return lines + [""]

@@ -70,7 +70,19 @@ def bench() -> dict:
                 max_level_diff=9,
                 mean_level_diff=0.8,
             ),
-            _entry(3.0, kind="quality", model="net_x2", scale=2, psnr=37.5, ssim=0.96, data="d"),
+            _entry(
+                3.0,
+                kind="quality",
+                model="net_x2",
+                scale=2,
+                psnr=37.5,
+                ssim=0.96,
+                data="d",
+                per_dataset={
+                    "Set5": {"psnr": 38.0, "ssim": 0.961},
+                    "Set14": {"psnr": 37.0, "ssim": 0.959},
+                },
+            ),
             _entry(1.0, kind="quality", model="bicubic", scale=2, psnr=33.6, ssim=0.93, data="d"),
         ],
     }
@@ -124,6 +136,12 @@ def test_quality_points_pair_psnr_with_the_fastest_measured_speed(bench):
     assert points["net_x2"]["runner"] == "fastsr_cpu"
     assert points["bicubic"]["fps"] == pytest.approx(1000.0)  # the fastest bicubic peer
     assert points["bicubic"]["psnr"] == pytest.approx(33.6)
+
+
+def test_quality_table_lists_each_dataset(bench):
+    text = report.render(bench)
+    row = "| net_x2 | ×2 | Set14 37.00 / 0.9590, Set5 38.00 / 0.9610 | 37.50 | 10.00 |"
+    assert row in text
 
 
 def test_command_writes_markdown_and_plot(bench, tmp_path):
