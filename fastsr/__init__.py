@@ -2,16 +2,14 @@
 
 __version__ = "0.1.0"
 
+# Imported eagerly (torch with it), so the first upscale call does not pay for imports.
+from fastsr.api import Upscaler, upscale  # noqa: E402
+
 __all__ = ["Upscaler", "__version__", "load", "upscale"]
 
 
 def __getattr__(name: str):
-    # Imported on first use: torch takes seconds to import, and `fastsr --help`, `--version`
-    # or a mistyped path should answer at once.
-    if name in ("upscale", "Upscaler"):
-        from fastsr import api
-
-        return getattr(api, name)
+    # `load` comes from the graph frontends, which pull in torch.fx and onnx: only on use.
     if name == "load":
         from fastsr.graph import load
 
