@@ -13,6 +13,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+import torch
+from tqdm import tqdm
+
+import fastsr
+from fastsr.api import Upscaler
+from fastsr.backends import backend_status
+from fastsr.graph import load, shipped_models
+from fastsr.imageio import FORMATS, is_image, read_image, write_image
+from fastsr.video import PartialOutputError, upscale_video
+
 EXIT_ERROR, EXIT_USAGE, EXIT_PARTIAL, EXIT_INTERRUPTED = 1, 2, 3, 130
 
 
@@ -49,8 +59,6 @@ def _add_model_options(parser: argparse.ArgumentParser, tiles: bool = True) -> N
 
 
 def _upscaler(args, progress: bool = False):
-    from fastsr.api import Upscaler
-
     return Upscaler(
         model=args.model,
         scale=args.scale,
@@ -65,8 +73,6 @@ def _upscaler(args, progress: bool = False):
 
 
 def _collect_images(inputs: list[str]) -> list[Path]:
-    from fastsr.imageio import is_image
-
     files = []
     for name in inputs:
         path = Path(name)
@@ -91,8 +97,6 @@ def _check_directory(directory: Path) -> None:
 
 def _output_paths(inputs: list[str], files: list[Path], output: Path) -> list[Path]:
     """One output per file: `output` itself for a single file, else a folder of names."""
-    from fastsr.imageio import FORMATS
-
     single = len(files) == 1 and Path(inputs[0]).is_file() and not output.is_dir()
     if single:
         if output.suffix.lower() not in FORMATS:
@@ -109,10 +113,6 @@ def _output_paths(inputs: list[str], files: list[Path], output: Path) -> list[Pa
 
 
 def _run_upscale(args) -> int:
-    from tqdm import tqdm
-
-    from fastsr.imageio import read_image, write_image
-
     files = _collect_images(args.inputs)
     targets = _output_paths(args.inputs, files, Path(args.output))
     existing = [t for t in targets if t.exists()]
@@ -130,8 +130,6 @@ def _run_upscale(args) -> int:
 
 
 def _run_video(args) -> int:
-    from fastsr.video import upscale_video
-
     result = upscale_video(
         args.input,
         args.output,
@@ -150,9 +148,7 @@ def _run_video(args) -> int:
 
 
 def _run_eval(args) -> int:
-    from tqdm import tqdm
-
-    from fastsr.evaluate import evaluate, format_report
+    from fastsr.evaluate import evaluate, format_report  # training side: only when asked
 
     data = Path(args.data)
     if not data.is_dir():
@@ -170,8 +166,7 @@ def _run_eval(args) -> int:
 
 
 def _run_export_onnx(args) -> int:
-    from fastsr.graph import load
-    from fastsr.graph.onnx_io import export_onnx
+    from fastsr.graph.onnx_io import export_onnx  # imports onnx: only when asked
 
     target = Path(args.output)
     if target.exists() and not args.overwrite:
@@ -189,11 +184,6 @@ def _run_export_onnx(args) -> int:
 
 
 def _run_info(args) -> int:
-    import torch
-
-    import fastsr
-    from fastsr.backends import backend_status
-
     print(f"fastsr {fastsr.__version__} (torch {torch.__version__})")
     for name, reason in backend_status().items():
         print(f"backend {name}: {'available' if reason is None else 'unavailable: ' + reason}")
@@ -211,8 +201,6 @@ def _run_info(args) -> int:
         print("triton: not installed")
     cuda = torch.cuda.is_available()
     print(f"cuda: {torch.cuda.get_device_name(0) if cuda else 'no device'}")
-    from fastsr.graph import shipped_models
-
     models = shipped_models()
     print(f"shipped models: {', '.join(m['name'] for m in models) or 'none installed'}")
     return 0
@@ -281,9 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _version() -> str:
-    from fastsr import __version__
-
-    return f"fastsr {__version__}"
+    return f"fastsr {fastsr.__version__}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -296,8 +282,6 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as stop:  # --help, --version, or a usage error already reported
         return stop.code if isinstance(stop.code, int) else EXIT_USAGE
     args.pytest_args = extra
-    from fastsr.video import PartialOutputError
-
     try:
         return args.run(args)
     except PartialOutputError as error:
