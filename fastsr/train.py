@@ -149,6 +149,8 @@ def train(args: argparse.Namespace) -> None:
         (out / "checkpoint.tmp").replace(checkpoint_path)
 
     def run_validation() -> None:
+        nonlocal validated_step
+        validated_step = state["step"]
         scores = validate(model, color, scale)
         line = " ".join(f"{d} {s['psnr']:.3f}/{s['ssim']:.4f}" for d, s in scores.items())
         score = sum(s["psnr"] for s in scores.values())
@@ -162,6 +164,7 @@ def train(args: argparse.Namespace) -> None:
     session_start = time.monotonic()
     last_val = last_ckpt = last_log = session_start
     log_step, running_loss = state["step"], 0.0
+    validated_step = None
     autocast = (
         torch.autocast("cpu", dtype=torch.bfloat16) if state["bf16"] else contextlib.nullcontext()
     )
@@ -201,7 +204,8 @@ def train(args: argparse.Namespace) -> None:
             last_ckpt = now
         if args.max_minutes is not None and now - session_start > args.max_minutes * 60:
             break
-    run_validation()
+    if validated_step != state["step"]:
+        run_validation()
     save_checkpoint()
     print(
         f"stopped at step {state['step']}/{rec['steps']}, {state['seconds'] / 60:.1f} min trained",
