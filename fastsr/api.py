@@ -329,6 +329,9 @@ class Upscaler:
 
     Alpha is upscaled by the model, run on the alpha plane as a grey image (sharper
     edges than bicubic); an alpha that is the same everywhere (opaque) is carried over.
+
+    The arguments are those of `upscale`; `progress=True` shows a bar over the tiles of
+    frames big enough to need them.
     """
 
     def __init__(
@@ -519,8 +522,8 @@ def upscale(
     max_memory: bytes of working memory a call may take besides its input and output
         (default 1 GiB); frames that need more are tiled. Loading the model is extra.
 
-    Models given by name stay compiled between calls (the last few). For a stream of
-    frames, hold an `Upscaler` instead.
+    Models given as a name or path string stay compiled between calls (the last few).
+    For a stream of frames, hold an `Upscaler` instead.
     """
     options = (scale, backend, threads, tile, max_memory)
     if isinstance(model, (str, type(None))) and all(
