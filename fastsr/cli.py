@@ -293,3 +293,6 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, TypeError, OSError, RuntimeError, ImportError) as error:
         _fail(str(error) or type(error).__name__)
         return EXIT_ERROR
+    except Exception as error:  # anything else is a bug, but still one line: name it
+        _fail(f"internal error {type(error).__name__}: {error}")
+        return EXIT_ERROR

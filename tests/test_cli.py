@@ -303,3 +303,13 @@ def test_python_dash_m_fastsr_runs_and_fails_in_one_line(tmp_path):
         [sys.executable, "-m", "fastsr", "--version"], capture_output=True, text=True, cwd=REPO
     )
     assert version.returncode == 0 and version.stdout.strip() == f"fastsr {fastsr.__version__}"
+
+
+def test_unexpected_errors_are_one_line_too(capsys, monkeypatch):
+    def broken():
+        raise KeyError("plan")
+
+    monkeypatch.setattr(cli, "backend_status", broken)
+    code, _, err = run_cli(capsys, "info")
+    assert code == 1
+    assert_one_line_error(err, "internal error KeyError")
