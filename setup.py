@@ -10,7 +10,7 @@ import platform
 import sys
 from glob import glob
 
-from pybind11.setup_helpers import ParallelCompile, Pybind11Extension, naive_recompile
+from pybind11.setup_helpers import ParallelCompile, Pybind11Extension
 from setuptools import find_packages, setup
 from setuptools.command.build_ext import build_ext
 
@@ -58,9 +58,17 @@ def _sources() -> list[str]:
     return sources
 
 
-# Compile sources in parallel (FASTSR_BUILD_JOBS, default: all cores) and skip objects
-# newer than their source: the SIMD kernels are template-heavy and slow to build.
-ParallelCompile("FASTSR_BUILD_JOBS", default=0, needs_recompile=naive_recompile).install()
+def _needs_recompile(obj: str, src: str) -> bool:
+    """Rebuild an object older than its source or than any header/include in csrc/."""
+    if not os.path.exists(obj):
+        return True
+    deps = [src] + glob("csrc/**/*.h", recursive=True) + glob("csrc/**/*.inc", recursive=True)
+    return os.stat(obj).st_mtime < max(os.stat(dep).st_mtime for dep in deps)
+
+
+# Compile sources in parallel (FASTSR_BUILD_JOBS, default: all cores) and skip up-to-date
+# objects: the SIMD kernels are template-heavy and slow to build.
+ParallelCompile("FASTSR_BUILD_JOBS", default=0, needs_recompile=_needs_recompile).install()
 
 compile_args = ["-O3", "-std=c++17", "-fopenmp", "-fno-math-errno", "-Wall"]
 macros = [] if IS_X86 else [("FASTSR_PORTABLE_ONLY", "1")]
