@@ -12,6 +12,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from fastsr.data import rgb_to_ycbcr, ycbcr_to_rgb
+from fastsr.evaluate import UpscaleFn
 from fastsr.models import build_model
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
@@ -49,7 +50,7 @@ def save_module(module: nn.Module, config: dict, directory: str | Path) -> Path:
     return json_path
 
 
-def torch_upscaler(module: nn.Module, color: str):
+def torch_upscaler(module: nn.Module, color: str) -> UpscaleFn:
     """An `evaluate` upscaler running `module` in fp32: uint8 HxWx3 RGB in, uint8 RGB out.
 
     Y models see the BT.601 luma; chroma is upscaled bicubically beside them.
