@@ -31,7 +31,7 @@ def test_model_throughput(benchmark, timed, quick, threads, model_case: ModelCas
         )
 
     runner = peers.make_runner(runner_name, network, threads)
-    frames = runner.feed(case_input(case.batch, network.spec.in_channels, case.height, case.width))
+    frames = runner.feed(case_input(case.batch, network.in_channels, case.height, case.width))
     # Warm-up (plans, packs weights, allocates); its time also sizes the number of rounds.
     output, seconds = first_call(runner.run, frames)
     reference = peers.eager_reference(network, case)

@@ -32,7 +32,7 @@ def test_scaling(benchmark, timed, scaling_size, thread_count, runner_name):
     width, height = scaling_size
     case = ModelCase(SCALING["model"], width, height, 1)
     runner = peers.make_runner(runner_name, network, thread_count)
-    frames = runner.feed(case_input(1, network.spec.in_channels, height, width))
+    frames = runner.feed(case_input(1, network.in_channels, height, width))
     output, seconds = first_call(runner.run, frames)
     reference = peers.eager_reference(network, case)
     max_err = peers.max_abs_error(runner.fetch(output), reference)

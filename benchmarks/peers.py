@@ -46,7 +46,7 @@ def max_abs_error(output: torch.Tensor, reference: torch.Tensor) -> float:
 @lru_cache(maxsize=1)
 def eager_reference(network: Network, case: ModelCase) -> torch.Tensor:
     """Eager NCHW output of a case, kept while that case's runners run one after another."""
-    x = case_input(case.batch, network.spec.in_channels, case.height, case.width)
+    x = case_input(case.batch, network.in_channels, case.height, case.width)
     with torch.inference_mode():
         return network.module(x)
 
@@ -102,7 +102,7 @@ def fastsr_engine(network: Network, backend: str, threads: int):
     from fastsr.engine import Engine
     from fastsr.graph.from_torch import capture
 
-    graph = capture(network.module, network.spec.in_channels, {"name": network.spec.name})
+    graph = capture(network.module, network.in_channels, {"name": network.spec.name})
     use_threads(backend, threads)
     if "threads" in inspect.signature(Engine).parameters:
         return Engine(graph, backend, threads=threads)
