@@ -370,6 +370,7 @@ class Upscaler:
         self._align = tiling.alignment(self.graph)
         self._engines: dict[str, Engine] = {}
         self._tile_plans: dict[tuple, tiling.TilePlan | None] = {}
+        self._tile_budget = int(max_memory * _TILE_SHARE)  # halved after out-of-memory
         self._lock = threading.Lock()
         if backend != "auto":
             self._engine(backend)  # an unavailable backend fails here, not on the first frame
@@ -410,10 +411,39 @@ class Upscaler:
                 y = self._pipeline(engine.run, x, alpha).clamp_(0, 1)
                 return _from_unit(y, source.full, out.dtype).to(out.device)
 
-            plan = self._tile_plan(engine, backend, n, h, w, channels)
-            whole = tiling.TilePlan(h, w, 0, self.scale)
-            (plan or whole).run(upscale_window, source.pixels, out, self._progress_bar())
-        return out
+            while True:
+                plan = self._tile_plan(engine, backend, n, h, w, channels)
+                whole = tiling.TilePlan(h, w, 0, self.scale)
+                try:
+                    (plan or whole).run(upscale_window, source.pixels, out, self._progress_bar())
+                    return out
+                except (MemoryError, torch.OutOfMemoryError):
+                    if not self._shrink_tiles(engine, backend, source.pixels.shape, on_gpu):
+                        raise
+
+    def _shrink_tiles(self, engine: Engine, backend: str, shape, on_gpu: bool) -> bool:
+        """After running out of memory: halve the tile budget until the tiles get smaller.
+
+        False when they cannot (forced tiles, a global receptive field, smallest tiles).
+        """
+        if self.tile is not None or self._halo is None:
+            return False
+        _, h, w, _ = shape
+        failed = self._tile_plan(engine, backend, *shape)
+        area = h * w if failed is None else failed.window_h * failed.window_w
+        while self._tile_budget > 1:
+            self._tile_budget, self._tile_plans = self._tile_budget // 2, {}
+            plan = self._tile_plan(engine, backend, *shape)
+            if plan is not None and plan.window_h * plan.window_w < area:
+                warnings.warn(
+                    f"fastsr: out of memory; retrying with {plan.window_w}x{plan.window_h} tiles",
+                    RuntimeWarning,
+                    stacklevel=4,
+                )
+                if on_gpu:
+                    torch.cuda.empty_cache()
+                return True
+        return False
 
     def _pipeline(self, run, x: torch.Tensor, alpha: float | None) -> torch.Tensor:
         """N x h x w x C float in [0, 1] -> N x sh x sw x C: colour and alpha, each its way."""
@@ -440,7 +470,7 @@ class Upscaler:
 
             plan = tiling.plan_tiles(
                 window_bytes, h, w, self._halo, self._align, self.scale, self.tile,
-                int(self.max_memory * _TILE_SHARE),
+                self._tile_budget,
             )  # fmt: skip
             if self._halo is None and window_bytes(h, w) > self.max_memory:
                 warnings.warn(

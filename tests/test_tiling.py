@@ -228,3 +228,36 @@ print(grown * 1024, out.nbytes)
     )  # fmt: skip
     grown, output_bytes = map(int, result.stdout.split())
     assert grown < output_bytes + 3 * (4 << 20), f"peak grew by {grown >> 20} MiB"
+
+
+def test_out_of_memory_retries_with_smaller_tiles(monkeypatch):
+    graph = graph_of("tiny_sr")
+    image = random_image((40, 36, 3), np.float32)
+    whole = fastsr.Upscaler(model=graph, backend="reference")(image)
+    up = fastsr.Upscaler(model=graph, backend="reference")
+    engine = up._engine("reference")
+    real_run = engine.run
+
+    def run_small_only(x):  # a device that can only hold 16 x 16 windows
+        if x.shape[1] * x.shape[2] > 16 * 16:
+            raise MemoryError("out of memory")
+        return real_run(x)
+
+    monkeypatch.setattr(engine, "run", run_small_only)
+    with pytest.warns(RuntimeWarning, match="out of memory; retrying"):
+        tiled = up(image)
+    np.testing.assert_allclose(tiled, whole, atol=1e-5, rtol=0)
+    plan = next(iter(up._tile_plans.values()))
+    assert plan.window_h * plan.window_w <= 16 * 16
+
+
+def test_out_of_memory_with_forced_tiles_is_raised(monkeypatch):
+    up = fastsr.Upscaler(model=graph_of("tiny_sr"), backend="reference", tile=8)
+    engine = up._engine("reference")
+
+    def no_memory(x):
+        raise MemoryError("out of memory")
+
+    monkeypatch.setattr(engine, "run", no_memory)
+    with pytest.raises(MemoryError):
+        up(random_image((20, 20, 3), np.float32))
