@@ -17,7 +17,7 @@ import torch
 from tqdm import tqdm
 
 import fastsr
-from fastsr.api import Upscaler
+from fastsr.api import DEFAULT_MAX_MEMORY, Upscaler
 from fastsr.backends import backend_status
 from fastsr.graph import load, shipped_models
 from fastsr.imageio import FORMATS, is_image, read_image, write_image
@@ -56,6 +56,12 @@ def _add_model_options(parser: argparse.ArgumentParser, tiles: bool = True) -> N
         parser.add_argument(
             "--tile", type=_positive, help="tile size in input pixels (default: by memory)"
         )
+        parser.add_argument(
+            "--max-memory",
+            type=_positive,
+            metavar="MIB",
+            help="working memory per frame before tiling, in MiB (default 1024)",
+        )
 
 
 def _upscaler(args, progress: bool = False):
@@ -65,6 +71,7 @@ def _upscaler(args, progress: bool = False):
         backend=args.backend,
         threads=args.threads,
         tile=getattr(args, "tile", None),
+        max_memory=(getattr(args, "max_memory", None) or DEFAULT_MAX_MEMORY >> 20) << 20,
         progress=progress,
     )
 

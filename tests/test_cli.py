@@ -138,6 +138,7 @@ def test_upscale_folders_and_files_into_a_folder(tmp_path, capsys, model_file):
     code, _, err = run_cli(
         capsys, "upscale", tmp_path / "in", tmp_path / "c.bmp", "-o", tmp_path / "out",
         "--model", model_file, "--backend", "reference", "--tile", "2", "--threads", "1",
+        "--max-memory", "64",
     )  # fmt: skip
     assert code == 0, err
     shapes = {p.name: read_image(p).shape for p in (tmp_path / "out").iterdir()}
@@ -313,3 +314,12 @@ def test_unexpected_errors_are_one_line_too(capsys, monkeypatch):
     code, _, err = run_cli(capsys, "info")
     assert code == 1
     assert_one_line_error(err, "internal error KeyError")
+
+
+def test_memory_and_thread_options_reach_the_upscaler(model_file):
+    argv = ["upscale", "a.png", "-o", "b.png", "--model", str(model_file), "--backend",
+            "reference", "--max-memory", "64", "--tile", "32", "--threads", "1"]  # fmt: skip
+    up = cli._upscaler(cli.build_parser().parse_args(argv))
+    assert (up.max_memory, up.tile, up.threads) == (64 << 20, 32, 1)
+    default = cli._upscaler(cli.build_parser().parse_args(argv[:7]))
+    assert default.max_memory == fastsr.api.DEFAULT_MAX_MEMORY and default.tile is None
