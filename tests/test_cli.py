@@ -321,5 +321,5 @@ def test_memory_and_thread_options_reach_the_upscaler(model_file):
             "reference", "--max-memory", "64", "--tile", "32", "--threads", "1"]  # fmt: skip
     up = cli._upscaler(cli.build_parser().parse_args(argv))
     assert (up.max_memory, up.tile, up.threads) == (64 << 20, 32, 1)
-    default = cli._upscaler(cli.build_parser().parse_args(argv[:7]))
+    default = cli._upscaler(cli.build_parser().parse_args(argv[:8]))
     assert default.max_memory == fastsr.api.DEFAULT_MAX_MEMORY and default.tile is None
