@@ -1,9 +1,11 @@
 """The Python front door: `upscale` for one call, `Upscaler` for a stream of frames.
 
 Images come in as what the user has (numpy, Pillow, torch) and go back as the same
-kind, layout and dtype. Inside, every image is an N x H x W x C float32 tensor in
-[0, 1] with C = 1 (grey), 2 (grey + alpha), 3 (RGB) or 4 (RGBA). Input is validated
-here, once; the engine below trusts it.
+kind, layout and dtype (`fastsr.imageio.as_pixels` validates and views them, once, here;
+the engine below trusts its input). A frame is processed window by window (one window
+unless it needs tiles): the window becomes float32 in [0, 1] with C = 1 (grey), 2 (grey
++ alpha), 3 (RGB) or 4 (RGBA) channels, goes through the colour pipeline and the model,
+and is written back in the caller's dtype.
 """
 
 from __future__ import annotations
