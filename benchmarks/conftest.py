@@ -3,7 +3,6 @@ machine facts (FMA peak, versions, load) written into the benchmark JSON."""
 
 from __future__ import annotations
 
-import fnmatch
 import os
 import platform
 import time
@@ -35,19 +34,6 @@ def pytest_configure(config):
         cv2.setNumThreads(bench_threads())
     except ImportError:
         pass
-
-
-def pytest_collect_file(file_path, parent):
-    """Collect bench_*.py here even when the ini's python_files only names test_*.py."""
-    patterns = parent.config.getini("python_files")
-    if (
-        file_path.suffix == ".py"
-        and file_path.name.startswith("bench_")
-        and not parent.session.isinitpath(file_path)  # named on the command line: collected
-        and not any(fnmatch.fnmatch(file_path.name, pattern) for pattern in patterns)
-    ):
-        return pytest.Module.from_parent(parent, path=file_path)
-    return None
 
 
 def pytest_generate_tests(metafunc):
