@@ -1,7 +1,6 @@
 import pytest
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from fastsr.models import ARCHITECTURES, build_model, macs_per_input_pixel
 from fastsr.models.blocks import ChannelAttention
@@ -53,12 +52,12 @@ def test_unknown_architecture_is_reported():
         build_model("vdsr", scale=2)
 
 
-def test_global_skip_makes_a_zeroed_srnet_a_torch_bicubic_upscaler():
-    model = build_model("srnet", scale=2, channels=8, blocks=1).eval()
-    nn.init.zeros_(model.tail[0].weight)
-    nn.init.zeros_(model.tail[0].bias)
-    x = torch.rand(1, 3, 8, 8)
-    expected = F.interpolate(x, scale_factor=2, mode="bicubic", align_corners=False)
+@pytest.mark.parametrize("architecture", ["srnet", "fastnet"])
+def test_untrained_residual_nets_start_as_torch_bicubic(architecture):
+    model = build_model(architecture, scale=3).eval()
+    channels = model.body[0].in_channels if architecture == "fastnet" else 3
+    x = torch.rand(1, channels, 8, 8)
+    expected = F.interpolate(x, scale_factor=3, mode="bicubic", align_corners=False)
     with torch.no_grad():
         assert torch.allclose(model(x), expected)
 

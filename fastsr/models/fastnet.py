@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fastsr.models.srnet import COLOR_CHANNELS
+from fastsr.models.srnet import COLOR_CHANNELS, zero_last_conv
 
 
 class FastNet(nn.Module):
@@ -30,6 +30,7 @@ class FastNet(nn.Module):
             nn.PixelShuffle(scale),
         ]
         self.body = nn.Sequential(*layers)
+        zero_last_conv(self.body)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         upsampled = F.interpolate(x, scale_factor=self.scale, mode="bicubic", align_corners=False)
