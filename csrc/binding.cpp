@@ -189,7 +189,7 @@ void add_conv2d(Program& p, const View& x, const View& out, py::handle weight_ob
   p.add_conv2d(x, out, skip ? &*skip : nullptr, std::move(layer));
 }
 
-py::array run(const Program& p, py::handle x_obj) {
+py::array run(const Program& p, py::handle x_obj, py::handle out_obj) {
   py::array x = checked_array(x_obj, "input", 4);
   const View& in = p.input();
   if (in.data == nullptr || p.output().data == nullptr)
@@ -198,8 +198,17 @@ py::array run(const Program& p, py::handle x_obj) {
     throw py::value_error("input must have shape " + geometry(in) + ", got " + shape_of(x));
   View xv = view_of_array(x, "input");
   const View& o = p.output();
-  py::array_t<float> result({o.n, o.h, o.w, o.c});
-  View ov = view_of_array(result, "output");
+  py::array result;
+  if (out_obj.is_none()) {
+    result = py::array_t<float>({o.n, o.h, o.w, o.c});
+  } else {
+    result = checked_array(out_obj, "out", 4);
+    if (!result.writeable()) throw py::value_error("out is read-only");
+    if (result.shape(0) != o.n || result.shape(1) != o.h || result.shape(2) != o.w ||
+        result.shape(3) != o.c)
+      throw py::value_error("out must have shape " + geometry(o) + ", got " + shape_of(result));
+  }
+  View ov = view_of_array(result, "out");
   {
     py::gil_scoped_release release;
     p.run(xv, ov);
@@ -352,8 +361,9 @@ PYBIND11_MODULE(_C, m) {
                throw py::value_error("global_avg_pool: output must be (n, 1, 1, c), got " + geometry(out));
              p.add_global_avg_pool(x, out);
            })
-      .def("run", &run, py::arg("x"),
-           "Run on a float32 N x H x W x C array (channel axis contiguous); returns a new array.");
+      .def("run", &run, py::arg("x"), py::arg("out") = py::none(),
+           "Run on a float32 N x H x W x C array (channel axis contiguous). Returns a new array, "
+           "or writes into `out` (same rules, any outer strides) and returns it.");
 
   m.def("global_avg_pool",
         [](py::handle x_obj) {
@@ -365,7 +375,7 @@ PYBIND11_MODULE(_C, m) {
           View out = p.view(p.add_buffer({n, 1, 1, c, 0}), 0, c);
           p.set_input(in), p.set_output(out);
           p.add_global_avg_pool(in, out);
-          return run(p, x);
+          return run(p, x, py::none());
         },
         py::arg("x"), "Mean over H and W of a float32 N x H x W x C array, as N x 1 x 1 x C.");
 }

@@ -1,6 +1,7 @@
 #include "pointwise.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <cmath>
 
 namespace fastsr {
@@ -82,8 +83,19 @@ void activation(const View& in, const PointwiseParams& p, const View& out) {
 }
 
 void copy(const View& in, const View& out) {
+  // Rows whose pixels are packed (pixel stride == channels) on both sides copy in one go;
+  // this is the frame going in and out of a Program, so it matters for small networks.
+  const bool packed_rows = in.pix == out.c && out.pix == out.c;
   for_rows(out, [&](int n, int y) {
-    for (int x = 0; x < out.w; ++x) std::copy(in.at(n, y, x), in.at(n, y, x) + out.c, out.at(n, y, x));
+    if (packed_rows) {
+      std::copy(in.at(n, y, 0), in.at(n, y, 0) + int64_t(out.w) * out.c, out.at(n, y, 0));
+      return;
+    }
+    for (int x = 0; x < out.w; ++x) {
+      const float* src = in.at(n, y, x);
+      float* dst = out.at(n, y, x);
+      for (int c = 0; c < out.c; ++c) dst[c] = src[c];
+    }
   });
 }
 
