@@ -1,6 +1,7 @@
 #include "resize.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <cmath>
 #include <stdexcept>
 
@@ -54,39 +55,71 @@ ResizeTaps make_taps(ResizeMode mode, int in_size, int factor) {
   return t;
 }
 
-void resize(const ResizeJob& job) {
+namespace {
+
+// One output pixel of the horizontal pass: TAPS weighted input pixels, channel by channel.
+template <int TAPS>
+void blend_pixels(const float* const* src, const float* w, int channels, float* dst) {
+  for (int ch = 0; ch < channels; ++ch) {
+    float acc = w[0] * src[0][ch];
+    for (int k = 1; k < TAPS; ++k) acc += w[k] * src[k][ch];
+    dst[ch] = acc;
+  }
+}
+
+// A run of `count` floats blended from TAPS rows (vectorises: the rows are contiguous).
+template <int TAPS>
+void blend_rows(const float* const* src, const float* w, int64_t count, float* dst) {
+  for (int64_t i = 0; i < count; ++i) {
+    float acc = w[0] * src[0][i];
+    for (int k = 1; k < TAPS; ++k) acc += w[k] * src[k][i];
+    dst[i] = acc;
+  }
+}
+
+template <int TAPS>
+void resize_taps(const ResizeJob& job) {
   const View &x = job.x, &tmp = job.scratch, &out = job.out;
   const int c = x.c;
-  const int tw = job.along_w->taps, th = job.along_h->taps;
   const int in_rows = x.n * x.h;
 #pragma omp for schedule(static)
   for (int r = 0; r < in_rows; ++r) {
     const int n = r / x.h, y = r % x.h;
     for (int ox = 0; ox < out.w; ++ox) {
-      const int* idx = &job.along_w->index[size_t(ox) * tw];
-      const float* w = &job.along_w->weight[size_t(ox) * tw];
-      float* dst = tmp.at(n, y, ox);
-      for (int ch = 0; ch < c; ++ch) dst[ch] = 0.f;
-      for (int k = 0; k < tw; ++k) {
-        const float* src = x.at(n, y, idx[k]);
-        for (int ch = 0; ch < c; ++ch) dst[ch] += w[k] * src[ch];
-      }
+      const int* idx = &job.along_w->index[size_t(ox) * TAPS];
+      const float* src[TAPS];
+      for (int k = 0; k < TAPS; ++k) src[k] = x.at(n, y, idx[k]);
+      blend_pixels<TAPS>(src, &job.along_w->weight[size_t(ox) * TAPS], c, tmp.at(n, y, ox));
     }
   }
   const int out_rows = out.n * out.h;
+  const bool packed = out.pix == c;  // the scratch rows are always packed
 #pragma omp for schedule(static)
   for (int r = 0; r < out_rows; ++r) {
     const int n = r / out.h, oy = r % out.h;
-    const int* idx = &job.along_h->index[size_t(oy) * th];
-    const float* w = &job.along_h->weight[size_t(oy) * th];
-    for (int ox = 0; ox < out.w; ++ox) {
-      float* dst = out.at(n, oy, ox);
-      for (int ch = 0; ch < c; ++ch) dst[ch] = 0.f;
-      for (int k = 0; k < th; ++k) {
-        const float* src = tmp.at(n, idx[k], ox);
-        for (int ch = 0; ch < c; ++ch) dst[ch] += w[k] * src[ch];
-      }
+    const int* idx = &job.along_h->index[size_t(oy) * TAPS];
+    const float* w = &job.along_h->weight[size_t(oy) * TAPS];
+    const float* src[TAPS];
+    for (int k = 0; k < TAPS; ++k) src[k] = tmp.at(n, idx[k], 0);
+    if (packed) {
+      blend_rows<TAPS>(src, w, int64_t(out.w) * c, out.at(n, oy, 0));
+      continue;
     }
+    for (int ox = 0; ox < out.w; ++ox) {
+      const float* px[TAPS];
+      for (int k = 0; k < TAPS; ++k) px[k] = src[k] + int64_t(ox) * c;
+      blend_pixels<TAPS>(px, w, c, out.at(n, oy, ox));
+    }
+  }
+}
+
+}  // namespace
+
+void resize(const ResizeJob& job) {
+  switch (job.along_w->taps) {
+    case 1: resize_taps<1>(job); break;
+    case 2: resize_taps<2>(job); break;
+    default: resize_taps<4>(job);
   }
 }
 
