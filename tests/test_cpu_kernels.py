@@ -390,3 +390,19 @@ def test_simd_level_cannot_be_forced_above_the_cpu_or_misspelt():
     if _C.detected_simd_level() != "avx512":
         with pytest.raises(ValueError, match="not supported"):
             _C.set_simd_level("avx512")
+
+
+def test_run_writes_into_a_given_output_array():
+    x = rng_array((1, 5, 6, 3), 26)
+    p = single_conv(x, rng_array((4, 3, 3, 3), 27))
+    expected = p.run(x)
+    base = np.zeros((1, 5, 6, 8), np.float32)
+    out = base[..., 2:6]  # a channel window: pixel stride 8 floats
+    assert p.run(x, out) is out
+    np.testing.assert_array_equal(base[..., 2:6], expected)
+    with pytest.raises(ValueError, match="out must have shape"):
+        p.run(x, np.zeros((1, 5, 6, 5), np.float32))
+    frozen = np.zeros((1, 5, 6, 4), np.float32)
+    frozen.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        p.run(x, frozen)
