@@ -21,6 +21,7 @@ import torch.nn.functional as F
 
 from fastsr import tiling
 from fastsr.backends import BACKEND_MODULES, get_backend
+from fastsr.color import rgb_to_ycbcr, ycbcr_to_rgb
 from fastsr.engine import Engine
 from fastsr.graph.ir import Graph
 from fastsr.imageio import PixelView, as_pixels, constant_alpha, from_unit, to_unit
@@ -28,30 +29,6 @@ from fastsr.imageio import PixelView, as_pixels, constant_alpha, from_unit, to_u
 DEFAULT_MODEL = "quality"
 DEFAULT_MAX_MEMORY = 1 << 30  # bytes of activations per model run before tiling starts
 BACKENDS = ("auto", *BACKEND_MODULES)
-
-# BT.601 studio-range YCbCr, the convention of the SR literature (values for RGB in
-# [0, 1], result scaled to [0, 1]): Y = 16/255 + (65.481 R + 128.553 G + 24.966 B)/255.
-_RGB_TO_YCBCR = (
-    torch.tensor(
-        [[65.481, 128.553, 24.966], [-37.797, -74.203, 112.0], [112.0, -93.786, -18.214]],
-        dtype=torch.float64,
-    )
-    / 255
-)
-_YCBCR_OFFSET = torch.tensor([16.0, 128.0, 128.0], dtype=torch.float64) / 255
-_YCBCR_TO_RGB = torch.linalg.inv(_RGB_TO_YCBCR)
-
-
-def rgb_to_ycbcr(rgb: torch.Tensor) -> torch.Tensor:
-    """... x 3 RGB in [0, 1] -> ... x 3 BT.601 studio-range YCbCr in [0, 1]."""
-    matrix = _RGB_TO_YCBCR.to(rgb)
-    return rgb @ matrix.T + _YCBCR_OFFSET.to(rgb)
-
-
-def ycbcr_to_rgb(ycbcr: torch.Tensor) -> torch.Tensor:
-    """Inverse of `rgb_to_ycbcr`."""
-    return (ycbcr - _YCBCR_OFFSET.to(ycbcr)) @ _YCBCR_TO_RGB.to(ycbcr).T
-
 
 # -- model and options --------------------------------------------------------------------
 

@@ -84,18 +84,6 @@ def degrade(hr: np.ndarray, scale: int) -> tuple[np.ndarray, np.ndarray]:
     return imresize(hr, 1 / scale), hr
 
 
-def rgb_to_y(rgb: np.ndarray | torch.Tensor):
-    """BT.601 studio-range luma (MATLAB rgb2ycbcr) of RGB in [0, 1], returned in [0, 1].
-
-    Works on numpy HxWx3 arrays and on torch Nx3xHxW tensors.
-    """
-    if isinstance(rgb, torch.Tensor):
-        r, g, b = rgb[:, 0:1], rgb[:, 1:2], rgb[:, 2:3]
-    else:
-        r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
-    return (16 + 65.481 * r + 128.553 * g + 24.966 * b) / 255
-
-
 class PatchSampler:
     """Random aligned LR/HR patches from LR/HR pairs degraded once and kept in memory."""
 
@@ -144,25 +132,3 @@ def _augment(patch: np.ndarray, turns: int, flip: bool) -> np.ndarray:
 
 def _to_tensor(batch_hwc: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(batch_hwc)).permute(0, 3, 1, 2).float() / 255
-
-
-# MATLAB rgb2ycbcr (BT.601, studio range) for RGB in [0, 1], rows Y, Cb, Cr, in 0-255 units.
-_YCBCR_FROM_RGB = torch.tensor(
-    [[65.481, 128.553, 24.966], [-37.797, -74.203, 112.0], [112.0, -93.786, -18.214]],
-    dtype=torch.float64,
-)
-_YCBCR_OFFSET = torch.tensor([16.0, 128.0, 128.0], dtype=torch.float64)
-
-
-def rgb_to_ycbcr(rgb: torch.Tensor) -> torch.Tensor:
-    """BT.601 studio-range YCbCr of Nx3xHxW RGB in [0, 1], scaled to [0, 1]."""
-    matrix = _YCBCR_FROM_RGB.to(rgb.dtype)
-    offset = _YCBCR_OFFSET.to(rgb.dtype).view(1, 3, 1, 1)
-    return (torch.einsum("ij,njhw->nihw", matrix, rgb) + offset) / 255
-
-
-def ycbcr_to_rgb(ycbcr: torch.Tensor) -> torch.Tensor:
-    """Inverse of `rgb_to_ycbcr`."""
-    matrix = torch.linalg.inv(_YCBCR_FROM_RGB).to(ycbcr.dtype)
-    offset = _YCBCR_OFFSET.to(ycbcr.dtype).view(1, 3, 1, 1)
-    return torch.einsum("ij,njhw->nihw", matrix, ycbcr * 255 - offset)

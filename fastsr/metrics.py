@@ -6,12 +6,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from fastsr.data import rgb_to_y
+from fastsr.color import rgb_to_y
 
 
 def y_channel_255(image_uint8: np.ndarray) -> np.ndarray:
     """Y of an HxWx3 uint8 RGB image in the 0-255 range, as float64 (not rounded, like MATLAB)."""
-    return rgb_to_y(image_uint8.astype(np.float64) / 255) * 255
+    return rgb_to_y(image_uint8.astype(np.float64) / 255)[..., 0] * 255
 
 
 def _shave(plane: np.ndarray, border: int) -> np.ndarray:

@@ -16,7 +16,8 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
 
-from fastsr.data import PatchSampler, rgb_to_y
+from fastsr.color import rgb_to_y
+from fastsr.data import PatchSampler
 from fastsr.evaluate import default_data_dir, evaluate
 from fastsr.models import build_model, macs_per_input_pixel
 from fastsr.models.zoo import WEIGHTS_DIR, save_module, torch_upscaler
@@ -172,7 +173,7 @@ def train(args: argparse.Namespace) -> None:
         step_start = time.monotonic()
         lr_batch, hr_batch = sampler.sample(rec["batch"])
         if color == "y":
-            lr_batch, hr_batch = rgb_to_y(lr_batch), rgb_to_y(hr_batch)
+            lr_batch, hr_batch = rgb_to_y(lr_batch, 1), rgb_to_y(hr_batch, 1)
         lr_batch = lr_batch.contiguous(memory_format=torch.channels_last)
         with autocast:
             prediction = model(lr_batch)

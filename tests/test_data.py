@@ -9,8 +9,6 @@ from fastsr.data import (
     imresize,
     mod_crop,
     resize_matrix,
-    rgb_to_ycbcr,
-    ycbcr_to_rgb,
 )
 
 
@@ -54,17 +52,6 @@ def test_mod_crop_and_degrade_shapes():
     assert mod_crop(hr, 4).shape == (24, 32, 3)
     lr, hr_cropped = degrade(hr, 4)
     assert lr.shape == (6, 8, 3) and hr_cropped.shape == (24, 32, 3)
-
-
-def test_ycbcr_round_trip_and_matlab_luma():
-    rgb = torch.rand(2, 3, 4, 5, dtype=torch.float64)
-    np.testing.assert_allclose(ycbcr_to_rgb(rgb_to_ycbcr(rgb)), rgb, atol=1e-12)
-    white_and_black = (
-        torch.tensor([1.0, 0.0], dtype=torch.float64).view(2, 1, 1, 1).expand(2, 3, 1, 1)
-    )
-    ycbcr = rgb_to_ycbcr(white_and_black) * 255
-    # MATLAB rgb2ycbcr: white -> (235, 128, 128), black -> (16, 128, 128).
-    np.testing.assert_allclose(ycbcr.flatten(), [235, 128, 128, 16, 128, 128], atol=1e-9)
 
 
 def _write(folder, name, image):

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from fastsr.data import rgb_to_ycbcr, ycbcr_to_rgb
+from fastsr.color import rgb_to_ycbcr, ycbcr_to_rgb
 from fastsr.evaluate import UpscaleFn
 from fastsr.models import build_model
 
@@ -62,7 +62,7 @@ def torch_upscaler(module: nn.Module, color: str) -> UpscaleFn:
         if color == "rgb":
             sr = module(rgb)
         else:
-            ycbcr = rgb_to_ycbcr(rgb)
+            ycbcr = rgb_to_ycbcr(rgb, 1)
             sr_y = module(ycbcr[:, :1])
             chroma = F.interpolate(
                 ycbcr[:, 1:],
@@ -70,7 +70,7 @@ def torch_upscaler(module: nn.Module, color: str) -> UpscaleFn:
                 mode="bicubic",
                 align_corners=False,
             )
-            sr = ycbcr_to_rgb(torch.cat([sr_y, chroma], dim=1))
+            sr = ycbcr_to_rgb(torch.cat([sr_y, chroma], dim=1), 1)
         out = (sr[0].permute(1, 2, 0) * 255).round().clamp(0, 255)
         return out.to(torch.uint8).numpy()
 
