@@ -18,6 +18,11 @@ def load_rgb(path: str | Path) -> np.ndarray:
     return np.asarray(Image.open(path).convert("RGB"))
 
 
+def is_grayscale(path: str | Path) -> bool:
+    with Image.open(path) as image:
+        return image.mode in {"1", "L", "LA", "I", "I;16"}
+
+
 def image_paths(folder: str | Path) -> list[Path]:
     return sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in {".png", ".bmp"})
 

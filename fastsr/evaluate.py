@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fastsr.data import degrade, image_paths, imresize, load_rgb
+from fastsr.data import degrade, image_paths, imresize, is_grayscale, load_rgb
 from fastsr.metrics import psnr_y, ssim_y
 
 UpscaleFn = Callable[[np.ndarray], np.ndarray]
@@ -24,10 +24,10 @@ def bicubic_upscaler(scale: int) -> UpscaleFn:
     return lambda lr: imresize(lr, scale)
 
 
-def _score(sr: np.ndarray, hr: np.ndarray, scale: int) -> dict[str, float]:
+def _score(sr: np.ndarray, hr: np.ndarray, scale: int, grayscale: bool) -> dict[str, float]:
     if sr.shape != hr.shape or sr.dtype != np.uint8:
         raise ValueError(f"upscaler returned {sr.dtype} {sr.shape}, expected uint8 {hr.shape}")
-    return {"psnr": psnr_y(sr, hr, scale), "ssim": ssim_y(sr, hr, scale)}
+    return {"psnr": psnr_y(sr, hr, scale, grayscale), "ssim": ssim_y(sr, hr, scale, grayscale)}
 
 
 def _mean(scores: list[dict[str, float]]) -> dict[str, float]:
@@ -58,7 +58,10 @@ def evaluate(
         images = {}
         for path in image_paths(folder):
             lr, hr = degrade(load_rgb(path), scale)
-            images[path.stem] = {name: _score(fn(lr), hr, scale) for name, fn in methods.items()}
+            gray = is_grayscale(path)
+            images[path.stem] = {
+                name: _score(fn(lr), hr, scale, gray) for name, fn in methods.items()
+            }
         summary = {name: _mean([scores[name] for scores in images.values()]) for name in methods}
         if per_image:
             summary["images"] = images

@@ -12,6 +12,14 @@ def test_y_channel_uses_bt601_studio_range():
     np.testing.assert_allclose(y_channel_255(pixels)[0], [235.0, 16.0, 16 + 65.481])
 
 
+def test_grayscale_sources_are_scored_on_their_gray_level():
+    gray = np.array([[[0, 0, 0], [100, 100, 100], [255, 255, 255]]], dtype=np.uint8)
+    np.testing.assert_allclose(y_channel_255(gray, grayscale_source=True)[0], [0, 100, 255])
+    hr = np.full((8, 8, 3), 100, dtype=np.uint8)
+    expected = 10 * math.log10(255**2 / 1.0)
+    assert psnr_y(hr + 1, hr, shave=1, grayscale_source=True) == pytest.approx(expected)
+
+
 def test_psnr_of_one_gray_level_with_border_shaved():
     hr = np.full((10, 10, 3), 100, dtype=np.uint8)
     sr = hr + 1

@@ -14,7 +14,8 @@ needs_data = pytest.mark.skipif(
     reason=f"validation images not found at {DATA_DIR} (set FASTSR_DATA to a folder with Set5/)",
 )
 
-# Published bicubic baselines (Y channel, shave = scale), e.g. RCAN Table 3.
+# Published bicubic baselines (Y channel, shave = scale), e.g. RCAN Table 3; the spec allows
+# 0.1 dB, ours land within 0.02.
 PUBLISHED_BICUBIC = {
     (2, "Set5"): 33.66,
     (4, "Set5"): 28.42,
@@ -29,7 +30,7 @@ def test_bicubic_baseline_matches_published(scale):
     results = evaluate(None, DATA_DIR, scale, datasets=["Set5", "Set14"])
     for dataset in ("Set5", "Set14"):
         published = PUBLISHED_BICUBIC[(scale, dataset)]
-        assert results[dataset]["bicubic"]["psnr"] == pytest.approx(published, abs=0.1)
+        assert results[dataset]["bicubic"]["psnr"] == pytest.approx(published, abs=0.05)
 
 
 def test_save_and_load_round_trip_without_pickle(tmp_path):
