@@ -1,6 +1,9 @@
+import operator
+
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from fastsr.models import ARCHITECTURES, build_model, macs_per_input_pixel
 from fastsr.models.blocks import ChannelAttention
@@ -31,6 +34,35 @@ def test_forward_upscales_by_scale_and_traces(architecture, args, channels, scal
         traced = torch.fx.symbolic_trace(model)
         assert torch.allclose(traced(x), y, atol=1e-6)
     assert y.shape == (2, channels, 10 * scale, 13 * scale)
+
+
+# What the engine's torch.fx frontend maps to its IR.
+ENGINE_MODULES = (
+    nn.Conv2d,
+    nn.ConvTranspose2d,
+    nn.BatchNorm2d,
+    nn.ReLU,
+    nn.PReLU,
+    nn.LeakyReLU,
+    nn.Tanh,
+    nn.Sigmoid,
+    nn.PixelShuffle,
+    nn.AdaptiveAvgPool2d,
+)
+ENGINE_FUNCTIONS = {operator.add, operator.mul, torch.cat, F.interpolate}
+
+
+@pytest.mark.parametrize(("architecture", "args", "channels"), CASES + [("lapsrn", {}, 1)])
+def test_traced_graph_uses_only_ops_the_engine_maps(architecture, args, channels):
+    model = build_model(architecture, scale=4, **args)
+    graph = torch.fx.symbolic_trace(model).graph
+    for node in graph.nodes:
+        if node.op == "call_module":
+            assert isinstance(model.get_submodule(node.target), ENGINE_MODULES), node.target
+        elif node.op == "call_function":
+            assert node.target in ENGINE_FUNCTIONS, node.target
+        else:
+            assert node.op in {"placeholder", "output", "get_attr"}, node.format_node()
 
 
 @pytest.mark.parametrize("scale", [2, 4, 8])

@@ -16,15 +16,14 @@ class ResidualBlock(nn.Module):
     `dilation` > 1 widens the receptive field at the same cost (dilated residual block).
     """
 
-    def __init__(self, channels: int, dilation: int = 1, batch_norm: bool = True) -> None:
+    def __init__(self, channels: int, dilation: int = 1) -> None:
         super().__init__()
-        norm = nn.BatchNorm2d if batch_norm else nn.Identity
         self.body = nn.Sequential(
             conv3x3(channels, channels, dilation),
-            norm(channels),
+            nn.BatchNorm2d(channels),
             nn.ReLU(),
             conv3x3(channels, channels, dilation),
-            norm(channels),
+            nn.BatchNorm2d(channels),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
