@@ -58,12 +58,14 @@ def _sources() -> list[str]:
     return sources
 
 
+HEADERS = glob("csrc/**/*.h", recursive=True) + glob("csrc/**/*.inc", recursive=True)
+
+
 def _needs_recompile(obj: str, src: str) -> bool:
     """Rebuild an object older than its source or than any header/include in csrc/."""
     if not os.path.exists(obj):
         return True
-    deps = [src] + glob("csrc/**/*.h", recursive=True) + glob("csrc/**/*.inc", recursive=True)
-    return os.stat(obj).st_mtime < max(os.stat(dep).st_mtime for dep in deps)
+    return os.stat(obj).st_mtime < max(os.stat(dep).st_mtime for dep in [src, *HEADERS])
 
 
 # Compile sources in parallel (FASTSR_BUILD_JOBS, default: all cores) and skip up-to-date
@@ -84,6 +86,7 @@ setup(
             "fastsr._C",
             _sources(),
             include_dirs=["csrc"],
+            depends=HEADERS,
             extra_compile_args=compile_args,
             extra_link_args=["-fopenmp"],
             define_macros=macros,
