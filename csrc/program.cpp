@@ -134,7 +134,8 @@ void Program::add_pixel_shuffle(const View& x, int r, const View& out) {
 }
 
 void Program::add_global_avg_pool(const View& x, const View& out) {
-  steps_.push_back([x, out] { global_avg_pool(x, out); });
+  auto partial = std::make_shared<std::vector<double>>();
+  steps_.push_back([x, out, partial] { global_avg_pool(x, out, *partial); });
 }
 
 void Program::run(const View& input, const View& output) const {

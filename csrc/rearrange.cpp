@@ -1,5 +1,10 @@
 #include "rearrange.h"
 
+#include <omp.h>
+
+#include <cstddef>
+#include <cstdint>
+
 namespace fastsr {
 
 void pixel_shuffle(const View& x, int r, const View& out) {
@@ -18,17 +23,31 @@ void pixel_shuffle(const View& x, int r, const View& out) {
   }
 }
 
-void global_avg_pool(const View& x, const View& out) {
-  // Channels are split over threads, so each sum is accumulated in one fixed order.
-  const double inv = 1.0 / (double(x.h) * x.w);
-#pragma omp for schedule(static) collapse(2)
-  for (int n = 0; n < x.n; ++n)
-    for (int c = 0; c < x.c; ++c) {
-      double sum = 0.0;
-      for (int y = 0; y < x.h; ++y)
-        for (int px = 0; px < x.w; ++px) sum += x.at(n, y, px)[c];
-      out.at(n, 0, 0)[c] = float(sum * inv);
+void global_avg_pool(const View& x, const View& out, std::vector<double>& partial) {
+  // Each thread sums its rows into its own slot, read in one pass over memory; the slots
+  // are then added in thread order, so the result does not depend on timing.
+  const int threads = omp_get_num_threads();
+  const size_t sums = size_t(x.n) * x.c;
+#pragma omp single
+  partial.assign(size_t(threads) * sums, 0.0);
+  double* mine = partial.data() + size_t(omp_get_thread_num()) * sums;
+  const int rows = x.n * x.h;
+#pragma omp for schedule(static)
+  for (int row = 0; row < rows; ++row) {
+    const int n = row / x.h, y = row % x.h;
+    double* acc = mine + size_t(n) * x.c;
+    for (int px = 0; px < x.w; ++px) {
+      const float* p = x.at(n, y, px);
+      for (int c = 0; c < x.c; ++c) acc[c] += p[c];
     }
+  }
+  const double inv = 1.0 / (double(x.h) * x.w);
+#pragma omp for schedule(static)
+  for (int64_t i = 0; i < int64_t(sums); ++i) {
+    double total = 0.0;
+    for (int t = 0; t < threads; ++t) total += partial[size_t(t) * sums + size_t(i)];
+    out.at(int(i / x.c), 0, 0)[i % x.c] = float(total * inv);
+  }
 }
 
 }  // namespace fastsr
