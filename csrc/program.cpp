@@ -82,7 +82,7 @@ void Program::add_winograd(const View& x, const View& out, const View* skip,
   s->layer = std::move(layer);
   if (skip) s->skip = *skip;
   for (int t = 0; t < default_threads(); ++t)
-    s->scratch.emplace_back(winograd_scratch_floats(x.c, out.c, s->layer.tile_block));
+    s->scratch.emplace_back(winograd_scratch_floats(x.c, out.c));
   s->job = WinogradJob{&s->layer, x, out, skip ? &s->skip : nullptr, &s->scratch};
   steps_.push_back([s] { winograd(s->job); });
 }

@@ -12,13 +12,13 @@
 namespace fastsr {
 
 constexpr int kWinogradTaps = 36;  // 6x6 transformed tile
+// Tiles per GEMM block: its transformed inputs and outputs (2 x 110 KB at 64 channels)
+// stay in L2 beside the streamed weights; 6 to 48 measured alike.
+constexpr int kWinogradTileBlock = 12;
 
 struct WinogradLayer {
   ConvLayer epilogue;  // bias, activation, residual scale (its own weights are unused)
   std::vector<ConvLayer> gemm;  // per transformed tap: the cin x cout matrix packed as 1x1
-  // Tiles per GEMM block: its transformed inputs and outputs (2 x 110 KB at 64 channels)
-  // stay in L2 beside the streamed weights; 6 to 48 measured alike.
-  int tile_block = 12;
 };
 
 // Whether the Winograd path can run this conv (else use the direct one).
@@ -35,7 +35,7 @@ struct WinogradJob {
   std::vector<AlignedFloats>* scratch;  // one per thread, grown inside the run if needed
 };
 
-size_t winograd_scratch_floats(int cin, int cout, int tile_block);
+size_t winograd_scratch_floats(int cin, int cout);
 
 // Called inside an OpenMP parallel region.
 void winograd_portable(const WinogradJob& job);

@@ -38,8 +38,8 @@ WinogradLayer pack_winograd(const float* weight, const float* bias, int cout, in
   return L;
 }
 
-size_t winograd_scratch_floats(int cin, int cout, int tile_block) {
-  return size_t(kWinogradTaps) * (size_t(tile_block) * (cin + cout) + cin);  // V, M, patch
+size_t winograd_scratch_floats(int cin, int cout) {
+  return size_t(kWinogradTaps) * (size_t(kWinogradTileBlock) * (cin + cout) + cin);  // V, M, patch
 }
 
 }  // namespace fastsr
