@@ -11,6 +11,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from PIL import Image
+from test_color import rgb_reference, ycbcr_reference
 
 import fastsr
 from fastsr import api
@@ -171,23 +172,6 @@ def test_grey_with_alpha(up, dtype):
     assert out.shape == (10, 12, 2) and out.dtype == dtype
     la[..., 1] = la[0, 0, 1]
     assert (up(la)[..., 1] == la[0, 0, 1]).all()
-
-
-def ycbcr_reference(rgb: np.ndarray) -> np.ndarray:
-    """BT.601 studio range, written out from the standard's coefficients."""
-    r, g, b = rgb[..., 0] * 255, rgb[..., 1] * 255, rgb[..., 2] * 255
-    y = 16 + (65.481 * r + 128.553 * g + 24.966 * b) / 255
-    cb = 128 + (-37.797 * r - 74.203 * g + 112.0 * b) / 255
-    cr = 128 + (112.0 * r - 93.786 * g - 18.214 * b) / 255
-    return np.stack([y, cb, cr], axis=-1) / 255
-
-
-def rgb_reference(ycbcr: np.ndarray) -> np.ndarray:
-    y, cb, cr = (ycbcr[..., i] * 255 for i in range(3))
-    r = 1.164383 * (y - 16) + 1.596027 * (cr - 128)
-    g = 1.164383 * (y - 16) - 0.391762 * (cb - 128) - 0.812968 * (cr - 128)
-    b = 1.164383 * (y - 16) + 2.017232 * (cb - 128)
-    return np.stack([r, g, b], axis=-1) / 255
 
 
 def test_y_model_runs_on_luma_with_bicubic_chroma():
