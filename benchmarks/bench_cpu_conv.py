@@ -94,24 +94,57 @@ def test_layer_gflops(benchmark, timed, quick, threads, peak, layer):
     plan = make_plan(graph, 1, h, w)
     program = ProgramBuilder(graph, plan, threads).program
     x = torch.rand(1, h, w, cin, generator=torch.Generator().manual_seed(1))
-    # The layer alone: write into one output array, not a fresh one (page faults) per call.
-    out = program.run(x.numpy())
-
-    def run(frame):
-        return program.run(frame, out)
-
-    got, first = first_call(run, x.numpy())
+    got, first = first_call(program.run, x.numpy())
     expected = get_backend("reference").compile(graph, plan)(x).numpy()
     max_err = float(np.abs(got - expected).max())
     assert max_err <= 1e-4 * max(1.0, float(np.abs(expected).max())), f"{name}: err {max_err}"
 
-    timed(run, x.numpy(), first)
+    # The layer alone: its step on the buffers the first call filled, no frame copies.
+    timed(lambda _: program.run_steps(), None, first)
     gflop = layer_gflop(op, cin, cout, k, stride, shuffle, h, w)
     gflops = gflop / benchmark.stats.stats.median
     benchmark.group = f"cpu layers {w}x{h}"
     benchmark.extra_info.update(
         kind="cpu_layer",
         layer=name,
+        threads=threads,
+        gflop=gflop,
+        gflops=gflops,
+        percent_of_peak=100 * gflops / peak,
+        fma_peak_gflops=peak,
+        simd=_C.simd_level(),
+        max_err=max_err,
+    )
+
+
+def test_direct_conv3x3_64_gflops(benchmark, timed, quick, threads, peak):
+    """The direct kernel on the body shape (the network runs it as Winograd)."""
+    h, w = SIZE["quick" if quick else "full"]
+    rng = np.random.default_rng(2)
+    x = rng.random((1, h, w, 64), dtype=np.float32)
+    weight = (rng.standard_normal((64, 64, 3, 3)) / 24).astype(np.float32)
+    program = _C.Program(threads)
+    xin = program.view(program.add_buffer(1, h, w, 64, 1), 0, 64)
+    out = program.view(program.add_buffer(1, h, w, 64), 0, 64)
+    program.set_input(xin)
+    program.set_output(out)
+    program.conv2d(xin, out, weight, pad_top=1, pad_left=1, activation="relu", algorithm="direct")
+    got, first = first_call(program.run, x)
+    expected = torch.relu(
+        torch.nn.functional.conv2d(
+            torch.from_numpy(x).permute(0, 3, 1, 2), torch.from_numpy(weight), padding=1
+        )
+    )
+    max_err = float(np.abs(got - expected.permute(0, 2, 3, 1).numpy()).max())
+    assert max_err <= 1e-4, f"direct conv: err {max_err}"
+
+    timed(lambda _: program.run_steps(), None, first)
+    gflop = 2 * 64 * 64 * 9 * h * w / 1e9
+    gflops = gflop / benchmark.stats.stats.median
+    benchmark.group = f"cpu layers {w}x{h}"
+    benchmark.extra_info.update(
+        kind="cpu_layer",
+        layer="conv3x3 64->64 (body, direct kernel)",
         threads=threads,
         gflop=gflop,
         gflops=gflops,

@@ -361,6 +361,13 @@ PYBIND11_MODULE(_C, m) {
                throw py::value_error("global_avg_pool: output must be (n, 1, 1, c), got " + geometry(out));
              p.add_global_avg_pool(x, out);
            })
+      .def("run_steps",
+           [](const Program& p) {
+             py::gil_scoped_release release;
+             p.run_steps();
+           },
+           "Run the steps on the buffers as they are, without copying a frame in or out "
+           "(for timing kernels).")
       .def("run", &run, py::arg("x"), py::arg("out") = py::none(),
            "Run on a float32 N x H x W x C array (channel axis contiguous). Returns a new array, "
            "or writes into `out` (same rules, any outer strides) and returns it.");

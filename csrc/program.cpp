@@ -138,6 +138,11 @@ void Program::add_global_avg_pool(const View& x, const View& out) {
   steps_.push_back([x, out, partial] { global_avg_pool(x, out, *partial); });
 }
 
+void Program::run_steps() const {
+#pragma omp parallel num_threads(threads_ > 0 ? threads_ : default_threads())
+  for (const auto& step : steps_) step();
+}
+
 void Program::run(const View& input, const View& output) const {
 #pragma omp parallel num_threads(threads_ > 0 ? threads_ : default_threads())
   {

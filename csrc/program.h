@@ -52,6 +52,8 @@ class Program {
 
   // input/output: the Program's input and output views laid over caller memory.
   void run(const View& input, const View& output) const;
+  // The steps alone, on whatever the buffers hold: times a kernel without the frame copies.
+  void run_steps() const;
 
  private:
   int threads_;
