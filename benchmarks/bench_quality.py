@@ -75,10 +75,11 @@ def test_model_quality(benchmark, quality_data, threads, name):
     def upscale(lr):
         return fastsr.upscale(lr, scale=scale, model=name, threads=threads)
 
-    results = benchmark.pedantic(
-        evaluate, args=(upscale, folder, scale), kwargs={"bicubic": False}, rounds=1
-    )
+    results = benchmark.pedantic(evaluate, args=(upscale, folder, scale), rounds=1)
     _record(benchmark, "quality", name, scale, results, source, "model")
+    for dataset, summary in results.items():
+        # A trained SR model that does not beat bicubic on natural photos is broken.
+        assert summary["model"]["psnr"] > summary["bicubic"]["psnr"], (dataset, summary)
 
 
 @pytest.mark.parametrize("scale", config()["bicubic"]["scales"])
@@ -88,3 +89,5 @@ def test_bicubic_quality(benchmark, quality_data, scale):
     folder, source = quality_data
     results = benchmark.pedantic(evaluate, args=(None, folder, scale), rounds=1)
     _record(benchmark, "quality", "bicubic", scale, results, source, "bicubic")
+    for summary in results.values():
+        assert np.isfinite(summary["bicubic"]["psnr"]) and 0 < summary["bicubic"]["ssim"] <= 1

@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 import triton
 import triton.language as tl
+from fastsr.kernels.conv2d import CONFIGS as CONV2D_CONFIGS
 from fastsr.kernels.conv2d import Conv2dWeights
 from fastsr.kernels.epilogue import (
     Epilogue,
@@ -23,15 +24,11 @@ from fastsr.kernels.epilogue import (
 from fastsr.kernels.launch import dot_dtype, launch_target
 from fastsr.kernels.tiles import fit_tile, tuned
 
-# Same shape of problem as conv2d (pixels x channels, K = taps x Cin); see conv2d.CONFIGS.
+# Same shape of problem as conv2d (pixels x channels, K = taps x Cin), so its tiles: the
+# two 64-channel ones and the narrow K = 64 one (phase GEMMs are small; wide tiles idle).
 CONFIGS = {
-    "gpu": [
-        {"BLOCK_M": 128, "BLOCK_N": 64, "BLOCK_K": 32, "num_warps": 4, "num_stages": 3},
-        {"BLOCK_M": 64, "BLOCK_N": 64, "BLOCK_K": 32, "num_warps": 4, "num_stages": 4},
-        {"BLOCK_M": 128, "BLOCK_N": 32, "BLOCK_K": 64, "num_warps": 4, "num_stages": 3},
-    ],
-    "interpreter": [{"BLOCK_M": 128, "BLOCK_N": 64, "BLOCK_K": 64, "num_warps": 4,
-                     "num_stages": 1}],
+    "gpu": [CONV2D_CONFIGS["gpu"][i] for i in (0, 1, 4)],
+    "interpreter": CONV2D_CONFIGS["interpreter"],
 }
 
 
