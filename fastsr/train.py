@@ -38,6 +38,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--steps", type=int, help="override the config's total steps")
     parser.add_argument("--lr", type=float, help="override the config's learning rate")
     parser.add_argument("--loss", choices=["l1", "mse"], help="override the config's loss")
+    parser.add_argument("--init-from", help="start from these shipped weights (fine-tuning)")
     parser.add_argument("--weights-dir", type=Path, default=WEIGHTS_DIR)
     parser.add_argument("--train-dir", type=Path, default=TRAIN_DIR, help="holds T91/ etc.")
     parser.add_argument("--no-export", action="store_true", help="experiments: never export")
@@ -52,22 +53,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def recipe(args: argparse.Namespace) -> dict:
     config = dict(CONFIGS[args.config])
-    for key in ("steps", "lr", "loss"):
+    for key in ("steps", "lr", "loss", "init_from"):
         if getattr(args, key) is not None:
             config[key] = getattr(args, key)
     return config
 
 
-def init_from_weights(model: torch.nn.Module, name: str, weights_dir: Path) -> None:
-    """Copy every tensor of a trained model whose name and shape match (e.g. x2 body into x4)."""
+def init_from_weights(model: torch.nn.Module, name: str, weights_dir: Path) -> dict | None:
+    """Copy every tensor of a trained model whose name and shape match (e.g. x2 body into x4);
+    returns that model's training record, so the exported lineage stays complete."""
     path = weights_dir / f"{name}.safetensors"
     if not path.exists():
         print(f"init: {path} absent, starting from scratch", flush=True)
-        return
+        return None
     own = model.state_dict()
     matching = {k: v for k, v in load_file(path).items() if k in own and own[k].shape == v.shape}
     model.load_state_dict(matching, strict=False)
     print(f"init: {len(matching)}/{len(own)} tensors from {name}", flush=True)
+    return json.loads(path.with_suffix(".json").read_text()).get("training")
 
 
 def validate(model: torch.nn.Module, color: str, scale: int) -> dict:
@@ -98,6 +101,8 @@ def export(model, name: str, rec: dict, state: dict, validation: dict, weights_d
             "schedule": "cosine to lr/100",
             "batch": rec["batch"],
             "lr_patch": rec["patch"],
+            "init_from": rec.get("init_from"),
+            "init_training": rec.get("init_training"),
             "precision": "bf16 autocast" if state["bf16"] else "fp32",
         },
         "validation": validation,
@@ -132,7 +137,7 @@ def train(args: argparse.Namespace) -> None:
         state = saved["state"]
         print(f"resumed at step {state['step']}", flush=True)
     elif rec.get("init_from"):
-        init_from_weights(model, rec["init_from"], args.weights_dir)
+        rec["init_training"] = init_from_weights(model, rec["init_from"], args.weights_dir)
     model = model.to(memory_format=torch.channels_last).train()
     loss_fn = F.l1_loss if rec["loss"] == "l1" else F.mse_loss
 

@@ -52,3 +52,16 @@ def test_exported_weights_load_and_record_their_training(folders):
     assert config["args"] == TINY["args"]
     assert set(config["validation"]) == {"Set5"}
     assert module(torch.rand(1, 3, 5, 5)).shape == (1, 3, 10, 10)
+
+
+def test_fine_tuning_starts_from_the_weights_and_keeps_their_lineage(folders):
+    _run(folders, folders / "first")
+    first, _ = load_module(folders / "weights" / "tiny.json")
+    checkpoint = _run(folders, folders / "second", "--init-from", "tiny", "--steps", "1")
+    _, config = load_module(folders / "weights" / "tiny.json")
+    assert config["training"]["init_from"] == "tiny"
+    assert config["training"]["init_training"]["steps"] == TINY["steps"]
+    assert config["training"]["steps"] == 1
+    # One Adam step moves each weight by at most about lr, so the run started from `first`.
+    for name, tensor in first.named_parameters():
+        assert torch.allclose(checkpoint["model"][name], tensor, atol=2 * TINY["lr"]), name
