@@ -173,7 +173,7 @@ def _run_eval(args) -> int:
 
 
 def _run_export_onnx(args) -> int:
-    from fastsr.graph.onnx_io import export_onnx  # imports onnx: only when asked
+    from fastsr.graph.onnx_export import export_onnx  # imports onnx: only when asked
 
     target = Path(args.output)
     if target.exists() and not args.overwrite:

@@ -14,7 +14,7 @@ from test_api import one_torch_thread, random_image, tiny_graph  # noqa: F401
 
 import fastsr
 from fastsr import cli
-from fastsr.graph.onnx_io import export_onnx
+from fastsr.graph.onnx_export import export_onnx
 from fastsr.imageio import read_image, write_image
 
 REPO = Path(__file__).resolve().parent.parent

@@ -15,7 +15,7 @@ from fastsr.backends.reference import run_graph
 from fastsr.graph import from_weights, load, shipped_models
 from fastsr.graph.from_torch import capture
 from fastsr.graph.ir import GraphError
-from fastsr.graph.onnx_io import export_onnx
+from fastsr.graph.onnx_export import export_onnx
 from fastsr.models import build_model
 
 # torch's TorchScript exporter (dynamo=False) warns that it is legacy; it needs no onnxscript.

@@ -13,7 +13,8 @@ from op_cases import OP_CASES, build_case
 from fastsr.backends.reference import run_graph
 from fastsr.graph.from_torch import capture
 from fastsr.graph.ir import Graph, GraphError, Node
-from fastsr.graph.onnx_io import export_onnx, import_onnx
+from fastsr.graph.onnx_export import export_onnx
+from fastsr.graph.onnx_import import import_onnx
 from fastsr.graph.passes import optimize
 
 # torch's TorchScript exporter (dynamo=False) warns that it is legacy; it needs no onnxscript.

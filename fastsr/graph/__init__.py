@@ -99,7 +99,7 @@ def _load_file(path: Path) -> Graph:
     if not path.is_file():
         raise FileNotFoundError(f"no model file at {path}")
     if path.suffix.lower() == ".onnx":
-        from fastsr.graph.onnx_io import import_onnx
+        from fastsr.graph.onnx_import import import_onnx
 
         graph = import_onnx(path)
         graph.meta.setdefault("name", path.stem)

@@ -1,9 +1,8 @@
-"""ONNX import into the Graph IR and export of a Graph (before or after the passes) to ONNX.
+"""ONNX import into the Graph IR.
 
 Import maps ONNX ops onto IR ops the way `from_torch` maps PyTorch ops, so both frontends
 give the same graph for the same network: constant arithmetic becomes `affine`, Sub of
-two tensors becomes a negating affine and an add. Export expands a fused conv epilogue
-back into the plain ONNX ops it stands for.
+two tensors becomes a negating affine and an add.
 """
 
 from __future__ import annotations
@@ -32,7 +31,7 @@ _NEAREST_EQUIVALENTS = {
     *((mode, rounding) for mode in _HALF_PIXEL
       for rounding in ("round_prefer_floor", "round_prefer_ceil")),
 }
-_TORCH_CUBIC_A = -0.75
+TORCH_CUBIC_A = -0.75
 _UNARY = {"Relu": "relu", "Tanh": "tanh", "Sigmoid": "sigmoid"}
 
 
@@ -362,7 +361,7 @@ class _Importer:
                 "use half_pixel (torch align_corners=False)"
             )
         if mode == "cubic" and (
-            attrs.get("cubic_coeff_a", _TORCH_CUBIC_A) != _TORCH_CUBIC_A
+            attrs.get("cubic_coeff_a", TORCH_CUBIC_A) != TORCH_CUBIC_A
             or attrs.get("exclude_outside", 0)
         ):
             raise GraphError(
@@ -453,195 +452,3 @@ def _read_meta(model: onnx.ModelProto) -> dict:
             except json.JSONDecodeError as error:
                 raise GraphError(f"metadata '{META_KEY}' is not JSON: {error}") from None
     return {}
-
-
-def export_onnx(graph: Graph, path: str | Path, opset: int = 17) -> onnx.ModelProto:
-    """Write the graph as an ONNX model with dynamic N, H and W; returns the model.
-
-    Fused conv epilogues expand into the ONNX ops they stand for (Conv, activation, Mul,
-    DepthToSpace CRD, Resize + Add). Graph.meta travels in the model's metadata.
-    """
-    if opset < MIN_OPSET:
-        raise ValueError(f"opset {opset} is too old; {MIN_OPSET} or newer is needed")
-    graph.validate()
-    exporter = _Exporter(graph)
-    output_channels = graph.shapes()[graph.output].channels
-    onnx_graph = helper.make_graph(
-        exporter.nodes,
-        "fastsr",
-        [helper.make_tensor_value_info(
-            graph.input, TensorProto.FLOAT, ["batch", graph.input_channels, "height", "width"]
-        )],
-        [helper.make_tensor_value_info(
-            graph.output, TensorProto.FLOAT, ["batch", output_channels, "out_height", "out_width"]
-        )],
-        list(exporter.initializers.values()),
-    )
-    opset_ids = [helper.make_opsetid("", opset)]
-    model = helper.make_model(
-        onnx_graph,
-        opset_imports=opset_ids,
-        ir_version=helper.find_min_ir_version_for(opset_ids),
-        producer_name="fastsr",
-    )
-    helper.set_model_props(model, {META_KEY: json.dumps(graph.meta, default=str)})
-    onnx.checker.check_model(model, full_check=True)
-    onnx.save(model, str(path))
-    return model
-
-
-_ACTIVATION_OPS = {"relu": "Relu", "tanh": "Tanh", "sigmoid": "Sigmoid",
-                   "prelu": "PRelu", "leaky_relu": "LeakyRelu"}
-_RESIZE_ATTRS = {
-    "nearest": {"mode": "nearest", "coordinate_transformation_mode": "asymmetric",
-                "nearest_mode": "floor"},
-    "bilinear": {"mode": "linear", "coordinate_transformation_mode": "half_pixel"},
-    "bicubic": {"mode": "cubic", "coordinate_transformation_mode": "half_pixel",
-                "cubic_coeff_a": _TORCH_CUBIC_A},
-}
-
-
-class _Exporter:
-    def __init__(self, graph: Graph):
-        self.graph = graph
-        self.nodes: list[onnx.NodeProto] = []
-        self.initializers: dict[str, TensorProto] = {}
-        for node in graph.nodes:
-            _EXPORTERS[node.op](self, node)
-
-    def _constant(self, name: str, value: np.ndarray) -> str:
-        if name not in self.initializers:
-            self.initializers[name] = numpy_helper.from_array(
-                np.ascontiguousarray(value, dtype=np.float32), name
-            )
-        return name
-
-    def _param(self, name: str | None) -> str:
-        return "" if name is None else self._constant(name, self.graph.params[name])
-
-    def _channel_vector(self, name: str) -> str:
-        """A (C,) parameter reshaped to (C, 1, 1) so that it broadcasts over N x C x H x W."""
-        value = self.graph.params[name]
-        return self._constant(f"{name}:per_channel", value.reshape(-1, 1, 1))
-
-    def _op(self, op_type: str, inputs: list[str], output: str, **attrs) -> str:
-        self.nodes.append(helper.make_node(op_type, inputs, [output], name=output, **attrs))
-        return output
-
-    def _conv(self, node: Node) -> None:
-        a, out = node.attrs, node.output
-        attrs = {
-            "strides": list(a["stride"]),
-            "pads": list(a["padding"]) * 2,
-            "dilations": list(a["dilation"]),
-            "group": a["groups"],
-            "kernel_shape": list(self.graph.params[a["weight"]].shape[2:]),
-        }
-        op_type = "Conv"
-        if node.op == "conv_transpose2d":
-            op_type, attrs["output_padding"] = "ConvTranspose", list(a["output_padding"])
-        inputs = [node.inputs[0], self._param(a["weight"])]
-        if a["bias"] is not None:
-            inputs.append(self._param(a["bias"]))
-        y = self._op(op_type, inputs, f"{out}/conv", **attrs)
-        y = self._activation(node.epilogue("activation"), node.epilogue("activation_param"), y,
-                             f"{out}/activation")
-        if node.epilogue("residual_scale") != 1.0:
-            scale = self._constant(f"{out}/residual_scale",
-                                   np.float32(node.epilogue("residual_scale")))
-            y = self._op("Mul", [y, scale], f"{out}/scaled")
-        if node.epilogue("pixel_shuffle") != 1:
-            y = self._op("DepthToSpace", [y], f"{out}/shuffled",
-                         blocksize=node.epilogue("pixel_shuffle"), mode="CRD")
-        if len(node.inputs) > 1:
-            skip = node.inputs[1]
-            mode = node.epilogue("skip_resize")
-            if mode is not None:
-                shapes = self.graph.shapes()
-                factor = shapes[out].scale / shapes[skip].scale
-                skip = self._resize(skip, mode, int(factor), f"{out}/skip")
-            y = self._op("Add", [y, skip], f"{out}/sum")
-        self._rename_last(out)
-
-    def _rename_last(self, output: str) -> None:
-        """The last node emitted writes the IR node's output tensor."""
-        last = self.nodes[-1]
-        last.output[0] = output
-        last.name = output
-
-    def _activation(self, op: str | None, param, x: str, output: str) -> str:
-        if op is None:
-            return x
-        if op == "prelu":
-            return self._op("PRelu", [x, self._channel_vector(param)], output)
-        if op == "leaky_relu":
-            return self._op("LeakyRelu", [x], output, alpha=float(param))
-        return self._op(_ACTIVATION_OPS[op], [x], output)
-
-    def _resize(self, x: str, mode: str, factor: int, output: str) -> str:
-        scales = self._constant(f"{output}/scales", np.array([1, 1, factor, factor]))
-        return self._op("Resize", [x, "", scales], output, **_RESIZE_ATTRS[mode])
-
-    def _batch_norm(self, node: Node) -> None:
-        a = node.attrs
-        inputs = [node.inputs[0]] + [self._param(a[k]) for k in ("weight", "bias", "mean", "var")]
-        self._op("BatchNormalization", inputs, node.output, epsilon=float(a["eps"]))
-
-    def _affine(self, node: Node) -> None:
-        scale, shift = node.attrs["scale"], node.attrs["shift"]
-        y = node.inputs[0]
-        # Arithmetic with a constant imports as affine; skip its identity half on the way out.
-        if not np.all(self.graph.params[scale] == 1):
-            y = self._op("Mul", [y, self._channel_vector(scale)], f"{node.output}/mul")
-        if not np.all(self.graph.params[shift] == 0) or y == node.inputs[0]:
-            y = self._op("Add", [y, self._channel_vector(shift)], f"{node.output}/add")
-        self._rename_last(node.output)
-
-    def _simple(self, node: Node) -> None:
-        op_type, attrs = _SIMPLE_OPS[node.op]
-        self._op(op_type, list(node.inputs), node.output, **attrs)
-
-    def _pointwise(self, node: Node) -> None:
-        param = node.attrs.get("slope", node.attrs.get("alpha"))
-        self._activation(node.op, param, node.inputs[0], node.output)
-
-    def _pixel_shuffle(self, node: Node) -> None:
-        self._op("DepthToSpace", [node.inputs[0]], node.output, blocksize=node.attrs["factor"],
-                 mode="CRD")
-
-    def _resize_node(self, node: Node) -> None:
-        self._resize(node.inputs[0], node.attrs["mode"], node.attrs["factor"], node.output)
-
-    def _clamp(self, node: Node) -> None:
-        bounds = [
-            "" if np.isinf(node.attrs[k]) else
-            self._constant(f"{node.output}/{k}", np.float32(node.attrs[k]))
-            for k in ("min", "max")
-        ]
-        self._op("Clip", [node.inputs[0], *bounds], node.output)
-
-
-_SIMPLE_OPS = {
-    "add": ("Add", {}),
-    "mul": ("Mul", {}),
-    "concat": ("Concat", {"axis": 1}),
-    "global_avg_pool": ("GlobalAveragePool", {}),
-}
-_EXPORTERS = {
-    "conv2d": _Exporter._conv,
-    "conv_transpose2d": _Exporter._conv,
-    "batch_norm": _Exporter._batch_norm,
-    "affine": _Exporter._affine,
-    "add": _Exporter._simple,
-    "mul": _Exporter._simple,
-    "concat": _Exporter._simple,
-    "global_avg_pool": _Exporter._simple,
-    "pixel_shuffle": _Exporter._pixel_shuffle,
-    "resize": _Exporter._resize_node,
-    "relu": _Exporter._pointwise,
-    "prelu": _Exporter._pointwise,
-    "leaky_relu": _Exporter._pointwise,
-    "tanh": _Exporter._pointwise,
-    "sigmoid": _Exporter._pointwise,
-    "clamp": _Exporter._clamp,
-}
