@@ -59,18 +59,22 @@ def recipe(args: argparse.Namespace) -> dict:
     return config
 
 
-def init_from_weights(model: torch.nn.Module, name: str, weights_dir: Path) -> dict | None:
+def _score(validation: dict) -> float:
+    return sum(s["psnr"] for s in validation.values()) if validation else float("-inf")
+
+
+def init_from_weights(model: torch.nn.Module, name: str, weights_dir: Path) -> dict:
     """Copy every tensor of a trained model whose name and shape match (e.g. x2 body into x4);
-    returns that model's training record, so the exported lineage stays complete."""
+    returns that model's JSON config, so the exported lineage stays complete."""
     path = weights_dir / f"{name}.safetensors"
     if not path.exists():
         print(f"init: {path} absent, starting from scratch", flush=True)
-        return None
+        return {}
     own = model.state_dict()
     matching = {k: v for k, v in load_file(path).items() if k in own and own[k].shape == v.shape}
     model.load_state_dict(matching, strict=False)
     print(f"init: {len(matching)}/{len(own)} tensors from {name}", flush=True)
-    return json.loads(path.with_suffix(".json").read_text()).get("training")
+    return json.loads(path.with_suffix(".json").read_text())
 
 
 def validate(model: torch.nn.Module, color: str, scale: int) -> dict:
@@ -137,7 +141,11 @@ def train(args: argparse.Namespace) -> None:
         state = saved["state"]
         print(f"resumed at step {state['step']}", flush=True)
     elif rec.get("init_from"):
-        rec["init_training"] = init_from_weights(model, rec["init_from"], args.weights_dir)
+        init = init_from_weights(model, rec["init_from"], args.weights_dir)
+        rec["init_training"] = init.get("training")
+        if rec["init_from"] == args.config:
+            # Fine-tuning in place: only weights that beat the ones we started from replace them.
+            state["best"] = _score(init.get("validation", {}))
     model = model.to(memory_format=torch.channels_last).train()
     loss_fn = F.l1_loss if rec["loss"] == "l1" else F.mse_loss
 
@@ -159,7 +167,7 @@ def train(args: argparse.Namespace) -> None:
         validated_step = state["step"]
         scores = validate(model, color, scale)
         line = " ".join(f"{d} {s['psnr']:.3f}/{s['ssim']:.4f}" for d, s in scores.items())
-        score = sum(s["psnr"] for s in scores.values())
+        score = _score(scores)
         improved = score > state["best"]
         print(f"step {state['step']} validation {line}{' (best)' if improved else ''}", flush=True)
         if improved:

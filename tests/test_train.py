@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -54,14 +56,28 @@ def test_exported_weights_load_and_record_their_training(folders):
     assert module(torch.rand(1, 3, 5, 5)).shape == (1, 3, 10, 10)
 
 
-def test_fine_tuning_starts_from_the_weights_and_keeps_their_lineage(folders):
+def test_fine_tuning_starts_from_the_weights_and_keeps_their_lineage(folders, monkeypatch):
+    monkeypatch.setitem(train.CONFIGS, "tiny_tuned", TINY)
     _run(folders, folders / "first")
     first, _ = load_module(folders / "weights" / "tiny.json")
-    checkpoint = _run(folders, folders / "second", "--init-from", "tiny", "--steps", "1")
-    _, config = load_module(folders / "weights" / "tiny.json")
+    second = ["--config", "tiny_tuned", "--init-from", "tiny", "--steps", "1"]
+    checkpoint = _run(folders, folders / "second", *second)
+    _, config = load_module(folders / "weights" / "tiny_tuned.json")
     assert config["training"]["init_from"] == "tiny"
     assert config["training"]["init_training"]["steps"] == TINY["steps"]
     assert config["training"]["steps"] == 1
     # One Adam step moves each weight by at most about lr, so the run started from `first`.
     for name, tensor in first.named_parameters():
         assert torch.allclose(checkpoint["model"][name], tensor, atol=2 * TINY["lr"]), name
+
+
+def test_fine_tuning_in_place_replaces_the_weights_only_when_validation_improves(folders):
+    _run(folders, folders / "first")
+    config_path = folders / "weights" / "tiny.json"
+    config = json.loads(config_path.read_text())
+    config["validation"]["Set5"]["psnr"] = 99.0  # better than any further training can score
+    config_path.write_text(json.dumps(config))
+    weights = (folders / "weights" / "tiny.safetensors").read_bytes()
+    _run(folders, folders / "second", "--init-from", "tiny", "--steps", "2")
+    assert (folders / "weights" / "tiny.safetensors").read_bytes() == weights
+    assert json.loads(config_path.read_text())["training"]["steps"] == TINY["steps"]
