@@ -4,8 +4,23 @@
 #include <cstdint>
 #include <cmath>
 
+#include "conv2d.h"
+
 namespace fastsr {
 namespace {
+
+// tanh / sigmoid are the conv epilogue's, on the portable vectors: this file is built for
+// the baseline ISA only, and the compiler vectorises the portable lane loops for it.
+#include "ops_portable.inc"
+#include "vmath.inc"
+
+template <Ops::Reg (*f)(Ops::Reg)>
+void map_vectors(const float* in, float* out, int n) {
+  for (int c = 0; c < n; c += Ops::V) {
+    const int lanes = std::min(Ops::V, n - c);
+    Ops::store_partial(out + c, f(Ops::load_partial(in + c, lanes)), lanes);
+  }
+}
 
 // Calls f(x_row_pixel_ptrs...) for every row; the lambdas loop over pixels and channels.
 template <class F>
@@ -68,12 +83,8 @@ void activation(const View& in, const PointwiseParams& p, const View& out) {
         case Pointwise::LeakyRelu:
           for (int c = 0; c < out.c; ++c) po[c] = pi[c] > 0.f ? pi[c] : pi[c] * p.alpha;
           break;
-        case Pointwise::Tanh:
-          for (int c = 0; c < out.c; ++c) po[c] = std::tanh(pi[c]);
-          break;
-        case Pointwise::Sigmoid:
-          for (int c = 0; c < out.c; ++c) po[c] = 1.f / (1.f + std::exp(-pi[c]));
-          break;
+        case Pointwise::Tanh: map_vectors<vector_tanh>(pi, po, out.c); break;
+        case Pointwise::Sigmoid: map_vectors<vector_sigmoid>(pi, po, out.c); break;
         case Pointwise::Clamp:
           for (int c = 0; c < out.c; ++c) po[c] = std::min(std::max(pi[c], p.lo), p.hi);
           break;

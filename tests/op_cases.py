@@ -136,10 +136,27 @@ class PixelShuffleAlone(nn.Module):
         return F.pixel_shuffle(torch.relu(self.conv(x)) + 0.1, 2)
 
 
+class ShuffleTanh(nn.Module):
+    """ESPCN-like: tanh convs, the last one's tanh fused with its pixel-shuffle scatter."""
+
+    def __init__(self, c=3, r=2):
+        super().__init__()
+        self.body = nn.Conv2d(c, 8, 5, padding=2)
+        self.tail = nn.Conv2d(8, c * r * r, 3, padding=1)
+        self.r = r
+
+    def forward(self, x):
+        return F.pixel_shuffle(torch.tanh(self.tail(torch.tanh(self.body(x)))), self.r)
+
+
 OP_CASES = {
     "conv_bn_relu": (lambda: ConvBnAct(), 3),
     "conv5_prelu_y": (lambda: ConvBnAct(1, 8, 5, nn.PReLU(8)), 1),
     "conv9_tanh": (lambda: ConvBnAct(3, 4, 9, nn.Tanh()), 3),
+    # Channel counts with full and partial vectors at 8 and 16 lanes.
+    "conv_tanh_36": (lambda: ConvBnAct(4, 36, 3, nn.Tanh()), 4),
+    "conv_sigmoid_20": (lambda: ConvBnAct(3, 20, 3, nn.Sigmoid()), 3),
+    "shuffle_tanh": (lambda: ShuffleTanh(), 3),
     "dilated_conv": (lambda: ConvBnAct(8, 8, 3, nn.LeakyReLU(0.1), dilation=2), 8),
     "residual_block": (lambda: ResidualBlock(8, res_scale=0.5), 8),
     "shuffle_bicubic_skip": (lambda: ShuffleTailWithBicubicSkip(3, 2), 3),

@@ -203,6 +203,35 @@ def test_conv_epilogue_matches_torch(simd, activation, shuffle):
     np.testing.assert_allclose(got, nhwc(y), atol=2e-5, rtol=0)
 
 
+@pytest.mark.parametrize("activation", ["tanh", "sigmoid"])
+def test_tanh_and_sigmoid_within_2e_7_over_the_float_range(simd, activation):
+    """The vector tanh / sigmoid, through an identity 1x1 conv's epilogue and the pointwise
+    step: dense over [-30, 30], extremes, signed zeros; NaN stays NaN."""
+    c = 20  # a full and a partial vector at every SIMD width
+    extremes = [0.0, -0.0, 1e-30, -1e-30, 1e30, -1e30, 3e38, -3e38]
+    values = np.concatenate([np.linspace(-30, 30, 100_000), extremes]).astype(np.float32)
+    x = np.resize(values, 201 * 25 * c).reshape(1, 201, 25, c)
+    x[0, -1, -1] = np.nan  # a whole pixel: the conv mixes channels (0 * NaN)
+    conv = single_conv(x, np.eye(c, dtype=np.float32).reshape(c, c, 1, 1), activation=activation)
+    p = _C.Program(2)
+    xin = p.view(p.add_buffer(*x.shape), 0, c)
+    out = p.view(p.add_buffer(*x.shape), 0, c)
+    p.set_input(xin), p.set_output(out)
+    p.activation(xin, out, activation)
+
+    expected = {"tanh": torch.tanh, "sigmoid": torch.sigmoid}[activation](
+        torch.from_numpy(x).double()
+    ).numpy()
+    lo = -1.0 if activation == "tanh" else 0.0
+    for got in (conv.run(x), p.run(x)):
+        nan = np.isnan(expected)
+        np.testing.assert_array_equal(np.isnan(got), nan)
+        assert np.abs(got[~nan] - expected[~nan]).max() <= 2e-7
+        assert lo <= got[~nan].min() and got[~nan].max() <= 1.0
+        if activation == "tanh":
+            assert np.all(got[x == 0] == 0)
+
+
 def test_conv_skip_read_from_a_channel_slice(simd):
     x = rng_array((1, 7, 11, 8 + 8), 8)
     weight = rng_array((8, 8, 3, 3), 9, 0.2)
