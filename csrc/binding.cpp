@@ -160,10 +160,10 @@ void add_conv2d(Program& p, const View& x, const View& out, py::handle weight_ob
     throw py::value_error("conv2d: algorithm must be auto, direct or winograd, got '" + algorithm + "'");
   const fastsr::Simd simd = fastsr::active_simd();
   const bool fits = fastsr::winograd_fits(cin, cout, kh, kw, stride, dilation, pad_top, pad_left,
-                                          shuffle, act, simd);
+                                          shuffle, simd);
   if (algorithm == "winograd" && !fits)
     throw py::value_error("conv2d: Winograd needs a 3x3 stride-1 dilation-1 padding-1 conv without "
-                          "pixel shuffle or tanh/sigmoid, with >= 32 channels in and out in "
+                          "pixel shuffle, with >= 32 channels in and out in "
                           "whole SIMD vectors");
   if (fits && algorithm != "direct") {
     fastsr::WinogradLayer layer =

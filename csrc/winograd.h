@@ -23,7 +23,7 @@ struct WinogradLayer {
 
 // Whether the Winograd path can run this conv (else use the direct one).
 bool winograd_fits(int cin, int cout, int kh, int kw, int stride, int dilation, int pad_top,
-                   int pad_left, int shuffle, Act act, Simd simd);
+                   int pad_left, int shuffle, Simd simd);
 
 // weight: OIHW (cout, cin, 3, 3).
 WinogradLayer pack_winograd(const float* weight, const float* bias, int cout, int cin, Simd simd);

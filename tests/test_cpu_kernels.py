@@ -121,8 +121,9 @@ def test_conv_matches_torch(simd, cin, cout, k, stride, dilation, h, w):
     np.testing.assert_allclose(got, nhwc(expected), atol=2e-5, rtol=0)
 
 
+@pytest.mark.parametrize("activation", ["prelu", "tanh", "sigmoid"])
 @pytest.mark.parametrize("n,h,w,cin,cout", [(1, 37, 53, 64, 64), (2, 5, 6, 32, 48)])
-def test_winograd_matches_torch_with_epilogue(simd, n, h, w, cin, cout):
+def test_winograd_matches_torch_with_epilogue(simd, n, h, w, cin, cout, activation):
     x = rng_array((n, h, w, cin + cout), 22)
     weight = rng_array((cout, cin, 3, 3), 23, 1 / np.sqrt(9 * cin))
     bias, slope = rng_array((cout,), 24), rng_array((cout,), 25, 0.3)
@@ -131,15 +132,16 @@ def test_winograd_matches_torch_with_epilogue(simd, n, h, w, cin, cout):
         weight,
         bias,
         skip=True,
-        activation="prelu",
+        activation=activation,
         slope=slope,
         residual_scale=0.5,
         algorithm="winograd",
     )
-    y = F.prelu(
-        F.conv2d(nchw(x[..., :cin]), torch.from_numpy(weight), torch.from_numpy(bias), padding=1),
-        torch.from_numpy(slope),
-    )
+    y = F.conv2d(nchw(x[..., :cin]), torch.from_numpy(weight), torch.from_numpy(bias), padding=1)
+    if activation == "prelu":
+        y = F.prelu(y, torch.from_numpy(slope))
+    else:
+        y = getattr(torch, activation)(y)
     expected = nhwc(y * 0.5) + x[..., cin:]
     # F(4x4, 3x3) rounds differently from the direct sum: bound the error relative to size.
     bound = 1e-5 * max(1.0, float(np.abs(expected).max()))
