@@ -107,18 +107,22 @@ class PatchSampler:
         self.image_weights = areas / areas.sum()
         self.rng = np.random.default_rng(seed)
 
-    def sample(self, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """A batch of (LR, HR) float tensors in [0, 1], Nx3xhxw and Nx3x(h*s)x(w*s)."""
+    def sample(
+        self, batch: int, rng: np.random.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """A batch of (LR, HR) float tensors in [0, 1], Nx3xhxw and Nx3x(h*s)x(w*s), drawn
+        with `rng` if given, else with the sampler's own (checkpointed) generator."""
+        rng = self.rng if rng is None else rng
         s, p = self.scale, self.lr_patch
         lrs, hrs = [], []
-        picks = self.rng.choice(len(self.pairs), size=batch, p=self.image_weights)
+        picks = rng.choice(len(self.pairs), size=batch, p=self.image_weights)
         for index in picks:
             lr, hr = self.pairs[index]
-            y = int(self.rng.integers(0, lr.shape[0] - p + 1))
-            x = int(self.rng.integers(0, lr.shape[1] - p + 1))
+            y = int(rng.integers(0, lr.shape[0] - p + 1))
+            x = int(rng.integers(0, lr.shape[1] - p + 1))
             lr_crop = lr[y : y + p, x : x + p]
             hr_crop = hr[y * s : (y + p) * s, x * s : (x + p) * s]
-            turns, flip = int(self.rng.integers(4)), bool(self.rng.integers(2))
+            turns, flip = int(rng.integers(4)), bool(rng.integers(2))
             lrs.append(_augment(lr_crop, turns, flip))
             hrs.append(_augment(hr_crop, turns, flip))
         return _to_tensor(np.stack(lrs)), _to_tensor(np.stack(hrs))

@@ -12,6 +12,7 @@ import json
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
@@ -75,6 +76,35 @@ def init_from_weights(model: torch.nn.Module, name: str, weights_dir: Path) -> d
     model.load_state_dict(matching, strict=False)
     print(f"init: {len(matching)}/{len(own)} tensors from {name}", flush=True)
     return json.loads(path.with_suffix(".json").read_text())
+
+
+# Fixed batches (own seed, so the training stream is untouched) whose exact BatchNorm
+# statistics replace the momentum averages before each validation.
+STATISTICS_BATCHES = 50
+STATISTICS_SEED = 1
+
+
+@torch.no_grad()
+def recompute_batchnorm_statistics(
+    model: torch.nn.Module, sampler: PatchSampler, batch: int, color: str
+) -> None:
+    """Set every BatchNorm's running mean and variance to their averages over fixed training
+    batches. The momentum averages trail the weights while the learning rate is high: on the
+    x4 SRNet they cost up to 3 dB on single smooth images (Set14 lenna, pepper)."""
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    momenta = [m.momentum for m in norms]
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None  # cumulative average
+    rng = np.random.default_rng(STATISTICS_SEED)
+    model.train()
+    for _ in range(STATISTICS_BATCHES if norms else 0):
+        lr_batch, _ = sampler.sample(batch, rng)
+        if color == "y":
+            lr_batch = rgb_to_y(lr_batch, 1)
+        model(lr_batch.contiguous(memory_format=torch.channels_last))
+    for norm, momentum in zip(norms, momenta, strict=True):
+        norm.momentum = momentum
 
 
 def validate(model: torch.nn.Module, color: str, scale: int) -> dict:
@@ -165,6 +195,7 @@ def train(args: argparse.Namespace) -> None:
     def run_validation() -> None:
         nonlocal validated_step
         validated_step = state["step"]
+        recompute_batchnorm_statistics(model, sampler, rec["batch"], color)
         scores = validate(model, color, scale)
         line = " ".join(f"{d} {s['psnr']:.3f}/{s['ssim']:.4f}" for d, s in scores.items())
         score = _score(scores)

@@ -6,6 +6,8 @@ import torch
 from PIL import Image
 
 from fastsr import train
+from fastsr.data import PatchSampler
+from fastsr.models import build_model
 from fastsr.models.zoo import load_module
 
 TINY = {
@@ -81,3 +83,19 @@ def test_fine_tuning_in_place_replaces_the_weights_only_when_validation_improves
     _run(folders, folders / "second", "--init-from", "tiny", "--steps", "2")
     assert (folders / "weights" / "tiny.safetensors").read_bytes() == weights
     assert json.loads(config_path.read_text())["training"]["steps"] == TINY["steps"]
+
+
+def test_batchnorm_statistics_become_exact_averages_over_fixed_batches(folders):
+    model = build_model("srnet", **TINY["args"])
+    sampler = PatchSampler([folders / "train" / "T91"], scale=2, lr_patch=8)
+    train.recompute_batchnorm_statistics(model, sampler, batch=3, color="rgb")
+    rng = np.random.default_rng(train.STATISTICS_SEED)
+    with torch.no_grad():
+        batches = [sampler.sample(3, rng)[0] for _ in range(train.STATISTICS_BATCHES)]
+        features = [model.head[0](batch) for batch in batches]
+    norm = model.head[1]
+    expected_mean = torch.stack([f.mean((0, 2, 3)) for f in features]).mean(0)
+    expected_var = torch.stack([f.var((0, 2, 3)) for f in features]).mean(0)
+    torch.testing.assert_close(norm.running_mean, expected_mean)
+    torch.testing.assert_close(norm.running_var, expected_var)
+    assert norm.momentum == 0.1  # training goes on with the usual momentum
