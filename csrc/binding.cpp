@@ -123,9 +123,8 @@ fastsr::Pointwise parse_pointwise(const std::string& name) {
 
 void add_conv2d(Program& p, const View& x, const View& out, py::handle weight_obj,
                 py::handle bias_obj, int stride, int pad_top, int pad_left, int dilation,
-                const std::string& activation, py::handle slope_obj, float alpha,
-                float residual_scale, int shuffle, std::optional<View> skip,
-                const std::string& algorithm) {
+                const std::string& activation, py::handle slope_obj, float alpha, int shuffle,
+                std::optional<View> skip, const std::string& algorithm) {
   expect_owned(p, {&x, &out, skip ? &*skip : nullptr});
   expect_disjoint(p, x, out, "conv2d");
   FloatArray weight = param(weight_obj, "conv2d weight", 4);
@@ -169,7 +168,6 @@ void add_conv2d(Program& p, const View& x, const View& out, py::handle weight_ob
     fastsr::WinogradLayer layer =
         fastsr::pack_winograd(weight.data(), bias.data(), cout, cin, simd);
     layer.epilogue.act = act, layer.epilogue.alpha = alpha;
-    layer.epilogue.residual_scale = residual_scale;
     if (!slope.empty()) {
       layer.epilogue.slope = fastsr::AlignedFloats(layer.epilogue.bias.size());
       std::copy(slope.begin(), slope.end(), layer.epilogue.slope.data());
@@ -180,7 +178,7 @@ void add_conv2d(Program& p, const View& x, const View& out, py::handle weight_ob
   fastsr::ConvLayer layer =
       fastsr::pack_conv(weight.data(), bias.data(), cout, cin, kh, kw, stride, dilation, pad_top,
                         pad_left, simd);
-  layer.act = act, layer.alpha = alpha, layer.residual_scale = residual_scale;
+  layer.act = act, layer.alpha = alpha;
   layer.shuffle = shuffle;
   if (!slope.empty()) {
     layer.slope = fastsr::AlignedFloats(layer.bias.size());
@@ -285,8 +283,8 @@ PYBIND11_MODULE(_C, m) {
       .def("conv2d", &add_conv2d, py::arg("x"), py::arg("out"), py::arg("weight"),
            py::arg("bias") = py::none(), py::arg("stride") = 1, py::arg("pad_top") = 0,
            py::arg("pad_left") = 0, py::arg("dilation") = 1, py::arg("activation") = "none",
-           py::arg("slope") = py::none(), py::arg("alpha") = 0.f, py::arg("residual_scale") = 1.f,
-           py::arg("shuffle") = 1, py::arg("skip") = py::none(), py::arg("algorithm") = "auto",
+           py::arg("slope") = py::none(), py::arg("alpha") = 0.f, py::arg("shuffle") = 1,
+           py::arg("skip") = py::none(), py::arg("algorithm") = "auto",
            "Add a convolution step. algorithm: auto (Winograd F(4x4,3x3) where it fits, else "
            "direct), direct, or winograd.")
       .def("resize",

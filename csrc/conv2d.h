@@ -1,5 +1,5 @@
 // Direct convolution on NHWC views with the whole epilogue fused:
-//   y = act(acc + bias) * residual_scale ; pixel-shuffle by the store addresses ; y += skip
+//   y = act(acc + bias) ; pixel-shuffle by the store addresses ; y += skip
 // Weights are packed once (ConvLayer) for the SIMD width of the kernel that will run them.
 #pragma once
 #include <cstdint>
@@ -33,7 +33,6 @@ struct ConvLayer {
   AlignedFloats slope;  // PReLU slope per channel (same padding), when used
   Act act = Act::None;
   float alpha = 0.f;  // LeakyReLU
-  float residual_scale = 1.f;
   int shuffle = 1;
 };
 

@@ -1,8 +1,7 @@
 // Winograd F(4x4, 3x3): a 3x3 stride-1 convolution computed per 4x4 output tile as 36
 // independent channel GEMMs on transformed 6x6 input tiles, 4x fewer multiply-adds than
 // the direct form. Used for layers with many channels, where the GEMMs dominate the
-// transforms; the epilogue (bias, activation, residual scale, skip) is fused into the
-// output transform.
+// transforms; the epilogue (bias, activation, skip) is fused into the output transform.
 #pragma once
 #include <vector>
 
@@ -17,7 +16,7 @@ constexpr int kWinogradTaps = 36;  // 6x6 transformed tile
 constexpr int kWinogradTileBlock = 12;
 
 struct WinogradLayer {
-  ConvLayer epilogue;  // bias, activation, residual scale (its own weights are unused)
+  ConvLayer epilogue;  // bias, activation (its own weights are unused)
   std::vector<ConvLayer> gemm;  // per transformed tap: the cin x cout matrix packed as 1x1
 };
 

@@ -80,7 +80,7 @@ def pack_conv2d(weight: torch.Tensor, bias: torch.Tensor | None, stride: int, pa
 @triton.jit
 def conv2d_kernel(
     x_ptr, w_ptr, bias_ptr, slope_ptr, skip_ptr, out_ptr,
-    in_h, in_w, out_h, out_w, skip_h, skip_w, alpha, residual_scale,
+    in_h, in_w, out_h, out_w, skip_h, skip_w, alpha,
     CIN: tl.constexpr, COUT: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr,
     STRIDE: tl.constexpr, PAD_H: tl.constexpr, PAD_W: tl.constexpr,
     DIL_H: tl.constexpr, DIL_W: tl.constexpr, GATHER_TAPS: tl.constexpr,
@@ -143,7 +143,7 @@ def conv2d_kernel(
             acc = tl.dot(a.to(DOT_DTYPE), b.to(DOT_DTYPE), acc, input_precision="ieee")
 
     store_conv_output(acc, out_y, out_x, pixel_mask, channel, channel_mask,
-                      bias_ptr, slope_ptr, alpha, residual_scale, skip_ptr, out_ptr,
+                      bias_ptr, slope_ptr, alpha, skip_ptr, out_ptr,
                       out_w, skip_h, skip_w, COUT, ACTIVATION, SHUFFLE, SKIP, SKIP_FACTOR)
 
 
@@ -182,8 +182,7 @@ def conv2d(layer: Conv2dWeights, x: torch.Tensor, out: torch.Tensor, epilogue: E
                 triton.cdiv(layer.out_channels, meta["BLOCK_N"]), n)
 
     pointers_and_sizes = (x, layer.weight, layer.bias, args.slope, args.skip, out,
-                          in_h, in_w, out_h, out_w, args.skip_h, args.skip_w,
-                          args.alpha, args.residual_scale)
+                          in_h, in_w, out_h, out_w, args.skip_h, args.skip_w, args.alpha)
     if launch_target(x) == "gpu":
         _tuned_kernel[grid](*pointers_and_sizes, **constexprs)
     else:

@@ -45,7 +45,7 @@ def pack_conv_transpose2d(weight: torch.Tensor, bias: torch.Tensor | None, strid
 @triton.jit
 def conv_transpose2d_kernel(
     x_ptr, w_ptr, bias_ptr, slope_ptr, skip_ptr, out_ptr,
-    in_h, in_w, skip_h, skip_w, alpha, residual_scale,
+    in_h, in_w, skip_h, skip_w, alpha,
     CIN: tl.constexpr, COUT: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr,
     STRIDE: tl.constexpr, PAD_H: tl.constexpr, PAD_W: tl.constexpr,
     ACTIVATION: tl.constexpr, SHUFFLE: tl.constexpr, SKIP: tl.constexpr,
@@ -98,9 +98,8 @@ def conv_transpose2d_kernel(
         acc = tl.dot(a.to(DOT_DTYPE), b.to(DOT_DTYPE), acc, input_precision="ieee")
 
     store_conv_output(acc, qy * STRIDE + phase_y, qx * STRIDE + phase_x, pixel_mask,
-                      channel, channel_mask, bias_ptr, slope_ptr, alpha, residual_scale,
-                      skip_ptr, out_ptr, out_w, skip_h, skip_w,
-                      COUT, ACTIVATION, SHUFFLE, SKIP, SKIP_FACTOR)
+                      channel, channel_mask, bias_ptr, slope_ptr, alpha, skip_ptr, out_ptr,
+                      out_w, skip_h, skip_w, COUT, ACTIVATION, SHUFFLE, SKIP, SKIP_FACTOR)
 
 
 def _fit(configs: list[dict], args: dict) -> list[dict]:
@@ -129,7 +128,7 @@ def conv_transpose2d(layer: Conv2dWeights, x: torch.Tensor, out: torch.Tensor,
                 triton.cdiv(layer.out_channels, meta["BLOCK_N"]), n * s * s)
 
     launch = (x, layer.weight, layer.bias, args.slope, args.skip, out, in_h, in_w,
-              args.skip_h, args.skip_w, args.alpha, args.residual_scale)
+              args.skip_h, args.skip_w, args.alpha)
     if launch_target(x) == "gpu":
         _tuned_kernel[grid](*launch, **constexprs)
     else:

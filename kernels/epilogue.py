@@ -3,7 +3,7 @@
 The epilogue turns a BLOCK_M x BLOCK_N float32 accumulator (output pixels x output
 channels) into stored values, in the order the IR defines:
 
-    y = act(acc + bias) * residual_scale ; y = pixel_shuffle(y, R) ; y = y + skip
+    y = act(acc + bias) ; y = pixel_shuffle(y, R) ; y = y + skip
 
 Pixel shuffle costs nothing here: channel c*R*R + i*R + j of pixel (y, x) is simply
 stored at channel c of pixel (y*R + i, x*R + j) of the upscaled output.
@@ -49,7 +49,7 @@ def apply_activation(y, slope, alpha, low, high, ACTIVATION: tl.constexpr):
 
 @triton.jit
 def store_conv_output(acc, out_y, out_x, pixel_mask, channel, channel_mask,
-                      bias_ptr, slope_ptr, alpha, residual_scale, skip_ptr, out_ptr,
+                      bias_ptr, slope_ptr, alpha, skip_ptr, out_ptr,
                       out_w, skip_h, skip_w,
                       COUT: tl.constexpr, ACTIVATION: tl.constexpr, SHUFFLE: tl.constexpr,
                       SKIP: tl.constexpr, SKIP_FACTOR: tl.constexpr):
@@ -65,7 +65,6 @@ def store_conv_output(acc, out_y, out_x, pixel_mask, channel, channel_mask,
     else:
         slope = 0.0
     y = apply_activation(y, slope, alpha, 0.0, 0.0, ACTIVATION)
-    y = y * residual_scale
 
     final_channels: tl.constexpr = COUT // (SHUFFLE * SHUFFLE)
     final_c = channel // (SHUFFLE * SHUFFLE)
@@ -110,7 +109,6 @@ class Epilogue:
     activation: str = "none"  # an ACTIVATIONS entry other than clamp
     slope: torch.Tensor | None = None  # prelu: one float32 slope per conv output channel
     alpha: float = 0.0  # leaky_relu
-    residual_scale: float = 1.0
     shuffle: int = 1
     skip: str = "none"  # a SKIPS entry; needs a skip tensor unless "none"
 
@@ -122,7 +120,6 @@ class EpilogueArgs:
     skip_h: int
     skip_w: int
     alpha: float
-    residual_scale: float
     constexprs: dict = field(default_factory=dict)
 
 
@@ -147,7 +144,6 @@ def epilogue_args(epilogue: Epilogue, out: torch.Tensor, skip: torch.Tensor | No
         skip_h=skip_h,
         skip_w=skip_w,
         alpha=float(epilogue.alpha),
-        residual_scale=float(epilogue.residual_scale),
         constexprs=dict(ACTIVATION=epilogue.activation, SHUFFLE=epilogue.shuffle,
                         SKIP=epilogue.skip, SKIP_FACTOR=factor if skip is not None else 1),
     )

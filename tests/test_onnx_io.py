@@ -94,7 +94,7 @@ def test_export_works_across_opsets_and_input_sizes(opset, tmp_path):
 
 
 def _fused_tail(activation: str, transposed: bool) -> Graph:
-    """One conv carrying every epilogue stage: activation, residual scale, shuffle, skip."""
+    """One conv carrying every epilogue stage: activation, shuffle, skip."""
     rng = np.random.default_rng(0)
     params = {"w": rng.normal(0, 0.2, (4, 16, 4, 4) if transposed else (16, 4, 3, 3)),
               "b": rng.normal(0, 0.1, 16), "slope": rng.uniform(0, 0.3, 16)}
@@ -102,7 +102,7 @@ def _fused_tail(activation: str, transposed: bool) -> Graph:
     attrs = {"weight": "w", "bias": "b", "stride": (1, 1), "padding": (1, 1),
              "dilation": (1, 1), "groups": 1, "activation": activation,
              "activation_param": {"prelu": "slope", "leaky_relu": 0.2}.get(activation),
-             "residual_scale": 0.5, "pixel_shuffle": 2, "skip_resize": "bicubic"}
+             "pixel_shuffle": 2, "skip_resize": "bicubic"}
     if transposed:  # x2 up by the transposed conv, x2 more by the shuffle: x4 skip
         attrs.update(stride=(2, 2), output_padding=(0, 0))
     op = "conv_transpose2d" if transposed else "conv2d"

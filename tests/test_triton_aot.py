@@ -30,7 +30,10 @@ from triton.backends.compiler import GPUTarget  # noqa: E402
 
 ARCHS = (80, 90)
 CUOBJDUMP = Path(triton.__file__).parent / "backends" / "nvidia" / "bin" / "cuobjdump"
-SPILLS_ALLOWED: dict[str, str] = {}  # case -> why its default config may spill
+SPILLS_ALLOWED: dict[str, str] = {  # case -> why its default config may spill
+    "conv2d 24->24 3x3 masked-K fp16": "sm_80: ptxas fully unrolls the 9-step K loop and "
+    "keeps one value on the stack: one store and one load per program, no loop left",
+}
 
 
 def _conv(module, dtype: str, x_dtype: str, out_dtype: str, **layer):
@@ -176,7 +179,7 @@ CASES = {
         ),
     ),
 }
-FLOAT_ARGS = {"alpha", "residual_scale", "multiplier", "low", "high"}
+FLOAT_ARGS = {"alpha", "multiplier", "low", "high"}
 LAUNCH_OPTIONS = ("num_warps", "num_stages")
 
 

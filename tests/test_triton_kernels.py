@@ -103,18 +103,18 @@ def test_conv2d_matches_torch(shape):
     ("none", 2, "none"),
 ])
 def test_conv2d_epilogue_matches_torch(activation, shuffle, skip, dtype):
-    """act(conv + bias) * 0.5, pixel-shuffled by the store, plus a (resized) skip."""
+    """act(conv + bias), pixel-shuffled by the store, plus a (resized) skip."""
     torch.manual_seed(1)
     cin, cout, h, w = 16, 3 * shuffle * shuffle, 7, 9
     x, low_res = torch.randn(1, cin, h, w), torch.rand(1, 3, h, w)
     weight, bias, slope = torch.randn(cout, cin, 3, 3) / 6, torch.randn(cout), torch.rand(cout)
     y = F.conv2d(x, weight, bias, 1, 1)
-    y = F.pixel_shuffle(ACTIVATION_REFERENCE[activation](y, slope) * 0.5, shuffle)
+    y = F.pixel_shuffle(ACTIVATION_REFERENCE[activation](y, slope), shuffle)
     skip_nchw = {"none": None, "same": torch.randn_like(y)}.get(skip, low_res)
     if skip_nchw is not None:
         y = y + (skip_nchw if skip == "same" else upscale(low_res, skip, shuffle))
     layer = pack_conv2d(*on_device(weight, bias), 1, (1, 1), (1, 1), dtype)
-    epilogue = Epilogue(activation, on_device(slope) if activation == "prelu" else None, 0.2, 0.5,
+    epilogue = Epilogue(activation, on_device(slope) if activation == "prelu" else None, 0.2,
                         shuffle, skip)
     out = empty(*nhwc(y).shape, dtype=dtype)
     skip_in = None if skip_nchw is None else nhwc(skip_nchw)

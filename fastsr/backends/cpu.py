@@ -311,7 +311,6 @@ class ProgramBuilder:
             activation=activation,
             slope=spec.slope,
             alpha=alpha,
-            residual_scale=node.epilogue("residual_scale"),
             shuffle=spec.shuffle,
             skip=skip,
         )

@@ -48,8 +48,6 @@ def run_node(graph: Graph, node: Node, ins: list[torch.Tensor]) -> torch.Tensor:
             y = F.conv_transpose2d(x, param("weight"), param("bias"), a["stride"], a["padding"],
                                    a["output_padding"], a["groups"], a["dilation"])
         y = activation(graph, y, node.epilogue("activation"), node.epilogue("activation_param"))
-        if node.epilogue("residual_scale") != 1.0:
-            y = y * node.epilogue("residual_scale")
         if node.epilogue("pixel_shuffle") != 1:
             y = F.pixel_shuffle(y, node.epilogue("pixel_shuffle"))
         if len(ins) > 1:

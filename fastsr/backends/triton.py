@@ -99,7 +99,6 @@ def _conv_epilogue(graph: Graph, node: Node, channels: int, device):
         activation=activation,
         slope=_channel_vector(graph, param, channels, device) if activation == "prelu" else None,
         alpha=param if activation == "leaky_relu" else 0.0,
-        residual_scale=node.epilogue("residual_scale"),
         shuffle=node.epilogue("pixel_shuffle"),
         skip=(node.epilogue("skip_resize") or "same") if len(node.inputs) > 1 else "none",
     )

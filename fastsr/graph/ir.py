@@ -42,14 +42,13 @@ OPS: dict[str, tuple[str, ...]] = {
 }
 
 # The epilogue a conv2d / conv_transpose2d applies to its accumulator, in this order:
-#   y = act(acc + bias) * residual_scale ; y = pixel_shuffle(y, factor) ; y = y + skip
+#   y = act(acc + bias) ; y = pixel_shuffle(y, factor) ; y = y + skip
 # where `skip` is the node's second input (same shape as the final y) or, when
 # `skip_resize` names a mode, that input resized with that mode to y's size (an integer
 # factor: this is the global residual over a bicubic upscale of the network input).
 EPILOGUE_DEFAULTS: dict[str, object] = {
     "activation": None,  # one of ACTIVATIONS except clamp, or None
     "activation_param": None,  # prelu: slope param name; leaky_relu: alpha (float)
-    "residual_scale": 1.0,
     "pixel_shuffle": 1,
     "skip_resize": None,  # None or a RESIZE_MODES entry
 }

@@ -17,7 +17,7 @@ from fastsr.graph.onnx_import import META_KEY, MIN_OPSET, TORCH_CUBIC_A
 def export_onnx(graph: Graph, path: str | Path, opset: int = 17) -> onnx.ModelProto:
     """Write the graph as an ONNX model with dynamic N, H and W; returns the model.
 
-    Fused conv epilogues expand into the ONNX ops they stand for (Conv, activation, Mul,
+    Fused conv epilogues expand into the ONNX ops they stand for (Conv, activation,
     DepthToSpace CRD, Resize + Add). Graph.meta travels in the model's metadata.
     """
     if opset < MIN_OPSET:
@@ -105,10 +105,6 @@ class _Exporter:
         y = self._op(op_type, inputs, f"{out}/conv", **attrs)
         y = self._activation(node.epilogue("activation"), node.epilogue("activation_param"), y,
                              f"{out}/activation")
-        if node.epilogue("residual_scale") != 1.0:
-            scale = self._constant(f"{out}/residual_scale",
-                                   np.float32(node.epilogue("residual_scale")))
-            y = self._op("Mul", [y, scale], f"{out}/scaled")
         if node.epilogue("pixel_shuffle") != 1:
             y = self._op("DepthToSpace", [y], f"{out}/shuffled",
                          blocksize=node.epilogue("pixel_shuffle"), mode="CRD")
