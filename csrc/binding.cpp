@@ -5,6 +5,8 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -214,6 +216,101 @@ py::array run(const Program& p, py::handle x_obj, py::handle out_obj) {
   return result;
 }
 
+// A caller's image as an N x H x W x C window: uint8, uint16, float16/32/64, any strides.
+fastsr::Image image_of_array(const py::array& a, const std::string& what) {
+  using fastsr::PixelType;
+  const char kind = a.dtype().kind();
+  const py::ssize_t size = a.itemsize();
+  PixelType type;
+  if (kind == 'u' && size == 1) type = PixelType::U8;
+  else if (kind == 'u' && size == 2) type = PixelType::U16;
+  else if (kind == 'f' && size == 2) type = PixelType::F16;
+  else if (kind == 'f' && size == 4) type = PixelType::F32;
+  else if (kind == 'f' && size == 8) type = PixelType::F64;
+  else
+    throw py::type_error(what + " must be uint8, uint16, float16, float32 or float64, got " +
+                         std::string(py::str(a.dtype())));
+  if (size > 1 && a.dtype().byteorder() == '>')
+    throw py::type_error(what + " must be in native byte order");
+  if (a.ndim() != 4 || (a.shape(3) != 1 && a.shape(3) != 3))
+    throw py::value_error(what + " must be N x H x W x C with C = 1 or 3, got " + shape_of(a));
+  fastsr::Image image;
+  image.data = static_cast<char*>(const_cast<void*>(a.data()));
+  image.type = type;
+  image.n = int(a.shape(0)), image.h = int(a.shape(1)), image.w = int(a.shape(2));
+  image.c = int(a.shape(3));
+  image.img = a.strides(0), image.row = a.strides(1), image.pix = a.strides(2);
+  image.ch = a.strides(3);
+  return image;
+}
+
+// Full intensity of an image's integer dtype; 0 for floats (already in [0, 1]).
+double full_intensity(fastsr::PixelType type) {
+  return type == fastsr::PixelType::U8 ? 255.0 : type == fastsr::PixelType::U16 ? 65535.0 : 0.0;
+}
+
+void set_color(Program& p, const std::string& model, py::handle forward_obj,
+               py::handle offset_obj) {
+  if (p.input().data == nullptr) throw py::value_error("set_color: set the input view first");
+  fastsr::ColorModel color;
+  if (model == "rgb") color = fastsr::ColorModel::Rgb;
+  else if (model == "y") color = fastsr::ColorModel::Y;
+  else throw py::value_error("color must be 'rgb' or 'y', got '" + model + "'");
+  const int wanted = color == fastsr::ColorModel::Rgb ? 3 : 1;
+  if (p.input().c != wanted || p.output().c != wanted)
+    throw py::value_error("a '" + model + "' model takes and gives " + std::to_string(wanted) +
+                          " channels; this Program has " + std::to_string(p.input().c) +
+                          " in and " + std::to_string(p.output().c) + " out");
+  FloatArray forward = param(forward_obj, "forward matrix", 2);
+  FloatArray offset = param(offset_obj, "offset", 1);
+  if (forward.shape(0) != 3 || forward.shape(1) != 3 || offset.shape(0) != 3)
+    throw py::value_error("the YCbCr transform is a 3 x 3 matrix and 3 offsets");
+  fastsr::YCbCr ycc;
+  std::copy(forward.data(), forward.data() + 9, ycc.forward);
+  std::copy(offset.data(), offset.data() + 3, ycc.offset);
+  const float* m = ycc.forward;
+  const double det = double(m[0]) * (double(m[4]) * m[8] - double(m[5]) * m[7]) -
+                     double(m[1]) * (double(m[3]) * m[8] - double(m[5]) * m[6]) +
+                     double(m[2]) * (double(m[3]) * m[7] - double(m[4]) * m[6]);
+  if (std::abs(det) < 1e-12) throw py::value_error("the YCbCr matrix is singular");
+  for (int r = 0; r < 3; ++r)
+    for (int c = 0; c < 3; ++c) {  // inverse = adjugate / det (cofactor of the transpose)
+      const int r1 = (c + 1) % 3, r2 = (c + 2) % 3, c1 = (r + 1) % 3, c2 = (r + 2) % 3;
+      ycc.inverse[3 * r + c] =
+          float((double(m[3 * r1 + c1]) * m[3 * r2 + c2] - double(m[3 * r1 + c2]) * m[3 * r2 + c1]) / det);
+    }
+  p.set_color(color, ycc);
+}
+
+void run_image(Program& p, py::handle src_obj, py::handle dst_obj, int top, int left) {
+  if (p.input().data == nullptr || p.output().data == nullptr)
+    throw py::value_error("the Program has no input or output view set");
+  if (!py::isinstance<py::array>(src_obj) || !py::isinstance<py::array>(dst_obj))
+    throw py::type_error("src and dst must be numpy arrays");
+  py::array src_array = py::reinterpret_borrow<py::array>(src_obj);
+  py::array dst_array = py::reinterpret_borrow<py::array>(dst_obj);
+  const fastsr::Image src = image_of_array(src_array, "src");
+  const fastsr::Image dst = image_of_array(dst_array, "dst");
+  if (!dst_array.writeable()) throw py::value_error("dst is read-only");
+  if (src.type != dst.type) throw py::type_error("src and dst must have the same dtype");
+  const View &in = p.input(), &out = p.output();
+  if (src.n != in.n || src.h != in.h || src.w != in.w)
+    throw py::value_error("src must be " + std::to_string(in.n) + " x " + std::to_string(in.h) +
+                          " x " + std::to_string(in.w) + " x C, got " + shape_of(src_array));
+  if (dst.c != src.c || dst.n != out.n || top < 0 || left < 0 || top + dst.h > out.h ||
+      left + dst.w > out.w)
+    throw py::value_error("dst " + shape_of(dst_array) + " does not fit the output " +
+                          geometry(out) + " from row " + std::to_string(top) + ", column " +
+                          std::to_string(left) + " with src's " + std::to_string(src.c) +
+                          " channels");
+  const int model_channels = p.color() == fastsr::ColorModel::Rgb ? 3 : 1;
+  if (in.c != model_channels || out.c != model_channels)
+    throw py::value_error("run_image: the Program's colour model does not match its " +
+                          std::to_string(in.c) + " input channels; call set_color first");
+  py::gil_scoped_release release;
+  p.run_image(src, dst, full_intensity(src.type), top, left);
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_C, m) {
@@ -226,6 +323,15 @@ PYBIND11_MODULE(_C, m) {
         py::arg("level"),
         "Force a SIMD level (portable, avx2, avx512) up to the detected one. Applies to "
         "convolutions added to a Program afterwards.");
+  m.def("winograd_scratch_floats", &fastsr::winograd_scratch_floats, py::arg("cin"),
+        py::arg("cout"), "Floats of per-thread scratch a Winograd conv step allocates.");
+  m.def("winograd_fits",
+        [](int cin, int cout, int kh, int kw, int stride, int dilation, int pad_top, int pad_left,
+           int shuffle) {
+          return fastsr::winograd_fits(cin, cout, kh, kw, stride, dilation, pad_top, pad_left,
+                                       shuffle, fastsr::active_simd());
+        },
+        "Whether conv2d(algorithm='auto') runs this layer as Winograd at the active SIMD level.");
   m.def("max_threads", &fastsr::default_threads,
         "Threads a Program made with threads=0 uses (set_max_threads, else OpenMP's default).");
   m.def("set_max_threads",
@@ -259,6 +365,8 @@ PYBIND11_MODULE(_C, m) {
            }),
            py::arg("threads") = 0)
       .def_property_readonly("threads", &Program::threads)
+      .def_property_readonly("bytes", &Program::bytes,
+                             "Bytes of buffers and scratch the Program holds or will make.")
       .def("add_buffer",
            [](Program& p, int n, int h, int w, int c, int pad) {
              if (n < 1 || h < 1 || w < 1 || c < 1 || pad < 0)
@@ -366,6 +474,14 @@ PYBIND11_MODULE(_C, m) {
            },
            "Run the steps on the buffers as they are, without copying a frame in or out "
            "(for timing kernels).")
+      .def("set_color", &set_color, py::arg("model"), py::arg("forward"), py::arg("offset"),
+           "How run_image feeds pixels to the model: 'rgb', or 'y' (luma by the RGB -> YCbCr "
+           "transform forward * rgb + offset, chroma upscaled by bicubic).")
+      .def("run_image", &run_image, py::arg("src"), py::arg("dst"), py::arg("top") = 0,
+           py::arg("left") = 0,
+           "Upscale the pixels of src (N x H x W x C, C = 1 or 3, uint8/uint16/float16/32/64, "
+           "any strides) into dst (same dtype), which takes the output from (top, left) on: "
+           "converted, clamped to [0, 1] and rounded. The GIL is released.")
       .def("run", &run, py::arg("x"), py::arg("out") = py::none(),
            "Run on a float32 N x H x W x C array (channel axis contiguous). Returns a new array, "
            "or writes into `out` (same rules, any outer strides) and returns it.");

@@ -28,6 +28,16 @@ int Program::add_buffer(const BufferShape& s) {
   return int(buffers_.size()) - 1;
 }
 
+size_t Program::bytes() const {
+  size_t floats = scratch_floats_;
+  for (const auto& b : buffers_) floats += b.size();
+  if (color_ == ColorModel::Y) {  // Program::chroma(): the low and width-pass images
+    const View &in = input_, &out = output_;
+    floats += size_t(in.n) * 2 * (size_t(in.h) * in.w + size_t(in.h) * out.w);
+  }
+  return floats * sizeof(float);
+}
+
 View Program::view(int buffer, int channel_offset, int channels) const {
   const BufferShape& s = shapes_.at(size_t(buffer));
   View v;
@@ -81,8 +91,9 @@ void Program::add_winograd(const View& x, const View& out, const View* skip,
   auto s = std::make_shared<State>();
   s->layer = std::move(layer);
   if (skip) s->skip = *skip;
-  for (int t = 0; t < default_threads(); ++t)
-    s->scratch.emplace_back(winograd_scratch_floats(x.c, out.c));
+  const int threads = threads_ > 0 ? threads_ : default_threads();
+  for (int t = 0; t < threads; ++t) s->scratch.emplace_back(winograd_scratch_floats(x.c, out.c));
+  scratch_floats_ += size_t(threads) * winograd_scratch_floats(x.c, out.c);
   s->job = WinogradJob{&s->layer, x, out, skip ? &s->skip : nullptr, &s->scratch};
   steps_.push_back([s] { winograd(s->job); });
 }
@@ -95,6 +106,7 @@ void Program::add_resize(const View& x, const View& out, ResizeMode mode, int fa
   };
   auto s = std::make_shared<State>();
   s->scratch = AlignedFloats(size_t(x.n) * x.h * out.w * x.c);
+  scratch_floats_ += s->scratch.size();
   s->along_w = make_taps(mode, x.w, factor);
   s->along_h = make_taps(mode, x.h, factor);
   View scratch{s->scratch.data(), x.n, x.h, out.w, x.c, x.c, int64_t(out.w) * x.c,
@@ -141,6 +153,44 @@ void Program::add_global_avg_pool(const View& x, const View& out) {
 void Program::run_steps() const {
 #pragma omp parallel num_threads(threads_ > 0 ? threads_ : default_threads())
   for (const auto& step : steps_) step();
+}
+
+struct Program::Chroma {
+  AlignedFloats low, rows;
+  ResizeTaps along_w, along_h;
+  ResizeJob job;
+};
+
+static View dense_view(AlignedFloats& storage, int n, int h, int w, int c) {
+  return View{storage.data(), n, h, w, c, c, int64_t(w) * c, int64_t(h) * w * c, 0};
+}
+
+Program::Chroma& Program::chroma() {
+  if (!chroma_) {
+    auto s = std::make_shared<Chroma>();
+    const View &in = input_, &out = output_;
+    const int factor = out.h / in.h;
+    s->low = AlignedFloats(size_t(in.n) * in.h * in.w * 2);
+    s->rows = AlignedFloats(size_t(in.n) * in.h * out.w * 2);
+    s->along_w = make_taps(ResizeMode::Bicubic, in.w, factor);
+    s->along_h = make_taps(ResizeMode::Bicubic, in.h, factor);
+    s->job = ResizeJob{dense_view(s->low, in.n, in.h, in.w, 2),
+                       View{},  // the height pass runs inside write_frame, row by row
+                       dense_view(s->rows, in.n, in.h, out.w, 2), &s->along_w, &s->along_h};
+    chroma_ = s;
+  }
+  return *chroma_;
+}
+
+void Program::run_image(const Image& src, const Image& dst, double full, int top, int left) {
+  Chroma* chroma = color_ == ColorModel::Y && src.c == 3 ? &this->chroma() : nullptr;
+#pragma omp parallel num_threads(threads_ > 0 ? threads_ : default_threads())
+  {
+    read_frame(src, full, color_, ycc_, input_, chroma ? &chroma->job.x : nullptr);
+    for (const auto& step : steps_) step();
+    if (chroma) resize_width(chroma->job);
+    write_frame(output_, top, left, chroma ? &chroma->job : nullptr, color_, ycc_, full, dst);
+  }
 }
 
 void Program::run(const View& input, const View& output) const {

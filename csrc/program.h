@@ -8,6 +8,7 @@
 
 #include "aligned.h"
 #include "conv2d.h"
+#include "image_io.h"
 #include "pointwise.h"
 #include "resize.h"
 #include "view.h"
@@ -31,6 +32,9 @@ class Program {
   int threads() const { return threads_; }
   int add_buffer(const BufferShape& shape);
   int buffer_count() const { return int(buffers_.size()); }
+  // Bytes of activation buffers (borders included) and step scratch the Program holds,
+  // counting the chroma buffers a Y model's colour frames need, made on their first run.
+  size_t bytes() const;
   View view(int buffer, int channel_offset, int channels) const;
   // Index of the buffer `v` lies in, or -1 when it is not one of this Program's views.
   int buffer_of(const View& v) const;
@@ -52,6 +56,12 @@ class Program {
 
   // input/output: the Program's input and output views laid over caller memory.
   void run(const View& input, const View& output) const;
+  // How run_image turns pixels into the model's input channels and back (set once).
+  void set_color(ColorModel model, const YCbCr& ycc) { color_ = model, ycc_ = ycc; }
+  ColorModel color() const { return color_; }
+  // One frame from the caller's pixels to the caller's pixels: src has the input's size;
+  // dst receives the output from row `top`, column `left` on. `full` as in read_frame.
+  void run_image(const Image& src, const Image& dst, double full, int top, int left);
   // The steps alone, on whatever the buffers hold: times a kernel without the frame copies.
   void run_steps() const;
 
@@ -59,8 +69,15 @@ class Program {
   int threads_;
   std::vector<BufferShape> shapes_;
   std::vector<AlignedFloats> buffers_;
+  size_t scratch_floats_ = 0;
   std::vector<std::function<void()>> steps_;
   View input_, output_;
+  ColorModel color_ = ColorModel::Rgb;
+  YCbCr ycc_{};
+  // Cb/Cr of a colour frame for a Y model, at input and output size (made on first use).
+  struct Chroma;
+  std::shared_ptr<Chroma> chroma_;
+  Chroma& chroma();
 };
 
 }  // namespace fastsr

@@ -78,33 +78,49 @@ void blend_rows(const float* const* src, const float* w, int64_t count, float* d
 }
 
 template <int TAPS>
-void resize_taps(const ResizeJob& job) {
-  const View &x = job.x, &tmp = job.scratch, &out = job.out;
+void resize_width_taps(const ResizeJob& job) {
+  const View &x = job.x, &tmp = job.scratch;
   const int c = x.c;
   const int in_rows = x.n * x.h;
 #pragma omp for schedule(static)
   for (int r = 0; r < in_rows; ++r) {
     const int n = r / x.h, y = r % x.h;
-    for (int ox = 0; ox < out.w; ++ox) {
+    for (int ox = 0; ox < tmp.w; ++ox) {
       const int* idx = &job.along_w->index[size_t(ox) * TAPS];
       const float* src[TAPS];
       for (int k = 0; k < TAPS; ++k) src[k] = x.at(n, y, idx[k]);
       blend_pixels<TAPS>(src, &job.along_w->weight[size_t(ox) * TAPS], c, tmp.at(n, y, ox));
     }
   }
+}
+
+template <int TAPS>
+void blend_row_taps(const ResizeJob& job, int n, int oy, float* dst) {
+  const int* idx = &job.along_h->index[size_t(oy) * TAPS];
+  const float* src[TAPS];
+  for (int k = 0; k < TAPS; ++k) src[k] = job.scratch.at(n, idx[k], 0);
+  blend_rows<TAPS>(src, &job.along_h->weight[size_t(oy) * TAPS],
+                   int64_t(job.scratch.w) * job.scratch.c, dst);
+}
+
+template <int TAPS>
+void resize_taps(const ResizeJob& job) {
+  resize_width_taps<TAPS>(job);
+  const View &out = job.out;
+  const int c = out.c;
   const int out_rows = out.n * out.h;
   const bool packed = out.pix == c;  // the scratch rows are always packed
 #pragma omp for schedule(static)
   for (int r = 0; r < out_rows; ++r) {
     const int n = r / out.h, oy = r % out.h;
+    if (packed) {
+      blend_row_taps<TAPS>(job, n, oy, out.at(n, oy, 0));
+      continue;
+    }
     const int* idx = &job.along_h->index[size_t(oy) * TAPS];
     const float* w = &job.along_h->weight[size_t(oy) * TAPS];
     const float* src[TAPS];
-    for (int k = 0; k < TAPS; ++k) src[k] = tmp.at(n, idx[k], 0);
-    if (packed) {
-      blend_rows<TAPS>(src, w, int64_t(out.w) * c, out.at(n, oy, 0));
-      continue;
-    }
+    for (int k = 0; k < TAPS; ++k) src[k] = job.scratch.at(n, idx[k], 0);
     for (int ox = 0; ox < out.w; ++ox) {
       const float* px[TAPS];
       for (int k = 0; k < TAPS; ++k) px[k] = src[k] + int64_t(ox) * c;
@@ -114,6 +130,22 @@ void resize_taps(const ResizeJob& job) {
 }
 
 }  // namespace
+
+void resize_width(const ResizeJob& job) {
+  switch (job.along_w->taps) {
+    case 1: resize_width_taps<1>(job); break;
+    case 2: resize_width_taps<2>(job); break;
+    default: resize_width_taps<4>(job);
+  }
+}
+
+void blend_row(const ResizeJob& job, int n, int oy, float* dst) {
+  switch (job.along_h->taps) {
+    case 1: blend_row_taps<1>(job, n, oy, dst); break;
+    case 2: blend_row_taps<2>(job, n, oy, dst); break;
+    default: blend_row_taps<4>(job, n, oy, dst);
+  }
+}
 
 void resize(const ResizeJob& job) {
   switch (job.along_w->taps) {

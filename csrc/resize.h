@@ -29,5 +29,10 @@ struct ResizeJob {
 
 // Called inside an OpenMP parallel region.
 void resize(const ResizeJob& job);
+// The two passes alone. resize_width: job.scratch from job.x (called inside an OpenMP
+// parallel region). blend_row: row `oy` of the vertical pass, `count` floats of the
+// dense scratch rows of image `n` blended into dst.
+void resize_width(const ResizeJob& job);
+void blend_row(const ResizeJob& job, int n, int oy, float* dst);
 
 }  // namespace fastsr

@@ -2,7 +2,7 @@
 
 __version__ = "0.1.0"
 
-# Imported eagerly (torch with it), so the first upscale call does not pay for imports.
+# numpy only: torch is imported when a torch tensor, a module or a torch backend needs it.
 from fastsr.api import Upscaler, upscale  # noqa: E402
 
 __all__ = ["Upscaler", "__version__", "load", "upscale"]

@@ -1,33 +1,30 @@
 """The Python front door: `upscale` for one call, `Upscaler` for a stream of frames.
 
 Images come in as what the user has (numpy, Pillow, torch) and go back as the same
-kind, layout and dtype (`fastsr.imageio.as_pixels` validates and views them, once, here;
-the engine below trusts its input). A frame is processed window by window (one window
-unless it needs tiles): the window becomes float32 in [0, 1] with C = 1 (grey), 2 (grey
-+ alpha), 3 (RGB) or 4 (RGBA) channels, goes through the colour pipeline and the model,
-and is written back in the caller's dtype.
+kind, layout and dtype (`fastsr.pixels.as_pixels` validates and views them, once, here;
+everything below trusts its input). A frame is processed window by window (one window
+unless it needs tiles): the backend's compiled plan takes the caller's pixels of each
+window and writes the caller's dtype into the output (`Compiled.run_image`), so on the
+cpu backend a frame is one C++ call and neither numpy nor torch computes per frame.
 """
 
 from __future__ import annotations
 
 import functools
 import numbers
+import sys
 import threading
 import warnings
 from collections.abc import Iterable, Iterator
 
-import torch
-import torch.nn.functional as F
-
 from fastsr import tiling
-from fastsr.backends import BACKEND_MODULES, get_backend
-from fastsr.color import rgb_to_ycbcr, ycbcr_to_rgb
+from fastsr.backends import BACKEND_MODULES, PRECISIONS, availability
 from fastsr.engine import Engine
-from fastsr.graph.ir import Graph
-from fastsr.imageio import PixelView, as_pixels, constant_alpha, from_unit, to_unit
+from fastsr.graph.ir import Graph, image_color
+from fastsr.pixels import PixelView, as_pixels, constant_alpha
 
 DEFAULT_MODEL = "quality"
-DEFAULT_MAX_MEMORY = 1 << 30  # bytes of activations per model run before tiling starts
+DEFAULT_MAX_MEMORY = 1 << 30  # bytes of working memory per model run before tiling starts
 BACKENDS = ("auto", *BACKEND_MODULES)
 
 # -- model and options --------------------------------------------------------------------
@@ -57,23 +54,15 @@ def graph_scale(graph: Graph) -> int:
 
 
 def _graph_color(graph: Graph) -> str:
-    color = graph.meta.get("color") or {3: "rgb", 1: "y"}.get(graph.input_channels)
-    out_channels = graph.shapes()[graph.output].channels
-    expected = {"rgb": 3, "y": 1}.get(color)
-    if expected is None or graph.input_channels != expected or out_channels != expected:
+    color = image_color(graph)
+    if color is None:
+        out_channels = graph.shapes()[graph.output].channels
         raise ValueError(
             "expected an RGB model (3 channels in and out) or a Y model (1 in and out), got "
-            f"{graph.input_channels} channels in, {out_channels} out (color {color!r})"
+            f"{graph.input_channels} channels in, {out_channels} out "
+            f"(color {graph.meta.get('color')!r})"
         )
     return color
-
-
-@functools.cache
-def _availability(backend: str) -> str | None:
-    try:
-        return get_backend(backend).availability()
-    except ImportError as error:
-        return f"not importable: {error}"
 
 
 @functools.cache
@@ -86,39 +75,27 @@ def _warn_reference(reason: str) -> None:
     )
 
 
-def resolve_backend(backend: str, device: torch.device) -> str:
-    """The backend "auto" means for input on `device`; explicit names pass through."""
+def resolve_backend(backend: str, device: str) -> str:
+    """The backend "auto" means for pixels on `device` ("cpu", "cuda"); explicit names
+    pass through."""
     if backend != "auto":
         return backend
-    if device.type == "cuda" and _availability("triton") is None:
+    if device == "cuda" and availability("triton") is None:
         return "triton"
-    reason = _availability("cpu")
+    reason = availability("cpu")
     if reason is None:
         return "cpu"
     _warn_reference(reason)
     return "reference"
 
 
-def _set_threads(backend: str, threads: int) -> None:
-    """Give the backend `threads` threads (a process-wide setting for both backends)."""
-    if backend == "cpu":
-        from fastsr import _C
-
-        _C.set_max_threads(threads)
-    elif backend == "reference":
-        torch.set_num_threads(threads)
+def _out_of_memory_errors() -> tuple[type[BaseException], ...]:
+    torch = sys.modules.get("torch")  # only a torch backend can raise torch's error
+    return (MemoryError,) if torch is None else (MemoryError, torch.OutOfMemoryError)
 
 
 # -- the upscaler -------------------------------------------------------------------------
 
-# float32 copies of a tile's upscaled pixels alive at once in the colour pipeline (model
-# output, colour conversion, concatenation, dtype conversion): part of a tile's memory.
-_PIPELINE_COPIES = 4
-# A run's measured memory over its plan's (peak_bytes + input + output): backends keep
-# buffers beyond the plan's shared slots (the cpu backend pads them for its convolution
-# borders and copies in and out; torch allocates each op's output). Measured with the fast
-# model at 500^2 and 1000^2 windows; a backend that reports its own bytes makes this moot.
-_BACKEND_MEMORY_FACTOR = {"cpu": 2.2, "reference": 1.6, "triton": 1.0}
 # Share of max_memory a tile may plan for: the rest covers what tiles do not control (the
 # allocator's fragmentation across tiles, loading and compiling the model); measured at
 # 64 MiB to 1 GiB budgets on 1080p and 4K frames.
@@ -151,10 +128,13 @@ class Upscaler:
         tile: int | None = None,
         max_memory: int = DEFAULT_MAX_MEMORY,
         progress: bool = False,
+        precision: str = "fp32",
     ):
         _check_scale(scale)
         if not isinstance(backend, str) or backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}, expected one of {list(BACKENDS)}")
+        if precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {precision!r}, expected one of {list(PRECISIONS)}")
         for name, value in (("threads", threads), ("tile", tile)):
             if value is not None and (not isinstance(value, numbers.Integral) or value < 1):
                 raise ValueError(f"{name} must be a positive whole number, got {value!r}")
@@ -166,7 +146,7 @@ class Upscaler:
             raise ValueError(f"this model upscales by {self.scale}, not by the requested {scale}")
         self.color = _graph_color(self.graph)
         self.backend, self.threads, self.tile = backend, threads, tile
-        self.max_memory, self.progress = max_memory, progress
+        self.precision, self.max_memory, self.progress = precision, max_memory, progress
         self._halo = tiling.receptive_radius(self.graph)
         if tile is not None and self._halo is None:
             raise ValueError(
@@ -185,8 +165,7 @@ class Upscaler:
 
     def __call__(self, image):
         source = as_pixels(image)
-        with torch.no_grad():
-            return source.restore(self._upscale(source))
+        return source.restore(self._upscale(source))
 
     def stream(self, frames: Iterable) -> Iterator:
         """Upscale frames one by one as they come (a generator)."""
@@ -197,84 +176,75 @@ class Upscaler:
     def _engine(self, backend: str) -> Engine:
         engine = self._engines.get(backend)
         if engine is None:
-            engine = Engine(self.graph, backend)
-            if self.threads is not None:
-                _set_threads(backend, self.threads)
+            engine = Engine(self.graph, backend, self.precision, self.threads)
             self._engines[backend] = engine
         return engine
 
-    def _upscale(self, source: PixelView) -> torch.Tensor:
-        n, h, w, channels = source.pixels.shape
-        backend = resolve_backend(self.backend, source.pixels.device)
-        # triton runs CUDA tensors (or CPU ones in its interpreter, TRITON_INTERPRET=1)
-        on_gpu = backend == "triton" and torch.cuda.is_available()
-        device = torch.device("cuda" if on_gpu else "cpu")
+    def _upscale(self, source: PixelView):
+        pixels = source.pixels
+        n, h, w, channels = pixels.shape
+        backend = resolve_backend(self.backend, source.device)
+        colour = 3 if channels >= 3 else 1
         alpha = constant_alpha(source)
         out = source.new_output(h * self.scale, w * self.scale)
+        if alpha is not None:
+            out[..., colour] = alpha
         with self._lock:  # one frame at a time: tiles of two frames never interleave
             engine = self._engine(backend)
-
-            def upscale_window(window: torch.Tensor) -> torch.Tensor:
-                x = to_unit(window.to(device), source.full)
-                y = self._pipeline(engine.run, x, alpha).clamp_(0, 1)
-                return from_unit(y, source.full, out.dtype).to(out.device)
-
             while True:
-                plan = self._tile_plan(engine, backend, n, h, w, channels)
-                whole = tiling.TilePlan(h, w, 0, self.scale)
+                plan = self._tile_plan(engine, n, h, w) or tiling.TilePlan(h, w, 0, self.scale)
                 try:
-                    (plan or whole).run(upscale_window, source.pixels, out, self._progress_bar())
+                    with engine.lock:
+                        self._run_windows(engine, plan, pixels, out, colour, alpha is None)
                     return out
-                except (MemoryError, torch.OutOfMemoryError):
-                    if not self._shrink_tiles(engine, backend, source.pixels.shape, on_gpu):
+                except _out_of_memory_errors():
+                    if not self._shrink_tiles(engine, pixels.shape):
                         raise
 
-    def _shrink_tiles(self, engine: Engine, backend: str, shape, on_gpu: bool) -> bool:
+    def _run_windows(self, engine: Engine, plan, pixels, out, colour: int, alpha: bool):
+        windows = plan.windows(pixels.shape[1], pixels.shape[2])
+        on_tile = self._progress_bar(len(windows))
+        for window in windows:
+            compiled = engine.compiled(pixels.shape[0], window.h, window.w)
+            src = pixels[:, window.y0 : window.y0 + window.h, window.x0 : window.x0 + window.w]
+            dst = out[:, window.out_y0 : window.out_y1, window.out_x0 : window.out_x1]
+            compiled.run_image(src[..., :colour], dst[..., :colour], window.top, window.left)
+            if alpha and pixels.shape[3] > colour:
+                compiled.run_image(src[..., colour:], dst[..., colour:], window.top, window.left)
+            if on_tile is not None:
+                on_tile()
+
+    def _shrink_tiles(self, engine: Engine, shape) -> bool:
         """After running out of memory: halve the tile budget until the tiles get smaller.
 
         False when they cannot (forced tiles, a global receptive field, smallest tiles).
         """
         if self.tile is not None or self._halo is None:
             return False
-        _, h, w, _ = shape
-        failed = self._tile_plan(engine, backend, *shape)
+        n, h, w, _ = shape
+        failed = self._tile_plan(engine, n, h, w)
         area = h * w if failed is None else failed.window_h * failed.window_w
         while self._tile_budget > 1:
             self._tile_budget, self._tile_plans = self._tile_budget // 2, {}
-            plan = self._tile_plan(engine, backend, *shape)
+            plan = self._tile_plan(engine, n, h, w)
             if plan is not None and plan.window_h * plan.window_w < area:
                 warnings.warn(
                     f"fastsr: out of memory; retrying with {plan.window_w}x{plan.window_h} tiles",
                     RuntimeWarning,
                     stacklevel=4,
                 )
-                if on_gpu:
+                torch = sys.modules.get("torch")
+                if torch is not None and torch.cuda.is_available():
                     torch.cuda.empty_cache()
                 return True
         return False
 
-    def _pipeline(self, run, x: torch.Tensor, alpha: float | None) -> torch.Tensor:
-        """N x h x w x C float in [0, 1] -> N x sh x sw x C: colour and alpha, each its way."""
-        colour_channels = 3 if x.shape[3] >= 3 else 1
-        out = _upscale_colour(run, self.color, x[..., :colour_channels], self.scale)
-        if x.shape[3] == colour_channels:
-            return out
-        if alpha is None:
-            alpha_out = _upscale_colour(run, self.color, x[..., colour_channels:], self.scale)
-        else:
-            alpha_out = out.new_full((*out.shape[:3], 1), alpha)
-        return torch.cat([out, alpha_out], dim=3)
-
-    def _tile_plan(self, engine: Engine, backend: str, n: int, h: int, w: int, channels: int):
-        key = (backend, n, h, w, channels)
+    def _tile_plan(self, engine: Engine, n: int, h: int, w: int):
+        key = (engine.backend.name, n, h, w)
         if key not in self._tile_plans:
-            cin = self.graph.input_channels
 
             def window_bytes(height: int, width: int) -> int:
-                lr, hr = n * height * width, n * height * width * self.scale**2
-                model = engine.plan(n, height, width).peak_bytes + 4 * cin * (lr + hr)
-                model *= _BACKEND_MEMORY_FACTOR[backend]
-                return int(model) + _PIPELINE_COPIES * 4 * hr * max(channels, 3)
+                return engine.plan_bytes(n, height, width)
 
             plan = tiling.plan_tiles(
                 window_bytes, h, w, self._halo, self._align, self.scale, self.tile,
@@ -291,48 +261,24 @@ class Upscaler:
             self._tile_plans = {key: plan}  # keep one: a stream keeps its frame size
         return self._tile_plans[key]
 
-    def _progress_bar(self):
-        if not self.progress:
+    def _progress_bar(self, total: int):
+        if not self.progress or total == 1:
             return None
         from tqdm import tqdm
 
-        bar = None
+        bar = tqdm(total=total, desc="tiles", unit="tile", delay=1, leave=False)
 
-        def on_tile(done: int, total: int) -> None:
-            nonlocal bar
-            if bar is None:
-                bar = tqdm(total=total, desc="tiles", unit="tile", delay=1, leave=False)
+        def on_tile() -> None:
             bar.update(1)
-            if done == total:
+            if bar.n == total:
                 bar.close()
 
         return on_tile
 
 
-def _bicubic(x: torch.Tensor, scale: int) -> torch.Tensor:
-    nchw = x.permute(0, 3, 1, 2).contiguous()  # torch's bicubic is ~2.5x slower on NHWC views
-    up = F.interpolate(nchw, scale_factor=scale, mode="bicubic", align_corners=False)
-    return up.clamp_(0, 1).permute(0, 2, 3, 1)
-
-
-def _upscale_colour(run, color: str, x: torch.Tensor, scale: int) -> torch.Tensor:
-    """RGB (3 channels) or grey (1 channel) through the model, same channels out.
-
-    Grey goes through as R = G = B and comes back as the mean of the three, so an RGB
-    model cannot give it a colour cast; Y models get R = G = B's luma, chroma stays flat.
-    """
-    if x.shape[3] == 1:
-        return _upscale_colour(run, color, x.expand(-1, -1, -1, 3), scale).mean(3, True)
-    if color == "rgb":
-        return run(x.contiguous())
-    ycbcr = rgb_to_ycbcr(x)
-    y = run(ycbcr[..., :1].contiguous())
-    return ycbcr_to_rgb(torch.cat([y, _bicubic(ycbcr[..., 1:], scale)], dim=3))
-
-
 @functools.lru_cache(maxsize=4)
-def _named_upscaler(model, scale, backend, threads, tile, max_memory) -> Upscaler:
-    return Upscaler(model, scale, backend, threads, tile, max_memory)
+def _named_upscaler(model, scale, backend, threads, tile, max_memory, precision) -> Upscaler:
+    return Upscaler(model, scale, backend, threads, tile, max_memory, precision=precision)
 
 
 def upscale(
@@ -343,6 +289,7 @@ def upscale(
     tile: int | None = None,
     threads: int | None = None,
     max_memory: int = DEFAULT_MAX_MEMORY,
+    precision: str = "fp32",
 ):
     """Upscale `image` and return the same kind of thing, layout and dtype.
 
@@ -356,18 +303,20 @@ def upscale(
         "triton" or "reference".
     tile: force tiles of this many LR pixels; None tiles only when a run would need
         more than `max_memory` bytes. Tiled output equals untiled output.
-    threads: CPU threads for the backend (a process-wide setting).
+    threads: CPU threads for the call (every thread pool it uses); None: all cores.
     max_memory: bytes of working memory a call may take besides its input and output
         (default 1 GiB); frames that need more are tiled. Loading the model is extra.
+    precision: "fp32" (default), or a lower precision the backend runs on this machine
+        ("bf16", "fp16", "int8"); another one is a ValueError naming what it runs.
 
     Models given as a name or path string stay compiled between calls (the last few).
     For a stream of frames, hold an `Upscaler` instead.
     """
-    options = (scale, backend, threads, tile, max_memory)
+    options = (scale, backend, threads, tile, max_memory, precision)
     if isinstance(model, (str, type(None))) and all(
         isinstance(value, (int, str, type(None))) for value in options
     ):
         up = _named_upscaler(model, *options)
     else:  # a module, a path object or an odd option: built (and checked) afresh
-        up = Upscaler(model, *options)
+        up = Upscaler(model, scale, backend, threads, tile, max_memory, precision=precision)
     return up(image)

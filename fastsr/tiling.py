@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from fractions import Fraction
-
-import torch
 
 from fastsr.graph.ir import GLOBAL, Graph
 
@@ -110,35 +109,41 @@ def axis_windows(length: int, window: int, halo: int) -> list[tuple[int, int, in
         start += step
 
 
+@dataclass(frozen=True)
+class Window:
+    """One tile: the LR window [y0, y0 + h) x [x0, x0 + w) is run, and its output from
+    (top, left) on fills the HR region [out_y0, out_y1) x [out_x0, out_x1)."""
+
+    y0: int
+    x0: int
+    h: int
+    w: int
+    top: int
+    left: int
+    out_y0: int
+    out_y1: int
+    out_x0: int
+    out_x1: int
+
+
 class TilePlan:
     """How to cut frames of one size: window size per axis, halo and output scale."""
 
     def __init__(self, window_h: int, window_w: int, halo: int, scale: int):
         self.window_h, self.window_w, self.halo, self.scale = window_h, window_w, halo, scale
 
-    def run(
-        self,
-        run: Callable[[torch.Tensor], torch.Tensor],
-        x: torch.Tensor,
-        out: torch.Tensor,
-        on_tile: Callable[[int, int], None] | None = None,
-    ) -> torch.Tensor:
-        """Fill `out` (N x sH x sW x C') with `run` applied tile by tile to `x` (N x H x W x C)."""
-        _, height, width, _ = x.shape
+    def windows(self, height: int, width: int) -> list[Window]:
+        """The windows whose kept cores tile a height x width frame, row by row."""
         s = self.scale
         rows = axis_windows(height, self.window_h, self.halo)
         cols = axis_windows(width, self.window_w, self.halo)
-        for i, (y0, keep_y0, keep_y1) in enumerate(rows):
-            for j, (x0, keep_x0, keep_x1) in enumerate(cols):
-                tile = run(x[:, y0 : y0 + self.window_h, x0 : x0 + self.window_w])
-                out[:, keep_y0 * s : keep_y1 * s, keep_x0 * s : keep_x1 * s] = tile[
-                    :,
-                    (keep_y0 - y0) * s : (keep_y1 - y0) * s,
-                    (keep_x0 - x0) * s : (keep_x1 - x0) * s,
-                ]
-                if on_tile is not None:
-                    on_tile(i * len(cols) + j + 1, len(rows) * len(cols))
-        return out
+        return [
+            Window(y0, x0, min(self.window_h, height), min(self.window_w, width),
+                   (keep_y0 - y0) * s, (keep_x0 - x0) * s,
+                   keep_y0 * s, keep_y1 * s, keep_x0 * s, keep_x1 * s)
+            for y0, keep_y0, keep_y1 in rows
+            for x0, keep_x0, keep_x1 in cols
+        ]  # fmt: skip
 
 
 def plan_tiles(

@@ -267,9 +267,9 @@ class CountingCompiles:
         self.sizes = []
         original = backend.compile
 
-        def compile(graph, plan):
+        def compile(graph, plan, *args):
             self.sizes.append((plan.batch, plan.height, plan.width))
-            return original(graph, plan)
+            return original(graph, plan, *args)
 
         monkeypatch.setattr(backend, "compile", compile)
 

@@ -129,8 +129,14 @@ def test_a_halo_one_pixel_short_of_the_receptive_field_shows_seams():
     whole = engine.run(x)
 
     def tiled(halo: int) -> torch.Tensor:
-        plan = tiling.TilePlan(4 + 2 * halo, 4 + 2 * halo, halo, 2)
-        return plan.run(engine.run, x, torch.zeros_like(whole))
+        out = torch.zeros_like(whole)
+        for win in tiling.TilePlan(4 + 2 * halo, 4 + 2 * halo, halo, 2).windows(20, 20):
+            y = engine.run(x[:, win.y0 : win.y0 + win.h, win.x0 : win.x0 + win.w])
+            rows, cols = win.out_y1 - win.out_y0, win.out_x1 - win.out_x0
+            out[:, win.out_y0 : win.out_y1, win.out_x0 : win.out_x1] = y[
+                :, win.top : win.top + rows, win.left : win.left + cols
+            ]
+        return out
 
     assert (tiled(4) - whole).abs().max() <= 1e-5
     assert (tiled(3) - whole).abs().max() > 1e-3
@@ -143,11 +149,10 @@ def test_memory_budget_turns_tiling_on_and_each_run_fits_it(monkeypatch):
     counter = CountingCompiles(monkeypatch, up._engine("reference").backend)
     image = random_image((64, 80, 3), np.float32)
     tiled = up(image)
-    plan = up._tile_plans[("reference", 1, 64, 80, 3)]
+    plan = up._tile_plans[("reference", 1, 64, 80)]
     assert plan is not None
     engine = up._engine("reference")
-    peak = engine.plan(1, plan.window_h, plan.window_w).peak_bytes
-    assert peak <= budget
+    assert engine.plan_bytes(1, plan.window_h, plan.window_w) <= budget
     assert counter.sizes == [(1, plan.window_h, plan.window_w)]  # every tile: one plan
     whole = fastsr.Upscaler(model=graph, backend="reference")(image)
     np.testing.assert_allclose(tiled, whole, atol=1e-5, rtol=0)
@@ -156,7 +161,7 @@ def test_memory_budget_turns_tiling_on_and_each_run_fits_it(monkeypatch):
 def test_whole_frame_runs_untiled_when_it_fits():
     up = fastsr.Upscaler(model=graph_of("tiny_sr"), backend="reference")
     up(random_image((16, 16, 3), np.uint8))
-    assert up._tile_plans == {("reference", 1, 16, 16, 3): None}
+    assert up._tile_plans == {("reference", 1, 16, 16): None}
 
 
 def test_eight_k_frame_gets_tiles_that_fit_the_default_budget():
@@ -236,14 +241,14 @@ def test_out_of_memory_retries_with_smaller_tiles(monkeypatch):
     whole = fastsr.Upscaler(model=graph, backend="reference")(image)
     up = fastsr.Upscaler(model=graph, backend="reference")
     engine = up._engine("reference")
-    real_run = engine.run
+    real_compiled = engine.compiled
 
-    def run_small_only(x):  # a device that can only hold 16 x 16 windows
-        if x.shape[1] * x.shape[2] > 16 * 16:
+    def compiled_small_only(n, h, w):  # a device that can only hold 16 x 16 windows
+        if h * w > 16 * 16:
             raise MemoryError("out of memory")
-        return real_run(x)
+        return real_compiled(n, h, w)
 
-    monkeypatch.setattr(engine, "run", run_small_only)
+    monkeypatch.setattr(engine, "compiled", compiled_small_only)
     with pytest.warns(RuntimeWarning, match="out of memory; retrying"):
         tiled = up(image)
     np.testing.assert_allclose(tiled, whole, atol=1e-5, rtol=0)
@@ -255,9 +260,9 @@ def test_out_of_memory_with_forced_tiles_is_raised(monkeypatch):
     up = fastsr.Upscaler(model=graph_of("tiny_sr"), backend="reference", tile=8)
     engine = up._engine("reference")
 
-    def no_memory(x):
+    def no_memory(n, h, w):
         raise MemoryError("out of memory")
 
-    monkeypatch.setattr(engine, "run", no_memory)
+    monkeypatch.setattr(engine, "compiled", no_memory)
     with pytest.raises(MemoryError):
         up(random_image((20, 20, 3), np.float32))

@@ -16,6 +16,9 @@ that allocates nothing but the returned tensor. Choices made here and in csrc/:
   channel, stored through the pixel-shuffle epilogue (sub-pixel convolution).
 - A bicubic-resized skip is resized once into a scratch buffer that the last conv's
   epilogue adds.
+- A frame goes in and out through `Program.run_image`: the caller's pixels are converted
+  (dtype, BT.601 luma for Y models) straight into the input buffer and the output back
+  (chroma, clamp, round, dtype) in the same GIL-free call; no numpy or torch op per frame.
 """
 
 from __future__ import annotations
@@ -23,9 +26,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
-from fastsr.graph.ir import Graph, Node
+from fastsr.color import RGB_TO_YCBCR, YCBCR_OFFSET
+from fastsr.graph.ir import Graph, Node, image_color
 
 CONVS = ("conv2d", "conv_transpose2d")
 POINTWISE = ("add", "mul", "affine", "relu", "prelu", "leaky_relu", "tanh", "sigmoid", "clamp")
@@ -141,23 +144,17 @@ def _problems(node: Node) -> list[str]:
     return []
 
 
-class ProgramBuilder:
-    """Places tensors in buffers and turns nodes into Program steps."""
+class Layout:
+    """Where every tensor of a planned graph lives: buffers of one geometry each
+    (batch, height, width, channels, zero border), concat inputs as channel slices."""
 
-    def __init__(self, graph: Graph, plan, threads: int):
-        self._C = _c_module()
+    def __init__(self, graph: Graph, plan):
         self.graph, self.plan = graph, plan
-        self.program = self._C.Program(threads)
         self.convs = {n.output: conv_spec(graph, n) for n in graph.nodes if n.op in CONVS}
         self.parent = self._concat_slices()
+        self.buffers: list[tuple[int, int, int, int, int]] = []
         self.buffer_of: dict[str, int] = {}
         self._allocate()
-        for node in graph.nodes:
-            self._add_step(node)
-        self.program.set_input(self.view(graph.input))
-        self.program.set_output(self.view(graph.output))
-
-    # -- placement ------------------------------------------------------------------------
 
     def _concat_slices(self) -> dict[str, tuple[str, int]]:
         """tensor -> (concat output, channel offset) for tensors produced in place."""
@@ -179,10 +176,6 @@ class ProgramBuilder:
             offset += extra
         return tensor, offset
 
-    def view(self, tensor: str):
-        root, offset = self.root(tensor)
-        return self.program.view(self.buffer_of[root], offset, self.plan.shapes[tensor][0])
-
     def _border(self) -> dict[str, int]:
         border: dict[str, int] = {}
         for node in self.graph.nodes:
@@ -198,11 +191,8 @@ class ProgramBuilder:
     def _allocate(self) -> None:
         """Liveness-based reuse of buffers of identical geometry."""
         nodes, graph = self.graph.nodes, self.graph
-        end = len(nodes)
-        first: dict[str, int] = {self.root(graph.input)[0]: -1}
-        last: dict[str, int] = {self.root(graph.output)[0]: end}
+        last: dict[str, int] = {self.root(graph.output)[0]: len(nodes)}
         for i, node in enumerate(nodes):
-            first.setdefault(self.root(node.output)[0], i)
             for name in node.inputs:
                 root = self.root(name)[0]
                 last[root] = max(last.get(root, -1), i)
@@ -219,7 +209,11 @@ class ProgramBuilder:
 
         def acquire(root):
             pool = free.get(geometry(root))
-            self.buffer_of[root] = pool.pop() if pool else self.program.add_buffer(*geometry(root))
+            if pool:
+                self.buffer_of[root] = pool.pop()
+            else:
+                self.buffer_of[root] = len(self.buffers)
+                self.buffers.append(geometry(root))
 
         acquire(self.root(graph.input)[0])
         for i, node in enumerate(nodes):
@@ -240,6 +234,56 @@ class ProgramBuilder:
             for root in dying - in_place:
                 if root != out_root:
                     release(root)
+
+    def nbytes(self, threads: int) -> int:
+        """What `Program.bytes` will report for this layout run on `threads` threads."""
+        floats = sum(n * (h + 2 * pad) * (w + 2 * pad) * c for n, h, w, c, pad in self.buffers)
+        c_module = _c_module()
+        for node in self.graph.nodes:
+            _, h, w = self.plan.shapes[node.inputs[0]]
+            c, out_h, out_w = self.plan.shapes[node.output]
+            if node.op == "resize":
+                floats += self.plan.batch * h * out_w * c
+            elif node.op in CONVS:
+                if len(node.inputs) > 1 and node.epilogue("skip_resize") is not None:
+                    _, skip_h, _ = self.plan.shapes[node.inputs[1]]
+                    floats += self.plan.batch * c * out_w * (out_h + skip_h)
+                spec = self.convs[node.output]
+                cout, cin, k_h, k_w = spec.weight.shape
+                if c_module.winograd_fits(cin, cout, k_h, k_w, spec.stride, spec.dilation,
+                                          spec.pad_top, spec.pad_left, spec.shuffle):
+                    floats += threads * c_module.winograd_scratch_floats(cin, cout)
+        if image_color(self.graph) == "y":
+            _, h, w = self.plan.shapes[self.graph.input]
+            _, _, out_w = self.plan.shapes[self.graph.output]
+            floats += self.plan.batch * 2 * (h * w + h * out_w)
+        return 4 * floats
+
+
+class ProgramBuilder:
+    """Turns a Layout's buffers into Program buffers and its nodes into Program steps."""
+
+    def __init__(self, graph: Graph, plan, threads: int):
+        self._C = _c_module()
+        self.graph, self.plan = graph, plan
+        self.layout = Layout(graph, plan)
+        self.convs, self.root = self.layout.convs, self.layout.root
+        self.program = self._C.Program(threads)
+        self.buffer_of = self.layout.buffer_of
+        for geometry in self.layout.buffers:
+            self.program.add_buffer(*geometry)
+        for node in graph.nodes:
+            self._add_step(node)
+        self.program.set_input(self.view(graph.input))
+        self.program.set_output(self.view(graph.output))
+        color = image_color(graph)
+        if color is not None:
+            self.program.set_color(color, RGB_TO_YCBCR.astype(np.float32),
+                                   YCBCR_OFFSET.astype(np.float32))
+
+    def view(self, tensor: str):
+        root, offset = self.root(tensor)
+        return self.program.view(self.buffer_of[root], offset, self.plan.shapes[tensor][0])
 
     # -- steps ----------------------------------------------------------------------------
 
@@ -316,8 +360,24 @@ class ProgramBuilder:
         )
 
 
+class CompiledProgram:
+    """A plan compiled into one `_C.Program`; each run is one GIL-free C++ call."""
+
+    def __init__(self, program):
+        self.program = program
+        self.nbytes = program.bytes
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        return self.program.run(x)
+
+    def run_image(self, src: np.ndarray, dst: np.ndarray, top: int = 0, left: int = 0) -> None:
+        self.program.run_image(src, dst, top, left)
+
+
 class CpuBackend:
     name = "cpu"
+    device = "cpu"
+    array = "numpy"
 
     def availability(self) -> str | None:
         try:
@@ -326,16 +386,20 @@ class CpuBackend:
             return f"the C++ extension fastsr._C is not built ({error})"
         return None
 
+    def precisions(self) -> tuple[str, ...]:
+        return ("fp32",)
+
     def unsupported(self, graph: Graph) -> list[str]:
         return [problem for node in graph.nodes for problem in _problems(node)]
 
-    def compile(self, graph: Graph, plan):
-        program = ProgramBuilder(graph, plan, threads=0).program
+    def default_threads(self) -> int:
+        return _c_module().max_threads()
 
-        def run(x: torch.Tensor) -> torch.Tensor:
-            return torch.from_numpy(program.run(x.numpy()))
+    def plan_bytes(self, graph: Graph, plan, precision: str = "fp32", threads=None) -> int:
+        return Layout(graph, plan).nbytes(threads or self.default_threads())
 
-        return run
+    def compile(self, graph: Graph, plan, precision: str = "fp32", threads: int | None = None):
+        return CompiledProgram(ProgramBuilder(graph, plan, threads=threads or 0).program)
 
 
 BACKEND = CpuBackend()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from fastsr.backends.torch_image import TorchCompiled, image_stage_bytes
 from fastsr.graph.ir import Graph, Node
 
 
@@ -93,20 +94,35 @@ def run_graph(graph: Graph, x_nchw: torch.Tensor) -> torch.Tensor:
 
 class ReferenceBackend:
     name = "reference"
+    device = "cpu"
+    array = "torch"
 
     def availability(self) -> str | None:
         return None
 
+    def precisions(self) -> tuple[str, ...]:
+        return ("fp32",)
+
     def unsupported(self, graph: Graph) -> list[str]:
         return []
 
-    def compile(self, graph: Graph, plan):
+    def plan_bytes(self, graph: Graph, plan, precision: str = "fp32", threads=None) -> int:
+        # torch frees each tensor after its last use, so the live set is the planned
+        # slots; the permuted input and output copies come on top.
+        in_elems, out_elems = plan.elems(graph.input), plan.elems(graph.output)
+        return plan.peak_bytes + 8 * (in_elems + out_elems) + image_stage_bytes(graph, plan)
+
+    def compile(self, graph: Graph, plan, precision: str = "fp32", threads: int | None = None):
+        if threads is not None:
+            torch.set_num_threads(threads)  # process-wide: torch has one intra-op pool
+
         @torch.no_grad()
         def run(x: torch.Tensor) -> torch.Tensor:
             y = run_graph(graph, x.permute(0, 3, 1, 2))
             return y.permute(0, 2, 3, 1).contiguous()
 
-        return run
+        return TorchCompiled(run, graph, torch.device("cpu"),
+                             self.plan_bytes(graph, plan, precision))
 
 
 BACKEND = ReferenceBackend()

@@ -16,8 +16,10 @@ import os
 import numpy as np
 import torch
 
+from fastsr.backends.torch_image import TorchCompiled, image_stage_bytes
 from fastsr.graph.ir import Graph, Node
 
+_PRECISION_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 ACTIVATION_OPS = ("relu", "prelu", "leaky_relu", "tanh", "sigmoid", "clamp")
 SUPPORTED_OPS = ("conv2d", "conv_transpose2d", "add", "mul", "affine", "concat",
                  "global_avg_pool", "pixel_shuffle", "resize", *ACTIVATION_OPS)
@@ -25,6 +27,7 @@ SUPPORTED_OPS = ("conv2d", "conv_transpose2d", "add", "mul", "affine", "concat",
 
 class TritonBackend:
     name = "triton"
+    array = "torch"
 
     def __init__(self, dtype: torch.dtype = torch.float32):
         if dtype not in (torch.float32, torch.float16, torch.bfloat16):
@@ -41,6 +44,18 @@ class TritonBackend:
         return "no CUDA device (set TRITON_INTERPRET=1 to run Triton kernels in the " \
                "interpreter on CPU)"
 
+    @property
+    def device(self) -> str:
+        return "cuda" if torch.cuda.is_available() else "cpu"  # cpu: the interpreter
+
+    def precisions(self) -> tuple[str, ...]:
+        return tuple(_PRECISION_DTYPES)
+
+    def plan_bytes(self, graph: Graph, plan, precision: str = "fp32", threads=None) -> int:
+        itemsize = _PRECISION_DTYPES[precision].itemsize
+        slots = itemsize * sum(plan.slot_elems)
+        return slots + 4 * plan.elems(graph.output) + image_stage_bytes(graph, plan)
+
     def unsupported(self, graph: Graph) -> list[str]:
         problems = []
         for node in graph.nodes:
@@ -53,7 +68,8 @@ class TritonBackend:
                 problems.append(f"{where}: dilated transposed convolution")
         return problems
 
-    def compile(self, graph: Graph, plan):
+    def compile(self, graph: Graph, plan, precision: str | None = None, threads=None):
+        dtype = self.dtype if precision is None else _PRECISION_DTYPES[precision]
         largest = max(c * h * w for c, h, w in plan.shapes.values())
         if largest >= 2**31:
             raise ValueError(
@@ -62,8 +78,8 @@ class TritonBackend:
                 "upscale it in tiles (fastsr.upscale(..., tile=...) or max_memory)"
             )
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        slots = [torch.empty(n, device=device, dtype=self.dtype) for n in plan.slot_elems]
-        steps = [_compile_node(graph, node, plan, device, self.dtype) for node in graph.nodes]
+        slots = [torch.empty(n, device=device, dtype=dtype) for n in plan.slot_elems]
+        steps = [_compile_node(graph, node, plan, device, dtype) for node in graph.nodes]
 
         def tensor_view(name: str) -> torch.Tensor:
             c, h, w = plan.shapes[name]
@@ -81,7 +97,7 @@ class TritonBackend:
                 step([env[name] for name in node.inputs], env[node.output])
             return out.to(x.device)
 
-        return run
+        return TorchCompiled(run, graph, device, self.plan_bytes(graph, plan, precision or "fp32"))
 
 
 def _channel_vector(graph: Graph, name: str, channels: int, device) -> torch.Tensor:

@@ -159,6 +159,17 @@ class Graph:
         self.shapes()
 
 
+def image_color(graph: Graph) -> str | None:
+    """How the graph sees an image: "rgb" (3 channels in and out), "y" (BT.601 luma, 1 in
+    and out), or None when its channels fit neither (meta["color"] may say which)."""
+    out_channels = graph.shapes()[graph.output].channels
+    color = graph.meta.get("color") or {3: "rgb", 1: "y"}.get(graph.input_channels)
+    expected = {"rgb": 3, "y": 1}.get(color)
+    if expected is None or graph.input_channels != expected or out_channels != expected:
+        return None
+    return color
+
+
 def _same_spatial(where: str, shapes: list[TensorShape]) -> None:
     if len({s.scale for s in shapes}) != 1:
         raise GraphError(f"{where}: inputs have different spatial sizes {shapes}")

@@ -1,0 +1,237 @@
+#include "image_io.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <type_traits>
+#include <vector>
+
+namespace fastsr {
+
+namespace {
+
+float half_to_float(uint16_t h) {
+  const uint32_t sign = uint32_t(h & 0x8000) << 16;
+  uint32_t exponent = (h >> 10) & 0x1f, mantissa = h & 0x3ff, bits;
+  if (exponent == 0x1f) {
+    bits = sign | 0x7f800000u | (mantissa << 13);
+  } else if (exponent != 0) {
+    bits = sign | ((exponent + 112) << 23) | (mantissa << 13);
+  } else if (mantissa == 0) {
+    bits = sign;
+  } else {  // subnormal: normalise
+    int shift = 0;
+    while (!(mantissa & 0x400)) mantissa <<= 1, ++shift;
+    bits = sign | (uint32_t(113 - shift) << 23) | ((mantissa & 0x3ff) << 13);
+  }
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+
+// Round to nearest even, as numpy's float16 cast; inputs are finite and in [0, 1].
+uint16_t float_to_half(float f) {
+  uint32_t bits;
+  std::memcpy(&bits, &f, 4);
+  const uint32_t sign = (bits >> 16) & 0x8000;
+  const int exponent = int((bits >> 23) & 0xff) - 127 + 15;
+  uint32_t mantissa = bits & 0x7fffff;
+  if (exponent <= 0) {  // subnormal half (or zero)
+    if (exponent < -10) return uint16_t(sign);
+    mantissa |= 0x800000;
+    const int shift = 14 - exponent;
+    uint32_t half = mantissa >> shift;
+    const uint32_t rest = mantissa & ((1u << shift) - 1), midpoint = 1u << (shift - 1);
+    if (rest > midpoint || (rest == midpoint && (half & 1))) ++half;
+    return uint16_t(sign | half);
+  }
+  uint32_t half = (uint32_t(exponent) << 10) | (mantissa >> 13);
+  const uint32_t rest = mantissa & 0x1fff;
+  if (rest > 0x1000 || (rest == 0x1000 && (half & 1))) ++half;  // may carry into the exponent
+  return uint16_t(sign | half);
+}
+
+// The rows of one thread's pass: float values in the caller's channel order, dense.
+std::vector<float>& row_scratch(int which, size_t floats) {
+  static thread_local std::vector<float> rows[2];
+  if (rows[which].size() < floats) rows[which].resize(floats);
+  return rows[which];
+}
+
+float unit(float v) { return std::min(std::max(v, 0.f), 1.f); }
+
+// Nearest integer, ties to even (as torch.round), for 0 <= v < 2^22, without libm: adding
+// 1.5 * 2^23 leaves no fraction bits, so the FPU's own rounding does the work.
+float round_even(float v) {
+  const float magic = 12582912.f;
+  return (v + magic) - magic;
+}
+
+template <class T>
+struct Element {  // T stored in the caller's memory (possibly unaligned)
+  static float load(const char* p) {
+    T v;
+    std::memcpy(&v, p, sizeof(T));
+    return float(v);
+  }
+  static T convert(float v, float full) {  // v in [0, 1]
+    if constexpr (std::is_integral_v<T>) {
+      return T(round_even(v * full));
+    } else {
+      return T(v);
+    }
+  }
+};
+
+struct Half {
+  uint16_t bits;
+};
+template <>
+struct Element<Half> {
+  static float load(const char* p) {
+    uint16_t v;
+    std::memcpy(&v, p, 2);
+    return half_to_float(v);
+  }
+  static Half convert(float v, float) { return Half{float_to_half(v)}; }
+};
+
+// count = w * c values of one image row into `values`, times `scale`.
+template <class T>
+void load_row(const Image& src, const char* line, float scale, float* values) {
+  if (src.pix == int64_t(sizeof(T)) * src.c && src.ch == int64_t(sizeof(T))) {
+    const int64_t count = int64_t(src.w) * src.c;
+    for (int64_t i = 0; i < count; ++i) values[i] = Element<T>::load(line + i * int64_t(sizeof(T))) * scale;
+    return;
+  }
+  for (int x = 0; x < src.w; ++x)
+    for (int k = 0; k < src.c; ++k)
+      values[x * src.c + k] = Element<T>::load(line + x * src.pix + k * src.ch) * scale;
+}
+
+// w * c values in [0, 1] into one image row, converted to T.
+template <class T>
+void store_row(const Image& dst, const float* values, float full, char* line) {
+  const int64_t count = int64_t(dst.w) * dst.c;
+  if (dst.pix == int64_t(sizeof(T)) * dst.c && dst.ch == int64_t(sizeof(T))) {
+    std::vector<float>& staged = row_scratch(1, size_t(count * int64_t(sizeof(T)) / 4 + 1));
+    T* converted = reinterpret_cast<T*>(staged.data());
+    for (int64_t i = 0; i < count; ++i) converted[i] = Element<T>::convert(values[i], full);
+    std::memcpy(line, converted, size_t(count) * sizeof(T));
+    return;
+  }
+  for (int x = 0; x < dst.w; ++x)
+    for (int k = 0; k < dst.c; ++k) {
+      const T v = Element<T>::convert(values[x * dst.c + k], full);
+      std::memcpy(line + x * dst.pix + k * dst.ch, &v, sizeof(T));
+    }
+}
+
+template <class T>
+void read_rows(const Image& src, float scale, ColorModel model, const YCbCr& ycc,
+               const View& input, const View* chroma) {
+  const float* f = ycc.forward;
+  const float grey_luma = f[0] + f[1] + f[2];
+  const int64_t rows = int64_t(src.n) * src.h;
+#pragma omp for schedule(static)
+  for (int64_t r = 0; r < rows; ++r) {
+    const int b = int(r / src.h), y = int(r % src.h);
+    float* px = row_scratch(0, size_t(src.w) * src.c).data();
+    load_row<T>(src, src.data + b * src.img + y * src.row, scale, px);
+    float* out = input.at(b, y, 0);
+    const int64_t step = input.pix;
+    if (model == ColorModel::Rgb && src.c == 3) {
+      for (int x = 0; x < src.w; ++x)
+        for (int k = 0; k < 3; ++k) out[x * step + k] = px[3 * x + k];
+    } else if (model == ColorModel::Rgb) {
+      for (int x = 0; x < src.w; ++x)
+        for (int k = 0; k < 3; ++k) out[x * step + k] = px[x];
+    } else if (src.c == 1) {
+      for (int x = 0; x < src.w; ++x) out[x * step] = ycc.offset[0] + grey_luma * px[x];
+    } else {
+      float* cbcr = chroma->at(b, y, 0);
+      for (int x = 0; x < src.w; ++x) {
+        const float red = px[3 * x], green = px[3 * x + 1], blue = px[3 * x + 2];
+        out[x * step] = ycc.offset[0] + f[0] * red + f[1] * green + f[2] * blue;
+        cbcr[2 * x] = ycc.offset[1] + f[3] * red + f[4] * green + f[5] * blue;
+        cbcr[2 * x + 1] = ycc.offset[2] + f[6] * red + f[7] * green + f[8] * blue;
+      }
+    }
+  }
+}
+
+template <class T>
+void write_rows(const View& out, int top, int left, const ResizeJob* chroma, ColorModel model,
+                const YCbCr& ycc, float full, const Image& dst) {
+  const float* inv = ycc.inverse;
+  // A grey image through a Y model has flat chroma (Cb = Cr = offset): R = G = B up to
+  // the rounding of the inverse matrix, whose luma column they average.
+  const float grey_gain = (inv[0] + inv[3] + inv[6]) / 3.f;
+  const int64_t rows = int64_t(dst.n) * dst.h;
+#pragma omp for schedule(static)
+  for (int64_t r = 0; r < rows; ++r) {
+    const int b = int(r / dst.h), y = int(r % dst.h);
+    const float* in = out.at(b, top + y, left);
+    const int64_t step = out.pix;
+    float* values = row_scratch(0, size_t(dst.w) * dst.c).data();
+    if (model == ColorModel::Rgb && dst.c == 3) {
+      for (int x = 0; x < dst.w; ++x)
+        for (int k = 0; k < 3; ++k) values[3 * x + k] = unit(in[x * step + k]);
+    } else if (model == ColorModel::Rgb) {
+      for (int x = 0; x < dst.w; ++x)
+        values[x] = unit((in[x * step] + in[x * step + 1] + in[x * step + 2]) / 3.f);
+    } else if (dst.c == 1) {
+      for (int x = 0; x < dst.w; ++x) values[x] = unit(grey_gain * (in[x * step] - ycc.offset[0]));
+    } else {
+      // The vertical bicubic pass of this row's chroma, then YCbCr -> RGB.
+      float* cbcr = row_scratch(1, size_t(chroma->scratch.w) * 2).data();
+      blend_row(*chroma, b, top + y, cbcr);
+      cbcr += 2 * left;
+      for (int x = 0; x < dst.w; ++x) {
+        const float luma = in[x * step] - ycc.offset[0];
+        const float cb = unit(cbcr[2 * x]) - ycc.offset[1];
+        const float cr = unit(cbcr[2 * x + 1]) - ycc.offset[2];
+        for (int k = 0; k < 3; ++k)
+          values[3 * x + k] = unit(inv[3 * k] * luma + inv[3 * k + 1] * cb + inv[3 * k + 2] * cr);
+      }
+    }
+    store_row<T>(dst, values, full, dst.data + b * dst.img + y * dst.row);
+  }
+}
+
+template <template <class> class Body, class... Args>
+void by_type(PixelType type, Args&&... args) {
+  switch (type) {
+    case PixelType::U8: Body<uint8_t>::run(args...); break;
+    case PixelType::U16: Body<uint16_t>::run(args...); break;
+    case PixelType::F16: Body<Half>::run(args...); break;
+    case PixelType::F32: Body<float>::run(args...); break;
+    case PixelType::F64: Body<double>::run(args...); break;
+  }
+}
+
+template <class T>
+struct ReadRows {
+  template <class... Args>
+  static void run(Args&&... args) { read_rows<T>(args...); }
+};
+template <class T>
+struct WriteRows {
+  template <class... Args>
+  static void run(Args&&... args) { write_rows<T>(args...); }
+};
+
+}  // namespace
+
+void read_frame(const Image& src, double full, ColorModel model, const YCbCr& ycc,
+                const View& input, const View* chroma) {
+  const float scale = full > 0 ? float(1.0 / full) : 1.f;
+  by_type<ReadRows>(src.type, src, scale, model, ycc, input, chroma);
+}
+
+void write_frame(const View& out, int top, int left, const ResizeJob* chroma, ColorModel model,
+                 const YCbCr& ycc, double full, const Image& dst) {
+  by_type<WriteRows>(dst.type, out, top, left, chroma, model, ycc, float(full), dst);
+}
+
+}  // namespace fastsr

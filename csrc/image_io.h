@@ -1,0 +1,44 @@
+// The frame's way in and out of a Program: the caller's image (uint8, uint16, float16,
+// float32 or float64, any strides) becomes the model input in [0, 1], and the model output
+// goes back clamped, rounded and in the caller's dtype, in one threaded pass each way.
+// Y-channel models see BT.601 luma; their chroma is upscaled by bicubic and merged back.
+#pragma once
+#include <cstdint>
+
+#include "resize.h"
+#include "view.h"
+
+namespace fastsr {
+
+enum class PixelType { U8, U16, F16, F32, F64 };
+
+// A window onto caller memory, N x H x W x C, strides in bytes (any sign).
+struct Image {
+  char* data = nullptr;
+  PixelType type = PixelType::U8;
+  int n = 0, h = 0, w = 0, c = 0;
+  int64_t img = 0, row = 0, pix = 0, ch = 0;
+};
+
+// What the model sees. Rgb: 3 channels (a grey image is fed as R = G = B and comes back as
+// their mean). Y: BT.601 luma (grey: the luma of R = G = B) with the chroma kept aside.
+enum class ColorModel { Rgb, Y };
+
+// RGB -> YCbCr in [0, 1]: ycc = forward * rgb + offset; back: rgb = inverse * (ycc - offset).
+struct YCbCr {
+  float forward[9], offset[3], inverse[9];
+};
+
+// `full`: the integer value of full intensity (255, 65535), or 0 for floats in [0, 1].
+// chroma: (n, h, w, 2) Cb/Cr of a colour image for a Y model, else null.
+// Called inside an OpenMP parallel region.
+void read_frame(const Image& src, double full, ColorModel model, const YCbCr& ycc,
+                const View& input, const View* chroma);
+
+// out (the model output) from row `top`, column `left` on, into dst; chroma: for a colour
+// image through a Y model, the bicubic upscale of its Cb/Cr with the width pass done
+// (chroma->scratch), else null: the height pass runs row by row here.
+void write_frame(const View& out, int top, int left, const ResizeJob* chroma, ColorModel model,
+                 const YCbCr& ycc, double full, const Image& dst);
+
+}  // namespace fastsr
