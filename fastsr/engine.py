@@ -8,9 +8,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from fastsr.backends import check_precision, get_backend
-from fastsr.pixels import is_torch_tensor
 from fastsr.graph.ir import Graph, GraphError
 from fastsr.graph.passes import optimize, plan_memory
+from fastsr.pixels import is_torch_tensor
 
 
 @dataclass
