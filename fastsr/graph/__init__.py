@@ -2,6 +2,7 @@
 
 Imports of torch, onnx and the models package happen inside the functions, because
 importing any `fastsr.graph` submodule (the IR is plain numpy) runs this file first.
+Shipped models and saved graphs need none of them (`shipped`, `serialize`).
 """
 
 from __future__ import annotations
