@@ -12,7 +12,7 @@ from op_cases import randomize_batchnorm
 from safetensors.torch import save_file
 
 from fastsr.backends.reference import run_graph
-from fastsr.graph import from_weights, load, shipped_models
+from fastsr.graph import load, shipped, shipped_models
 from fastsr.graph.from_torch import capture
 from fastsr.graph.ir import GraphError
 from fastsr.graph.onnx_export import export_onnx
@@ -67,7 +67,8 @@ def _write_config(directory, name, architecture, args, **extra):
 
 @pytest.fixture
 def zoo(tmp_path, monkeypatch):
-    """A shipped-weights folder like the trainer writes, with the modules it holds."""
+    """A shipped-weights folder like the trainer writes (weights, config, serialised graph),
+    with the modules it holds."""
     modules = {}
     for name, (architecture, args) in ZOO.items():
         module = modules[name] = _module(architecture, args)
@@ -81,7 +82,8 @@ def zoo(tmp_path, monkeypatch):
             macs_per_input_pixel=4567.0,
             validation={"Set5": {"psnr": 37.5, "ssim": 0.95}},
         )
-    monkeypatch.setattr(from_weights, "SHIPPED_DIR", tmp_path)
+        shipped.export_graph(tmp_path / f"{name}.json")
+    monkeypatch.setattr(shipped, "SHIPPED_DIR", tmp_path)
     return modules
 
 
@@ -102,6 +104,13 @@ def test_shipped_name_loads_the_model_for_its_scale(zoo, model, scale, expected)
     assert graph.meta["name"] == expected
     assert graph.meta["scale"] == args["scale"] and graph.meta["color"] == args["color"]
     _assert_matches_eager(graph, zoo[expected], graph.input_channels)
+
+
+def test_shipped_model_without_a_graph_file_is_rebuilt_from_its_weights(zoo):
+    shipped.graph_path(shipped.SHIPPED_DIR / "quality_x4.json").unlink()
+    graph = load("quality", 4)
+    assert graph.meta["name"] == "quality_x4"
+    _assert_matches_eager(graph, zoo["quality_x4"], 3)
 
 
 def test_unknown_name_lists_the_shipped_models(zoo):

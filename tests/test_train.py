@@ -6,7 +6,9 @@ import torch
 from PIL import Image
 
 from fastsr import train
+from fastsr.backends.reference import run_graph
 from fastsr.data import PatchSampler
+from fastsr.graph.serialize import load_graph
 from fastsr.models import build_model
 from fastsr.models.zoo import load_module
 
@@ -55,7 +57,11 @@ def test_exported_weights_load_and_record_their_training(folders):
     assert config["training"]["steps"] == TINY["steps"]
     assert config["args"] == TINY["args"]
     assert set(config["validation"]) == {"Set5"}
-    assert module(torch.rand(1, 3, 5, 5)).shape == (1, 3, 10, 10)
+    x = torch.rand(1, 3, 5, 5)
+    assert module(x).shape == (1, 3, 10, 10)
+    graph = load_graph(folders / "weights" / "tiny.graph.safetensors")  # retraining rewrites it
+    with torch.no_grad():
+        torch.testing.assert_close(run_graph(graph, x), module(x), atol=1e-5, rtol=0)
 
 
 def test_fine_tuning_starts_from_the_weights_and_keeps_their_lineage(folders, monkeypatch):

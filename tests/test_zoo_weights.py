@@ -3,7 +3,9 @@ import json
 import pytest
 import torch
 
+from fastsr.backends.reference import run_graph
 from fastsr.evaluate import default_data_dir, evaluate
+from fastsr.graph.serialize import load_graph
 from fastsr.models import build_model, macs_per_input_pixel
 from fastsr.models.zoo import WEIGHTS_DIR, load_module, save_module, torch_upscaler
 
@@ -34,13 +36,17 @@ def test_bicubic_baseline_matches_published(scale):
 
 
 def test_save_and_load_round_trip_without_pickle(tmp_path):
-    config = {"name": "tiny", "architecture": "fastnet", "args": {"scale": 2, "widths": [4]}}
+    config = {"name": "tiny", "architecture": "fastnet", "args": {"scale": 2, "widths": [4]},
+              "scale": 2, "color": "y"}
     module = build_model("fastnet", scale=2, widths=[4])
     json_path = save_module(module, config, tmp_path)
     loaded, loaded_config = load_module(json_path)
     assert loaded_config == config
     x = torch.rand(1, 1, 6, 6)
     assert torch.equal(loaded(x), module.eval()(x))
+    graph = load_graph(tmp_path / "tiny.graph.safetensors")
+    assert graph.meta == config
+    torch.testing.assert_close(run_graph(graph, x), module(x), atol=1e-6, rtol=0)
 
 
 @pytest.mark.parametrize("name", SHIPPED)

@@ -2,6 +2,7 @@
 
 Imports of torch, onnx and the models package happen inside the functions, because
 importing any `fastsr.graph` submodule (the IR is plain numpy) runs this file first.
+Shipped models and saved graphs need none of them (`shipped`, `serialize`).
 """
 
 from __future__ import annotations
@@ -23,8 +24,10 @@ def load(model, scale: int | None = None) -> Graph:
     """The Graph for `model`, with meta["scale"] (int) and meta["color"] ("rgb" or "y").
 
     `model` is a shipped model's name ("quality", "fast" or a full name such as
-    "quality_x4"; `scale` picks `<tier>_x<scale>`), a path to a `.safetensors`, `.pth`,
-    `.pt` or `.onnx` file, or a `torch.nn.Module` taking 1 (Y) or 3 (RGB) channels.
+    "quality_x4"; `scale` picks `<tier>_x<scale>`), a path to a `.safetensors` (weights,
+    or a graph saved by `fastsr.graph.serialize.save_graph`), `.pth`, `.pt` or `.onnx`
+    file, or a `torch.nn.Module` taking 1 (Y) or 3 (RGB) channels. Shipped models and
+    saved graphs load without torch.
     ValueError for an unknown name or a scale the model does not have;
     FileNotFoundError for a missing file.
     """
@@ -48,10 +51,10 @@ def load(model, scale: int | None = None) -> Graph:
 
 def shipped_models() -> list[dict]:
     """One summary per shipped model: name, tier, scale, color, params, MACs/pixel, PSNR."""
-    from fastsr.graph.from_weights import load_config
+    from fastsr.graph.shipped import load_config, shipped
 
     summaries = []
-    for name, json_path in sorted(_shipped().items()):
+    for name, json_path in sorted(shipped().items()):
         config = load_config(json_path)
         summaries.append({
             "name": name,
@@ -66,33 +69,23 @@ def shipped_models() -> list[dict]:
     return summaries
 
 
-def _shipped() -> dict[str, Path]:
-    from fastsr.graph.from_weights import SHIPPED_DIR
-
-    return {
-        json_path.stem: json_path
-        for json_path in SHIPPED_DIR.glob("*.json")
-        if json_path.with_suffix(".safetensors").is_file()
-    }
-
-
 def _load_shipped(name: str, scale: int | None) -> Graph:
-    from fastsr.graph.from_weights import load_weights
+    from fastsr.graph.shipped import load_shipped, shipped
 
-    shipped = _shipped()
-    if name in shipped:
-        return load_weights(shipped[name].with_suffix(".safetensors"))
-    scales = sorted(int(m["scale"]) for m in map(_ZOO_NAME.fullmatch, shipped)
+    models = shipped()
+    if name in models:
+        return load_shipped(models[name])
+    scales = sorted(int(m["scale"]) for m in map(_ZOO_NAME.fullmatch, models)
                     if m and m["tier"] == name)
     if not scales:
-        known = ", ".join(sorted(shipped)) or "none are installed"
+        known = ", ".join(sorted(models)) or "none are installed"
         raise ValueError(f"unknown model {name!r}; shipped models: {known}")
     wanted = DEFAULT_SCALE if scale is None else scale
     if wanted not in scales:
         raise ValueError(
             f"model {name!r} has scales {', '.join(f'x{s}' for s in scales)}, not x{wanted}"
         )
-    return load_weights(shipped[f"{name}_x{wanted}"].with_suffix(".safetensors"))
+    return load_shipped(models[f"{name}_x{wanted}"])
 
 
 def _load_file(path: Path) -> Graph:
@@ -104,6 +97,10 @@ def _load_file(path: Path) -> Graph:
         graph = import_onnx(path)
         graph.meta.setdefault("name", path.stem)
         return graph
+    from fastsr.graph.serialize import is_graph_file, load_graph
+
+    if path.suffix.lower() == ".safetensors" and is_graph_file(path):
+        return load_graph(path)
     from fastsr.graph.from_weights import load_weights
 
     return load_weights(path)

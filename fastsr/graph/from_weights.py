@@ -14,7 +14,6 @@ is imported only here, when a weight file needs its architecture.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -23,29 +22,12 @@ import torch
 
 from fastsr.graph.from_torch import capture
 from fastsr.graph.ir import Graph
+from fastsr.graph.shipped import load_config
 
-SHIPPED_DIR = Path(__file__).resolve().parent.parent / "weights"
 # Keys under which training code commonly nests the state_dict it saves.
 _CONTAINER_KEYS = ("state_dict", "model_state_dict", "params_ema", "params", "model")
-_CONFIG_KEYS = ("architecture", "args", "scale", "color")
 
 Shapes = dict[str, tuple[int, ...]]
-
-
-def load_config(json_path: str | Path) -> dict:
-    """A model config (architecture, args, scale, color, ...); ValueError if malformed."""
-    json_path = Path(json_path)
-    try:
-        config = json.loads(json_path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ValueError(f"{json_path}: not a readable model config: {error}") from None
-    missing = [key for key in _CONFIG_KEYS if not isinstance(config, dict) or key not in config]
-    if missing:
-        raise ValueError(f"{json_path}: model config lacks {missing}")
-    if config["color"] not in ("rgb", "y"):
-        raise ValueError(f"{json_path}: color must be 'rgb' or 'y', got {config['color']!r}")
-    config.setdefault("name", json_path.stem)
-    return config
 
 
 def load_weights(path: str | Path) -> Graph:

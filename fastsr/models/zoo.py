@@ -1,4 +1,4 @@
-"""Shipped weights: a JSON config plus a safetensors state dict per model, loaded without pickle."""
+"""Shipped weights: a JSON config, a safetensors state dict and the serialised graph per model."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from torch import nn
 
 from fastsr.color import rgb_to_ycbcr, ycbcr_to_rgb
 from fastsr.evaluate import UpscaleFn
+from fastsr.graph.shipped import SHIPPED_DIR as WEIGHTS_DIR
+from fastsr.graph.shipped import export_graph
 from fastsr.models import build_model
-
-WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 
 
 def config_path(name_or_json_path: str | Path) -> Path:
@@ -37,7 +37,8 @@ def load_module(name_or_json_path: str | Path) -> tuple[nn.Module, dict]:
 
 
 def save_module(module: nn.Module, config: dict, directory: str | Path) -> Path:
-    """Write `<name>.safetensors` (fp32 state dict) and `<name>.json`; returns the JSON path."""
+    """Write `<name>.safetensors` (fp32 state dict), `<name>.json` and the model's graph
+    (`<name>.graph.safetensors`, what `fastsr.load` reads); returns the JSON path."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     state = {
@@ -47,6 +48,7 @@ def save_module(module: nn.Module, config: dict, directory: str | Path) -> Path:
     json_path = directory / f"{config['name']}.json"
     save_file(state, json_path.with_suffix(".safetensors"))
     json_path.write_text(json.dumps(config, indent=2) + "\n")
+    export_graph(json_path)
     return json_path
 
 
