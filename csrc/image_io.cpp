@@ -1,5 +1,7 @@
 #include "image_io.h"
 
+#include "isa_clones.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -58,11 +60,11 @@ std::vector<float>& row_scratch(int which, size_t floats) {
   return rows[which];
 }
 
-float unit(float v) { return std::min(std::max(v, 0.f), 1.f); }
+FASTSR_INLINE float unit(float v) { return std::min(std::max(v, 0.f), 1.f); }
 
 // Nearest integer, ties to even (as torch.round), for 0 <= v < 2^22, without libm: adding
 // 1.5 * 2^23 leaves no fraction bits, so the FPU's own rounding does the work.
-float round_even(float v) {
+FASTSR_INLINE float round_even(float v) {
   const float magic = 12582912.f;
   return (v + magic) - magic;
 }
@@ -98,7 +100,7 @@ struct Element<Half> {
 
 // count = w * c values of one image row into `values`, times `scale`.
 template <class T>
-void load_row(const Image& src, const char* line, float scale, float* values) {
+FASTSR_INLINE void load_row(const Image& src, const char* line, float scale, float* values) {
   if (src.pix == int64_t(sizeof(T)) * src.c && src.ch == int64_t(sizeof(T))) {
     const int64_t count = int64_t(src.w) * src.c;
     for (int64_t i = 0; i < count; ++i) values[i] = Element<T>::load(line + i * int64_t(sizeof(T))) * scale;
@@ -111,7 +113,7 @@ void load_row(const Image& src, const char* line, float scale, float* values) {
 
 // w * c values in [0, 1] into one image row, converted to T.
 template <class T>
-void store_row(const Image& dst, const float* values, float full, char* line) {
+FASTSR_INLINE void store_row(const Image& dst, const float* values, float full, char* line) {
   const int64_t count = int64_t(dst.w) * dst.c;
   if (dst.pix == int64_t(sizeof(T)) * dst.c && dst.ch == int64_t(sizeof(T))) {
     std::vector<float>& staged = row_scratch(1, size_t(count * int64_t(sizeof(T)) / 4 + 1));
@@ -128,7 +130,7 @@ void store_row(const Image& dst, const float* values, float full, char* line) {
 }
 
 template <class T>
-void read_rows(const Image& src, float scale, ColorModel model, const YCbCr& ycc,
+FASTSR_INLINE void read_rows(const Image& src, float scale, ColorModel model, const YCbCr& ycc,
                const View& input, const View* chroma) {
   const float* f = ycc.forward;
   const float grey_luma = f[0] + f[1] + f[2];
@@ -161,7 +163,7 @@ void read_rows(const Image& src, float scale, ColorModel model, const YCbCr& ycc
 }
 
 template <class T>
-void write_rows(const View& out, int top, int left, const ResizeJob* chroma, ColorModel model,
+FASTSR_INLINE void write_rows(const View& out, int top, int left, const ResizeJob* chroma, ColorModel model,
                 const YCbCr& ycc, float full, const Image& dst) {
   const float* inv = ycc.inverse;
   // A grey image through a Y model has flat chroma (Cb = Cr = offset): R = G = B up to
@@ -199,39 +201,32 @@ void write_rows(const View& out, int top, int left, const ResizeJob* chroma, Col
   }
 }
 
-template <template <class> class Body, class... Args>
-void by_type(PixelType type, Args&&... args) {
-  switch (type) {
-    case PixelType::U8: Body<uint8_t>::run(args...); break;
-    case PixelType::U16: Body<uint16_t>::run(args...); break;
-    case PixelType::F16: Body<Half>::run(args...); break;
-    case PixelType::F32: Body<float>::run(args...); break;
-    case PixelType::F64: Body<double>::run(args...); break;
-  }
-}
-
-template <class T>
-struct ReadRows {
-  template <class... Args>
-  static void run(Args&&... args) { read_rows<T>(args...); }
-};
-template <class T>
-struct WriteRows {
-  template <class... Args>
-  static void run(Args&&... args) { write_rows<T>(args...); }
-};
-
 }  // namespace
 
+FASTSR_ISA_CLONES
 void read_frame(const Image& src, double full, ColorModel model, const YCbCr& ycc,
                 const View& input, const View* chroma) {
   const float scale = full > 0 ? float(1.0 / full) : 1.f;
-  by_type<ReadRows>(src.type, src, scale, model, ycc, input, chroma);
+  switch (src.type) {
+    case PixelType::U8: read_rows<uint8_t>(src, scale, model, ycc, input, chroma); break;
+    case PixelType::U16: read_rows<uint16_t>(src, scale, model, ycc, input, chroma); break;
+    case PixelType::F16: read_rows<Half>(src, scale, model, ycc, input, chroma); break;
+    case PixelType::F32: read_rows<float>(src, scale, model, ycc, input, chroma); break;
+    case PixelType::F64: read_rows<double>(src, scale, model, ycc, input, chroma); break;
+  }
 }
 
+FASTSR_ISA_CLONES
 void write_frame(const View& out, int top, int left, const ResizeJob* chroma, ColorModel model,
                  const YCbCr& ycc, double full, const Image& dst) {
-  by_type<WriteRows>(dst.type, out, top, left, chroma, model, ycc, float(full), dst);
+  const float f = float(full);
+  switch (dst.type) {
+    case PixelType::U8: write_rows<uint8_t>(out, top, left, chroma, model, ycc, f, dst); break;
+    case PixelType::U16: write_rows<uint16_t>(out, top, left, chroma, model, ycc, f, dst); break;
+    case PixelType::F16: write_rows<Half>(out, top, left, chroma, model, ycc, f, dst); break;
+    case PixelType::F32: write_rows<float>(out, top, left, chroma, model, ycc, f, dst); break;
+    case PixelType::F64: write_rows<double>(out, top, left, chroma, model, ycc, f, dst); break;
+  }
 }
 
 }  // namespace fastsr

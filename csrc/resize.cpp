@@ -1,5 +1,7 @@
 #include "resize.h"
 
+#include "isa_clones.h"
+
 #include <algorithm>
 #include <cstdint>
 #include <cmath>
@@ -59,7 +61,7 @@ namespace {
 
 // One output pixel of the horizontal pass: TAPS weighted input pixels, channel by channel.
 template <int TAPS>
-void blend_pixels(const float* const* src, const float* w, int channels, float* dst) {
+FASTSR_INLINE void blend_pixels(const float* const* src, const float* w, int channels, float* dst) {
   for (int ch = 0; ch < channels; ++ch) {
     float acc = w[0] * src[0][ch];
     for (int k = 1; k < TAPS; ++k) acc += w[k] * src[k][ch];
@@ -69,7 +71,7 @@ void blend_pixels(const float* const* src, const float* w, int channels, float* 
 
 // A run of `count` floats blended from TAPS rows (vectorises: the rows are contiguous).
 template <int TAPS>
-void blend_rows(const float* const* src, const float* w, int64_t count, float* dst) {
+FASTSR_INLINE void blend_rows(const float* const* src, const float* w, int64_t count, float* dst) {
   for (int64_t i = 0; i < count; ++i) {
     float acc = w[0] * src[0][i];
     for (int k = 1; k < TAPS; ++k) acc += w[k] * src[k][i];
@@ -77,25 +79,38 @@ void blend_rows(const float* const* src, const float* w, int64_t count, float* d
   }
 }
 
-template <int TAPS>
-void resize_width_taps(const ResizeJob& job) {
+// CH: the channel count when it is small and known (unrolled), else 0 (x.c at run time).
+template <int TAPS, int CH>
+FASTSR_INLINE void resize_width_rows(const ResizeJob& job) {
   const View &x = job.x, &tmp = job.scratch;
-  const int c = x.c;
+  const int c = CH ? CH : x.c;
   const int in_rows = x.n * x.h;
+  const int* index = job.along_w->index.data();
+  const float* weight = job.along_w->weight.data();
 #pragma omp for schedule(static)
   for (int r = 0; r < in_rows; ++r) {
     const int n = r / x.h, y = r % x.h;
-    for (int ox = 0; ox < tmp.w; ++ox) {
-      const int* idx = &job.along_w->index[size_t(ox) * TAPS];
+    const float* line = x.at(n, y, 0);
+    float* dst = tmp.at(n, y, 0);
+    for (int ox = 0; ox < tmp.w; ++ox, dst += tmp.pix) {
       const float* src[TAPS];
-      for (int k = 0; k < TAPS; ++k) src[k] = x.at(n, y, idx[k]);
-      blend_pixels<TAPS>(src, &job.along_w->weight[size_t(ox) * TAPS], c, tmp.at(n, y, ox));
+      for (int k = 0; k < TAPS; ++k) src[k] = line + index[ox * TAPS + k] * x.pix;
+      blend_pixels<TAPS>(src, weight + ox * TAPS, c, dst);
     }
   }
 }
 
 template <int TAPS>
-void blend_row_taps(const ResizeJob& job, int n, int oy, float* dst) {
+FASTSR_INLINE void resize_width_taps(const ResizeJob& job) {
+  switch (job.x.c) {  // the chroma of Y models (2) and RGB skips (3)
+    case 2: resize_width_rows<TAPS, 2>(job); break;
+    case 3: resize_width_rows<TAPS, 3>(job); break;
+    default: resize_width_rows<TAPS, 0>(job);
+  }
+}
+
+template <int TAPS>
+FASTSR_INLINE void blend_row_taps(const ResizeJob& job, int n, int oy, float* dst) {
   const int* idx = &job.along_h->index[size_t(oy) * TAPS];
   const float* src[TAPS];
   for (int k = 0; k < TAPS; ++k) src[k] = job.scratch.at(n, idx[k], 0);
@@ -104,7 +119,7 @@ void blend_row_taps(const ResizeJob& job, int n, int oy, float* dst) {
 }
 
 template <int TAPS>
-void resize_taps(const ResizeJob& job) {
+FASTSR_INLINE void resize_taps(const ResizeJob& job) {
   resize_width_taps<TAPS>(job);
   const View &out = job.out;
   const int c = out.c;
@@ -131,6 +146,7 @@ void resize_taps(const ResizeJob& job) {
 
 }  // namespace
 
+FASTSR_ISA_CLONES
 void resize_width(const ResizeJob& job) {
   switch (job.along_w->taps) {
     case 1: resize_width_taps<1>(job); break;
@@ -139,6 +155,7 @@ void resize_width(const ResizeJob& job) {
   }
 }
 
+FASTSR_ISA_CLONES
 void blend_row(const ResizeJob& job, int n, int oy, float* dst) {
   switch (job.along_h->taps) {
     case 1: blend_row_taps<1>(job, n, oy, dst); break;
@@ -147,6 +164,7 @@ void blend_row(const ResizeJob& job, int n, int oy, float* dst) {
   }
 }
 
+FASTSR_ISA_CLONES
 void resize(const ResizeJob& job) {
   switch (job.along_w->taps) {
     case 1: resize_taps<1>(job); break;

@@ -69,7 +69,7 @@ def zoo_graph(name: str):
 
 def run_backend(backend, graph, x: torch.Tensor) -> torch.Tensor:
     plan = make_plan(graph, *x.shape[:3])
-    return backend.compile(graph, plan)(x)
+    return backend.compile(graph, plan).run(x)
 
 
 @needs_triton

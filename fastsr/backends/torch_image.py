@@ -26,7 +26,7 @@ def _as_tensor(array, device) -> torch.Tensor:
     if isinstance(array, torch.Tensor):
         return array.to(device)
     if min(array.strides) < 0:  # torch takes no negative strides: copy once
-        array = np.ascontiguousarray(array)
+        array = np.array(array)  # (ascontiguousarray keeps size-1 negative strides)
     with warnings.catch_warnings():  # read-only arrays are fine: they are only read
         warnings.filterwarnings("ignore", "The given NumPy array is not writable")
         return torch.from_numpy(array).to(device)

@@ -43,7 +43,8 @@ def export_onnx(graph: Graph, path: str | Path, opset: int = 17) -> onnx.ModelPr
         ir_version=helper.find_min_ir_version_for(opset_ids),
         producer_name="fastsr",
     )
-    helper.set_model_props(model, {META_KEY: json.dumps(graph.meta, default=str)})
+    meta = {key: value for key, value in graph.meta.items() if key != "optimized"}  # expanded
+    helper.set_model_props(model, {META_KEY: json.dumps(meta, default=str)})
     onnx.checker.check_model(model, full_check=True)
     onnx.save(model, str(path))
     return model

@@ -216,9 +216,14 @@ PASSES = (
 
 
 def optimize(graph: Graph) -> Graph:
+    """Every pass in order. The result is marked in its meta, so a graph that was saved
+    optimised (the shipped models) is not optimised again on load."""
+    if graph.meta.get("optimized"):
+        return graph
     for graph_pass in PASSES:
         graph = graph_pass(graph)
     graph.validate()
+    graph.meta["optimized"] = True
     return graph
 
 

@@ -1,0 +1,37 @@
+"""The path a user calls with a numpy image and a shipped model never imports torch."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+HEAVY = ("torch", "onnx", "fastsr.models", "fastsr.graph.from_torch", "triton")
+
+
+def _imported_after(code: str) -> list[str]:
+    script = f"""
+import sys
+{code}
+print(sorted(m for m in sys.modules if m.split(".")[0] in {HEAVY!r} or m in {HEAVY!r}))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return eval(done.stdout.strip().splitlines()[-1])
+
+
+def test_import_fastsr_imports_no_torch():
+    assert _imported_after("import fastsr") == []
+
+
+def test_upscaling_a_numpy_image_with_shipped_models_imports_no_torch():
+    code = """
+import numpy as np
+import fastsr
+image = np.random.default_rng(0).integers(0, 256, (20, 24, 3), dtype=np.uint8)
+for model in ("fast", "quality_x4"):
+    out = fastsr.upscale(image, model=model)
+    assert out.dtype == np.uint8 and out.shape[2] == 3 and out.shape[0] > 20, out.shape
+up = fastsr.Upscaler(model="fast", threads=1)
+assert up(image[..., 0]).ndim == 2
+"""
+    assert _imported_after(code) == []
