@@ -1,17 +1,24 @@
 """fastsr: performance-first image and video super-resolution inference."""
 
+from __future__ import annotations
+
+import importlib
+
 __version__ = "0.1.0"
 
-# Imported eagerly (torch with it), so the first upscale call does not pay for imports.
-from fastsr.api import Upscaler, upscale  # noqa: E402
+# Each name is imported on first use, so `import fastsr` (and `fastsr --help`) stays
+# cheap: the API brings torch, the graph frontends torch.fx and onnx.
+_LAZY = {
+    "Upscaler": "fastsr.api",
+    "upscale": "fastsr.api",
+    "upscale_folder": "fastsr.batch",
+    "load": "fastsr.graph",
+}
 
-__all__ = ["Upscaler", "__version__", "load", "upscale"]
+__all__ = ["Upscaler", "__version__", "load", "upscale", "upscale_folder"]
 
 
 def __getattr__(name: str):
-    # `load` comes from the graph frontends, which pull in torch.fx and onnx: only on use.
-    if name == "load":
-        from fastsr.graph import load
-
-        return load
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'fastsr' has no attribute {name!r}")
