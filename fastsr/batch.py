@@ -60,9 +60,10 @@ class ImageResult:
     bytes: int = 0  # size of the output file
 
     def describe(self) -> str:
-        """One line: what was written (done) or why not."""
+        """One line: what was written (done), or why not (naming the input)."""
         if self.status != DONE:
-            return f"{self.source}: {self.status}: {self.reason}"
+            named = str(self.source) in self.reason
+            return self.reason if named else f"{self.source}: {self.reason}"
         return (
             f"{self.target}: {self.width}x{self.height}, {_size(self.bytes)}, "
             f"{self.seconds:.2f} s"
@@ -105,6 +106,10 @@ def _reason(error: Exception) -> str:
     if isinstance(error, MemoryError):
         return "out of memory; lower --max-memory (smaller tiles) or --max-pixels"
     return f"internal error {type(error).__name__}: {text}"
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def _size(count: int) -> str:
@@ -153,7 +158,7 @@ class BatchReport:
             names = ", ".join(str(p) for p in self.skipped_folders[:3])
             more = ", ..." if len(self.skipped_folders) > 3 else ""
             line += (
-                f"; {len(self.skipped_folders)} subfolders not entered ({names}{more}): "
+                f"; {_count(len(self.skipped_folders), 'subfolder')} not entered ({names}{more}): "
                 "pass --recursive (recursive=True) to include them"
             )
         return line
@@ -248,8 +253,9 @@ def check_batch(batch: Batch, options: ImageOptions, overwrite: bool, skip_exist
         raise ValueError("--overwrite and --skip-existing contradict each other; pass one")
     existing = [] if overwrite or skip_existing else [t for _, t in batch.jobs if t.exists()]
     if existing:
+        more = f" (and {len(existing) - 1} more outputs)" if len(existing) > 1 else ""
         raise FileExistsError(
-            f"{existing[0]} exists ({len(existing)} outputs do); pass --skip-existing "
+            f"{existing[0]} exists{more}; pass --skip-existing "
             "(skip_existing=True) to resume, or --overwrite (overwrite=True) to replace them"
         )
 

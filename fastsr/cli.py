@@ -14,6 +14,7 @@ import argparse
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import fastsr
@@ -141,6 +142,9 @@ def _image_options(args):
 def _run_upscale(args) -> int:
     from fastsr.batch import DONE, Batch, check_batch, plan_batch, upscale_image
 
+    # Pillow warns of damaged files and of images past its size limit: fastsr reports
+    # each such file itself, in one line.
+    warnings.filterwarnings("ignore", module=r"PIL\.")
     options = _image_options(args)
     target = _single_target(args)
     if target is not None:
@@ -178,11 +182,11 @@ def _report_batch(up, batch, options, skip_existing: bool) -> int:
 
     from fastsr.batch import FAILED, run_batch
 
-    with tqdm(total=len(batch.jobs), unit="image", delay=1) as bar:
+    with tqdm(total=len(batch.jobs), unit="image", delay=1, disable=None) as bar:  # None: tty only
 
         def on_result(result) -> None:
             if result.status == FAILED:
-                tqdm.write(f"fastsr: failed: {result.source}: {result.reason}", file=sys.stderr)
+                tqdm.write(f"fastsr: failed: {result.describe()}", file=sys.stderr)
             bar.update(1)
 
         report = run_batch(up, batch, options, skip_existing, on_result)

@@ -249,7 +249,7 @@ def _tiff_pixels(path: Path) -> np.ndarray:
     import tifffile
 
     with tifffile.TiffFile(path) as tiff:
-        page = tiff.pages.first
+        page = tiff.pages[0]
         pixels = page.asarray()
     if pixels.dtype not in (np.uint8, np.uint16):
         raise ImageReadError(f"TIFF samples of type {pixels.dtype} are not supported")
@@ -265,7 +265,7 @@ def _read_tiff_only(path: Path, max_pixels: int) -> tuple[np.ndarray, Metadata]:
     import tifffile
 
     with tifffile.TiffFile(path) as tiff:
-        page = tiff.pages.first
+        page = tiff.pages[0]
         _check_size(path, (page.imagewidth, page.imagelength), max_pixels)
         tags = {tag.code: tag.value for tag in page.tags}
     icc = tags.get(34675)

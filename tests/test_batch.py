@@ -61,7 +61,7 @@ def test_one_bad_file_never_costs_the_good_ones(tmp_path, up):
     assert digests(source) == before  # the inputs are never touched
     summary = report.summary()
     assert summary.startswith("2 done, 3 failed, 1 skipped (1 not an image file) in ")
-    assert "1 subfolders not entered" in summary and "--recursive" in summary
+    assert "1 subfolder not entered" in summary and "--recursive" in summary
 
 
 def test_recursive_mirrors_the_tree(tmp_path, up):

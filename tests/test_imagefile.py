@@ -191,7 +191,7 @@ def test_sixteen_bit_tiff_keeps_sixteen_bits(tmp_path, channels):
     np.testing.assert_array_equal(back, pixels)
     write_image(tmp_path / "out.tif", pixels, Metadata(icc_profile=SRGB, dpi=(300.0, 300.0)))
     with tifffile.TiffFile(tmp_path / "out.tif") as tiff:
-        page = tiff.pages.first
+        page = tiff.pages[0]
         np.testing.assert_array_equal(page.asarray(), pixels)
         assert page.tags[34675].value == SRGB
         assert page.tags[282].value == (300, 1)
