@@ -373,7 +373,7 @@ def test_folder_run_reports_each_failure_and_a_summary(tmp_path, capsys, model_f
     assert all("is not a readable image" in line for line in failures)
     summary = out.strip().splitlines()[-1]
     assert summary.startswith("2 done, 3 failed, 1 skipped (1 not an image file) in ")
-    assert "subfolders not entered" in summary
+    assert "1 subfolder not entered" in summary
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "b.jpg"]
 
     code, _, err = run_cli(capsys, *args)  # a rerun names both ways forward

@@ -107,7 +107,7 @@ def _read_pickled_state(path: Path) -> dict[str, torch.Tensor]:
     except pickle.UnpicklingError as error:  # torch's text advises weights_only=False: never
         needed = re.search(r"GLOBAL ([\w.]+)", str(error))
         raise ValueError(
-            f"{path} holds pickled Python objects"
+            f"{path}: not a loadable state_dict: it holds pickled Python objects"
             f"{f' ({needed[1]})' if needed else ''}, not just tensors (a whole model saved "
             "with torch.save(model)?); fastsr never unpickles code: save "
             "model.state_dict() instead, or export safetensors or ONNX"
