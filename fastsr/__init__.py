@@ -1,17 +1,24 @@
 """fastsr: performance-first image and video super-resolution inference."""
 
+from __future__ import annotations
+
+import importlib
+
 __version__ = "0.1.0"
 
-# numpy only: torch is imported when a torch tensor, a module or a torch backend needs it.
-from fastsr.api import Upscaler, upscale  # noqa: E402
+# Each name is imported on first use, so `import fastsr` (and `fastsr --help`) stays
+# cheap (the API itself imports no torch; the graph frontends for modules and ONNX do).
+_LAZY = {
+    "Upscaler": "fastsr.api",
+    "upscale": "fastsr.api",
+    "upscale_folder": "fastsr.batch",
+    "load": "fastsr.graph",
+}
 
-__all__ = ["Upscaler", "__version__", "load", "upscale"]
+__all__ = ["Upscaler", "__version__", "load", "upscale", "upscale_folder"]
 
 
 def __getattr__(name: str):
-    # `load` comes from the graph frontends, which pull in torch.fx and onnx: only on use.
-    if name == "load":
-        from fastsr.graph import load
-
-        return load
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'fastsr' has no attribute {name!r}")

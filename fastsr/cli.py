@@ -1,8 +1,11 @@
 """The `fastsr` command (also `python -m fastsr`).
 
 Every failure ends as one line on stderr and a non-zero exit code:
-1 an error (nothing written), 2 bad usage, 3 a video stopped early and its output is
-partial, 130 interrupted (Ctrl-C).
+1 an error (nothing written; for a folder: at least one image failed, the others are
+done), 2 bad usage, 3 a video stopped early and its output is partial, 130 interrupted.
+
+Only the standard library is imported here; each command imports what it needs (torch
+with the engine), so `fastsr --help` answers at once.
 """
 
 from __future__ import annotations
@@ -11,17 +14,10 @@ import argparse
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
-import torch
-from tqdm import tqdm
-
 import fastsr
-from fastsr.api import DEFAULT_MAX_MEMORY, Upscaler
-from fastsr.backends import backend_status
-from fastsr.graph import load, shipped_models
-from fastsr.imageio import FORMATS, is_image, read_image, write_image
-from fastsr.video import PartialOutputError, upscale_video
 
 EXIT_ERROR, EXIT_USAGE, EXIT_PARTIAL, EXIT_INTERRUPTED = 1, 2, 3, 130
 
@@ -38,10 +34,21 @@ def _fail(message: str) -> None:
     print(f"fastsr: error: {' '.join(message.split())}", file=sys.stderr)
 
 
+def _note(message: str) -> None:
+    print(f"fastsr: note: {message}", file=sys.stderr)
+
+
 def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text}")
+    return value
+
+
+def _quality(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"expected a whole number from 1 to 100, got {text}")
     return value
 
 
@@ -51,7 +58,9 @@ def _add_model_options(parser: argparse.ArgumentParser, tiles: bool = True) -> N
         "--model", default=None, help="shipped model name (quality, fast) or weight file path"
     )
     parser.add_argument("--backend", default="auto", choices=["auto", "cpu", "triton", "reference"])
-    parser.add_argument("--threads", type=_positive, help="CPU threads for the backend")
+    parser.add_argument(
+        "--threads", type=_positive, help="CPU threads for the backend (at most the cores)"
+    )
     if tiles:
         parser.add_argument(
             "--tile", type=_positive, help="tile size in input pixels (default: by memory)"
@@ -64,12 +73,28 @@ def _add_model_options(parser: argparse.ArgumentParser, tiles: bool = True) -> N
         )
 
 
+def _cores() -> int:
+    if hasattr(os, "sched_getaffinity"):  # the cores this process may run on
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def _threads(requested: int | None) -> int | None:
+    cores = _cores()
+    if requested is not None and requested > cores:
+        _note(f"--threads {requested} is more than the {cores} CPU cores here; using {cores}")
+        return cores
+    return requested
+
+
 def _upscaler(args, progress: bool = False):
+    from fastsr.api import DEFAULT_MAX_MEMORY, Upscaler  # torch: only to run a model
+
     return Upscaler(
         model=args.model,
         scale=args.scale,
         backend=args.backend,
-        threads=args.threads,
+        threads=_threads(args.threads),
         tile=getattr(args, "tile", None),
         max_memory=(getattr(args, "max_memory", None) or DEFAULT_MAX_MEMORY >> 20) << 20,
         progress=progress,
@@ -79,64 +104,102 @@ def _upscaler(args, progress: bool = False):
 # -- fastsr upscale -----------------------------------------------------------------------
 
 
-def _collect_images(inputs: list[str]) -> list[Path]:
-    files = []
-    for name in inputs:
-        path = Path(name)
-        if path.is_dir():
-            found = sorted(p for p in path.iterdir() if p.is_file() and is_image(p))
-            if not found:
-                raise ValueError(f"no image files (png, jpg, webp, bmp, tif) in folder {path}")
-            files.extend(found)
-        elif path.is_file():
-            files.append(path)
-        else:
-            raise FileNotFoundError(f"no such file or folder: {path}")
-    return files
-
-
 def _check_directory(directory: Path) -> None:
-    if not directory.is_dir():
-        raise FileNotFoundError(f"output directory {directory} does not exist")
+    """An output folder that does not exist yet is created; one must be writable."""
+    directory.mkdir(parents=True, exist_ok=True)
     if not os.access(directory, os.W_OK):
-        raise PermissionError(f"output directory {directory} is not writable")
+        raise PermissionError(f"output folder {directory} is not writable; choose another")
 
 
-def _output_paths(inputs: list[str], files: list[Path], output: Path) -> list[Path]:
-    """One output per file: `output` itself for a single file, else a folder of names."""
-    single = len(files) == 1 and Path(inputs[0]).is_file() and not output.is_dir()
-    if single:
-        if output.suffix.lower() not in FORMATS:
-            raise ValueError(
-                f"output {output} has no image suffix; expected one of {', '.join(FORMATS)}"
-            )
-        _check_directory(output.parent)
-        return [output]
-    _check_directory(output)
-    targets = [output / f.name for f in files]
-    if len(set(targets)) != len(targets):
-        raise ValueError(f"two inputs have the same file name; they would collide in {output}")
-    return targets
+def _single_target(args) -> Path | None:
+    """The output file of a one-file run; None when the output is a folder."""
+    from fastsr.imagefile import FORMATS
+
+    source, output = Path(args.inputs[0]), Path(args.output)
+    if len(args.inputs) != 1 or not source.is_file() or output.is_dir():
+        return None
+    if args.output.endswith(("/", os.sep)):
+        return None
+    if output.suffix.lower() not in FORMATS:
+        raise ValueError(
+            f"output {output} has no image suffix; name a file such as {output}.png "
+            f"(suffixes: {', '.join(FORMATS)}), or end a folder name with /"
+        )
+    return output
+
+
+def _image_options(args):
+    from fastsr.batch import ImageOptions
+
+    given = {"quality": args.quality, "max_pixels": args.max_pixels}  # None: the default
+    return ImageOptions(
+        lossless=args.lossless,
+        keep_metadata=not args.strip_metadata,
+        **{name: value for name, value in given.items() if value is not None},
+    )
 
 
 def _run_upscale(args) -> int:
-    files = _collect_images(args.inputs)
-    targets = _output_paths(args.inputs, files, Path(args.output))
-    existing = [t for t in targets if t.exists()]
-    if existing and not args.overwrite:
-        raise FileExistsError(f"{existing[0]} exists; pass --overwrite to replace it")
-    up = _upscaler(args, progress=len(files) == 1)
-    for source, target in tqdm(
-        list(zip(files, targets, strict=True)), unit="image", delay=1, disable=len(files) == 1
-    ):
-        write_image(target, up(read_image(source)))
-    return 0
+    from fastsr.batch import DONE, Batch, check_batch, plan_batch, upscale_image
+
+    # Pillow warns of damaged files and of images past its size limit: fastsr reports
+    # each such file itself, in one line.
+    warnings.filterwarnings("ignore", module=r"PIL\.")
+    options = _image_options(args)
+    target = _single_target(args)
+    if target is not None:
+        batch = Batch(jobs=[(Path(args.inputs[0]), target)])
+    else:
+        batch = plan_batch(args.inputs, Path(args.output), args.recursive)
+        if not batch.jobs and not batch.skipped_folders:
+            raise ValueError(
+                f"no image files ({', '.join(_suffixes())}) in {', '.join(args.inputs)}"
+            )
+    check_batch(batch, options, args.overwrite, args.skip_existing)
+    _check_directory(target.parent if target is not None else Path(args.output))
+    up = _upscaler(args, progress=target is not None)
+    if target is not None:
+        result = upscale_image(up, batch.jobs[0][0], target, options, args.skip_existing)
+        if result.status != DONE:
+            raise _ImageFailed(result.reason)
+        print(result.describe())
+        return 0
+    return _report_batch(up, batch, options, args.skip_existing)
+
+
+class _ImageFailed(Exception):
+    """The one image of a run failed: its reason is the error line."""
+
+
+def _suffixes() -> list[str]:
+    from fastsr.imagefile import FORMATS
+
+    return [suffix.lstrip(".") for suffix in FORMATS]
+
+
+def _report_batch(up, batch, options, skip_existing: bool) -> int:
+    from tqdm import tqdm
+
+    from fastsr.batch import FAILED, run_batch
+
+    with tqdm(total=len(batch.jobs), unit="image", delay=1, disable=None) as bar:  # None: tty only
+
+        def on_result(result) -> None:
+            if result.status == FAILED:
+                tqdm.write(f"fastsr: failed: {result.describe()}", file=sys.stderr)
+            bar.update(1)
+
+        report = run_batch(up, batch, options, skip_existing, on_result)
+    print(report.summary())
+    return EXIT_ERROR if report.failed else 0
 
 
 # -- fastsr video -------------------------------------------------------------------------
 
 
 def _run_video(args) -> int:
+    from fastsr.video import upscale_video
+
     result = upscale_video(
         args.input,
         args.output,
@@ -155,6 +218,8 @@ def _run_video(args) -> int:
 
 
 def _run_eval(args) -> int:
+    from tqdm import tqdm
+
     from fastsr.evaluate import evaluate, format_report  # training side: only when asked
 
     data = Path(args.data)
@@ -173,6 +238,7 @@ def _run_eval(args) -> int:
 
 
 def _run_export_onnx(args) -> int:
+    from fastsr.graph import load
     from fastsr.graph.onnx_export import export_onnx  # imports onnx: only when asked
 
     target = Path(args.output)
@@ -182,15 +248,20 @@ def _run_export_onnx(args) -> int:
     graph = load("quality" if args.model is None else args.model, scale=args.scale)
     tmp = target.with_name(f".{target.stem}.fastsr-partial{target.suffix}")
     try:
-        export_onnx(graph, tmp)
+        export_onnx(graph, tmp, clamp_output=True)
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
-    print(f"{target}: x{graph.meta['scale']} {graph.meta['color']} model")
+    print(f"{target}: x{graph.meta['scale']} {graph.meta['color']} model, output clamped to [0, 1]")
     return 0
 
 
 def _run_info(args) -> int:
+    import torch
+
+    from fastsr.backends import backend_status
+    from fastsr.graph import shipped_models
+
     print(f"fastsr {fastsr.__version__} (torch {torch.__version__})")
     for name, reason in backend_status().items():
         print(f"backend {name}: {'available' if reason is None else 'unavailable: ' + reason}")
@@ -226,18 +297,57 @@ def _run_bench(args) -> int:
 
 # -- the parser and the error boundary ----------------------------------------------------
 
+_UPSCALE_EPILOG = """\
+Metadata: the EXIF orientation is applied (outputs are upright, orientation reset to 1);
+EXIF, ICC profile, DPI and PNG text are written where the output format holds them. DPI
+is multiplied by the scale, so the physical print size stays the same (a 300-dpi
+6x4-inch photo upscaled x2 is 600 dpi at 6x4 inches). --strip-metadata writes none.
+
+A folder run goes on past files that fail, prints one line for each, ends with a
+summary (done / failed / skipped, time) and exits 1 if any failed. Outputs are written
+whole or not at all, so --skip-existing resumes an interrupted run.
+"""
+
+
+def _add_upscale_command(commands) -> None:
+    upscale = commands.add_parser(
+        "upscale",
+        help="upscale image files or folders of them",
+        epilog=_UPSCALE_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    upscale.add_argument("inputs", nargs="+", metavar="IN", help="image files or folders")
+    upscale.add_argument(
+        "-o", "--output", required=True,
+        help="output file (one input file) or folder (created if missing)",
+    )  # fmt: skip
+    _add_model_options(upscale)
+    upscale.add_argument(
+        "--quality", type=_quality, help="JPEG and WebP quality 1-100 (default 95; JPEG 4:4:4)"
+    )
+    upscale.add_argument("--lossless", action="store_true", help="lossless WebP")
+    upscale.add_argument(
+        "--strip-metadata", action="store_true", help="write no EXIF, ICC profile, DPI or text"
+    )
+    upscale.add_argument(
+        "--max-pixels", type=_positive, metavar="N",
+        help="refuse inputs of more than N pixels (default 89478485, Pillow's guard "
+        "against decompression bombs); raise it to allow a genuinely huge image",
+    )  # fmt: skip
+    upscale.add_argument("--recursive", action="store_true", help="enter subfolders, mirror them")
+    existing = upscale.add_mutually_exclusive_group()
+    existing.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    existing.add_argument(
+        "--skip-existing", action="store_true", help="leave existing outputs (resume a batch)"
+    )
+    upscale.set_defaults(run=_run_upscale)
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="fastsr", description="Fast image and video super-resolution.")
     parser.add_argument("--version", action="version", version=_version())
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-
-    upscale = commands.add_parser("upscale", help="upscale image files or folders of them")
-    upscale.add_argument("inputs", nargs="+", metavar="IN", help="image files or folders")
-    upscale.add_argument("-o", "--output", required=True, help="output file or folder")
-    _add_model_options(upscale)
-    upscale.add_argument("--overwrite", action="store_true", help="replace existing outputs")
-    upscale.set_defaults(run=_run_upscale)
+    _add_upscale_command(commands)
 
     video = commands.add_parser("video", help="upscale a video file (audio/subtitles copied)")
     video.add_argument("input", metavar="IN")
@@ -253,12 +363,16 @@ def build_parser() -> argparse.ArgumentParser:
     video.set_defaults(run=_run_video)
 
     evaluate = commands.add_parser("eval", help="PSNR/SSIM on folders of HR images")
-    evaluate.add_argument("--data", required=True, help="folder of dataset folders (Set5...)")
+    evaluate.add_argument(
+        "--data", required=True, help="folder of HR images, or of dataset folders (Set5...)"
+    )
     _add_model_options(evaluate, tiles=False)
     evaluate.add_argument("--per-image", action="store_true", help="also score each image")
     evaluate.set_defaults(run=_run_eval)
 
-    export = commands.add_parser("export-onnx", help="write a model as an ONNX file")
+    export = commands.add_parser(
+        "export-onnx", help="write a model as an ONNX file (output clamped to [0, 1])"
+    )
     export.add_argument("model", metavar="MODEL", help="shipped name or weight file")
     export.add_argument("output", metavar="OUT.onnx")
     export.add_argument("--scale", type=_positive)
@@ -291,15 +405,22 @@ def main(argv: list[str] | None = None) -> int:
     args.pytest_args = extra
     try:
         return args.run(args)
-    except PartialOutputError as error:
-        _fail(str(error))
-        return EXIT_INTERRUPTED if error.interrupted else EXIT_PARTIAL
     except KeyboardInterrupt:
         _fail("interrupted")
         return EXIT_INTERRUPTED
-    except (ValueError, TypeError, OSError, RuntimeError, ImportError) as error:
+    except Exception as error:
+        return _report_error(error)
+
+
+def _report_error(error: Exception) -> int:
+    """The one line for an error that ended a command, and its exit code."""
+    from fastsr.video import PartialOutputError  # here: the module imports numpy
+
+    if isinstance(error, PartialOutputError):
+        _fail(str(error))
+        return EXIT_INTERRUPTED if error.interrupted else EXIT_PARTIAL
+    if isinstance(error, (_ImageFailed, ValueError, TypeError, OSError, RuntimeError, ImportError)):
         _fail(str(error) or type(error).__name__)
-        return EXIT_ERROR
-    except Exception as error:  # anything else is a bug, but still one line: name it
+    else:  # anything else is a bug, but still one line: name it
         _fail(f"internal error {type(error).__name__}: {error}")
-        return EXIT_ERROR
+    return EXIT_ERROR

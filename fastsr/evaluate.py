@@ -42,7 +42,8 @@ def evaluate(
     datasets: list[str] | None = None,
     bicubic: bool = True,
 ) -> dict:
-    """Score `upscale_fn` (uint8 HxWx3 RGB LR -> uint8 RGB SR) and bicubic on each subfolder.
+    """Score `upscale_fn` (uint8 HxWx3 RGB LR -> uint8 RGB SR) and bicubic on each subfolder
+    that holds images, or on `data_dir` itself when none does.
 
     Returns {dataset: {"model": {"psnr", "ssim"}, "bicubic": {...}, "images": {...}}};
     "images" (per-image scores) only with `per_image`, "model" only with an upscaler.
@@ -50,7 +51,15 @@ def evaluate(
     methods = {"bicubic": bicubic_upscaler(scale)} if bicubic else {}
     if upscale_fn is not None:
         methods["model"] = upscale_fn
-    folders = sorted(p for p in Path(data_dir).iterdir() if p.is_dir())
+    data_dir = Path(data_dir)
+    folders = sorted(p for p in data_dir.iterdir() if p.is_dir() and image_paths(p))
+    if not folders:  # a plain folder of images is one dataset
+        if not image_paths(data_dir):
+            raise ValueError(
+                f"no .png or .bmp images in {data_dir} or its subfolders; pass a folder of "
+                "HR images or of dataset folders (Set5/, Set14/ ...)"
+            )
+        folders = [data_dir]
     results = {}
     for folder in folders:
         if datasets is not None and folder.name not in datasets:

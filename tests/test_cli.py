@@ -9,13 +9,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageOps
 from test_api import one_torch_thread, random_image, tiny_graph  # noqa: F401
 
 import fastsr
 from fastsr import cli
 from fastsr.graph.onnx_export import export_onnx
-from fastsr.imageio import read_image, write_image
+from fastsr.imagefile import read_image, write_image
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -162,15 +162,14 @@ def test_existing_output_needs_overwrite(tmp_path, capsys, model_file):
     ("make_args", "fragments"),
     [
         (lambda d, m: [d / "missing.png", "-o", d / "o.png"], ["no such file", "missing.png"]),
-        (lambda d, m: [d / "in.png", "-o", d / "no" / "o.png"], ["output directory", "no"]),
-        (lambda d, m: [d / "in.png", d / "in.png", "-o", d / "nodir"], ["does not exist"]),
+        (lambda d, m: [d / "in.png", d / "in.png", "-o", d / "odir"], ["same file name"]),
         (lambda d, m: [d / "in.png", "-o", d / "o.txt"], ["no image suffix"]),
         (lambda d, m: [d / "bad.png", "-o", d / "o.png"], ["not a readable image"]),
         (lambda d, m: [d / "in.png", "-o", d / "o.png", "--scale", "3"], ["x2", "not x3"]),
         (lambda d, m: [d / "in.png", "-o", d / "o.png", "--model", "nope"], ["unknown model"]),
         (lambda d, m: [d / "in.png", "-o", d / "o.png", "--model", d / "w.pth"], ["w.pth"]),
     ],
-    ids=["missing_input", "missing_dir", "missing_out_dir", "bad_suffix", "corrupt_input",
+    ids=["missing_input", "colliding_names", "bad_suffix", "corrupt_input",
          "wrong_scale", "unknown_model", "missing_weights"],
 )  # fmt: skip
 def test_upscale_errors_are_one_line(tmp_path, capsys, model_file, make_args, fragments):
@@ -310,7 +309,7 @@ def test_unexpected_errors_are_one_line_too(capsys, monkeypatch):
     def broken():
         raise KeyError("plan")
 
-    monkeypatch.setattr(cli, "backend_status", broken)
+    monkeypatch.setattr("fastsr.backends.backend_status", broken)
     code, _, err = run_cli(capsys, "info")
     assert code == 1
     assert_one_line_error(err, "internal error KeyError")
@@ -323,3 +322,174 @@ def test_memory_and_thread_options_reach_the_upscaler(model_file):
     assert (up.max_memory, up.tile, up.threads) == (64 << 20, 32, 1)
     default = cli._upscaler(cli.build_parser().parse_args(argv[:8]))
     assert default.max_memory == fastsr.api.DEFAULT_MAX_MEMORY and default.tile is None
+
+
+# -- messages, folders, options (issue #16) ----------------------------------------------
+
+
+def test_cli_module_imports_nothing_heavy():
+    """`fastsr --help` must answer at once: no torch, numpy, Pillow or engine on import."""
+    probe = (
+        "import sys, fastsr.cli; heavy = ('torch', 'numpy', 'PIL', 'tqdm', 'fastsr.api', "
+        "'fastsr.graph', 'fastsr.imagefile'); print([m for m in heavy if m in sys.modules])"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout.strip() == "[]", result.stderr
+    help_text = subprocess.run(
+        [sys.executable, "-m", "fastsr", "upscale", "--help"], capture_output=True, text=True
+    ).stdout
+    for option in ("--quality", "--lossless", "--strip-metadata", "--max-pixels",
+                   "--skip-existing", "--recursive", "DPI is multiplied by the scale"):  # fmt: skip
+        assert option in " ".join(help_text.split())
+
+
+def test_single_file_success_says_what_was_written(tmp_path, capsys, model_file):
+    write_image(tmp_path / "in.png", random_image((6, 7, 3), np.uint8))
+    code, out, err = run_cli(
+        capsys, "upscale", tmp_path / "in.png", "-o", tmp_path / "new" / "out.jpg",
+        "--model", model_file, "--backend", "reference", "--quality", "80",
+    )  # fmt: skip
+    assert code == 0, err
+    size = (tmp_path / "new" / "out.jpg").stat().st_size
+    line = out.strip()
+    assert line.startswith(f"{tmp_path / 'new' / 'out.jpg'}: 14x12, ") and line.endswith(" s")
+    assert (f"{size} bytes" if size < 1000 else f"{size / 1000:.1f} KB") in line
+    reference = tmp_path / "pillow.jpg"
+    Image.fromarray(random_image((12, 14, 3), np.uint8)).save(reference, quality=80)
+    with Image.open(tmp_path / "new" / "out.jpg") as ours, Image.open(reference) as theirs:
+        assert ours.quantization == theirs.quantization
+
+
+def test_folder_run_reports_each_failure_and_a_summary(tmp_path, capsys, model_file):
+    from test_batch import mixed_folder
+
+    source = mixed_folder(tmp_path / "in")
+    args = ["upscale", source, "-o", tmp_path / "out", "--model", model_file, "--backend",
+            "reference"]  # fmt: skip
+    code, out, err = run_cli(capsys, *args)
+    assert code == 1
+    failures = [line for line in err.strip().splitlines() if line.startswith("fastsr: failed: ")]
+    assert len(failures) == 3 and len(err.strip().splitlines()) == 3
+    assert all("is not a readable image" in line for line in failures)
+    summary = out.strip().splitlines()[-1]
+    assert summary.startswith("2 done, 3 failed, 1 skipped (1 not an image file) in ")
+    assert "1 subfolder not entered" in summary
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "b.jpg"]
+
+    code, _, err = run_cli(capsys, *args)  # a rerun names both ways forward
+    assert code == 1
+    assert_one_line_error(err, "exists", "--skip-existing", "--overwrite")
+    for bad in ("truncated.png", "empty.png", "fake.jpg"):
+        (source / bad).unlink()
+    code, out, err = run_cli(capsys, *args, "--skip-existing", "--recursive")
+    assert code == 0, err
+    assert out.strip().splitlines()[-1].startswith("1 done, 0 failed, 3 skipped")
+    assert read_image(tmp_path / "out" / "sub" / "c.png").shape == (6, 6, 3)
+
+
+def test_threads_beyond_the_cores_are_clamped_with_a_note(tmp_path, capsys, model_file):
+    write_image(tmp_path / "in.png", random_image((4, 4, 3), np.uint8))
+    cores = cli._cores()
+    code, out, err = run_cli(
+        capsys, "upscale", tmp_path / "in.png", "-o", tmp_path / "o.png", "--model", model_file,
+        "--backend", "reference", "--threads", cores + 7,
+    )  # fmt: skip
+    assert code == 0
+    assert err.strip() == (
+        f"fastsr: note: --threads {cores + 7} is more than the {cores} CPU cores here; "
+        f"using {cores}"
+    )
+    args = cli.build_parser().parse_args(["upscale", "a", "-o", "b", "--threads", "99999"])
+    assert cli._threads(args.threads) == cores
+
+
+@pytest.mark.parametrize(
+    ("extra", "fragments"),
+    [
+        (["--lossless"], ["JPEG outputs", "cannot be lossless"]),
+        (["--max-pixels", "10"], ["megapixels", "--max-pixels 16"]),
+        (["--quality", "0"], ["1 to 100"]),
+        (["--overwrite", "--skip-existing"], ["not allowed with"]),
+    ],
+    ids=["lossless_jpeg", "too_many_pixels", "bad_quality", "contradiction"],
+)
+def test_option_errors_are_one_line(tmp_path, capsys, model_file, extra, fragments):
+    write_image(tmp_path / "in.png", random_image((4, 4, 3), np.uint8))
+    code, out, err = run_cli(
+        capsys, "upscale", tmp_path / "in.png", "-o", tmp_path / "o.jpg", "--model", model_file,
+        "--backend", "reference", *extra,
+    )  # fmt: skip
+    assert code in (1, 2) and out == ""
+    assert_one_line_error(err, *fragments)
+    assert not (tmp_path / "o.jpg").exists()
+
+
+def test_a_decompression_bomb_is_one_line_with_the_fix(tmp_path, capsys, model_file):
+    from test_imagefile import png_with_size
+
+    (tmp_path / "bomb.png").write_bytes(png_with_size(30_000, 30_000))
+    code, _, err = run_cli(
+        capsys, "upscale", tmp_path / "bomb.png", "-o", tmp_path / "o.png", "--model", model_file
+    )
+    assert code == 1
+    assert_one_line_error(err, "bomb.png is 900.0 megapixels", "--max-pixels 900000000")
+
+
+def test_upright_output_with_metadata_or_stripped(tmp_path, capsys, model_file, up):
+    from test_imagefile import SRGB, camera_exif
+
+    Image.fromarray(random_image((4, 6, 3), np.uint8)).save(
+        tmp_path / "in.png", icc_profile=SRGB, exif=camera_exif(8, 6, 4)
+    )
+    base = ["upscale", tmp_path / "in.png", "--model", model_file, "--backend", "reference"]
+    assert run_cli(capsys, *base, "-o", tmp_path / "kept.png")[0] == 0
+    assert run_cli(capsys, *base, "-o", tmp_path / "bare.png", "--strip-metadata")[0] == 0
+    with Image.open(tmp_path / "in.png") as source:
+        upright = np.asarray(ImageOps.exif_transpose(source))
+    np.testing.assert_array_equal(read_image(tmp_path / "kept.png"), up(upright))
+    with Image.open(tmp_path / "kept.png") as kept, Image.open(tmp_path / "bare.png") as bare:
+        assert kept.info["icc_profile"] == SRGB and kept.getexif()[0x0112] == 1
+        assert "icc_profile" not in bare.info and "exif" not in bare.info
+        assert kept.size == bare.size == (8, 12)
+
+
+def test_eval_on_a_plain_image_folder(tmp_path, capsys, model_file):
+    images = tmp_path / "photos"
+    images.mkdir()
+    Image.fromarray(random_image((48, 40, 3), np.uint8)).save(images / "one.png")
+    code, out, err = run_cli(
+        capsys, "eval", "--data", images, "--model", model_file, "--backend", "reference"
+    )
+    assert code == 0, err
+    assert out.startswith("photos ") and "PSNR" in out and "bicubic" in out
+    (images / "one.png").unlink()
+    (images / "one.jpg").write_bytes(b"")
+    code, _, err = run_cli(capsys, "eval", "--data", images, "--model", model_file)
+    assert code == 1
+    assert_one_line_error(err, "no .png or .bmp images", "dataset folders")
+
+
+def test_export_onnx_clamps_like_the_engine(tmp_path, capsys, model_file, up):
+    import onnxruntime
+
+    code, out, err = run_cli(capsys, "export-onnx", model_file, tmp_path / "clamped.onnx")
+    assert code == 0 and "clamped to [0, 1]" in out, err
+    session = onnxruntime.InferenceSession(str(tmp_path / "clamped.onnx"))
+    pixels = random_image((6, 5, 3), np.float32)
+    nchw = np.ascontiguousarray(pixels.transpose(2, 0, 1)[None])
+    (result,) = session.run(None, {session.get_inputs()[0].name: nchw})
+    raw = onnxruntime.InferenceSession(str(model_file))
+    (unclamped,) = raw.run(None, {raw.get_inputs()[0].name: nchw})
+    assert unclamped.min() < 0 or unclamped.max() > 1  # the tiny model overshoots
+    np.testing.assert_allclose(result, np.clip(unclamped, 0, 1), atol=1e-6)
+    np.testing.assert_allclose(result[0].transpose(1, 2, 0), up(pixels), atol=1e-5)
+
+
+def test_a_pickled_module_names_the_fix(tmp_path, capsys):
+    import torch
+
+    torch.save(torch.nn.Conv2d(3, 12, 3), tmp_path / "whole.pth")
+    code, _, err = run_cli(capsys, "export-onnx", tmp_path / "whole.pth", tmp_path / "o.onnx")
+    assert code == 1
+    assert_one_line_error(err, "torch.nn.modules.conv.Conv2d", "state_dict()")
+    assert "weights_only" not in err and "\x1b" not in err

@@ -15,6 +15,8 @@ is imported only here, when a weight file needs its architecture.
 from __future__ import annotations
 
 import math
+import pickle
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -84,8 +86,17 @@ def _read_pickled_state(path: Path) -> dict[str, torch.Tensor]:
     try:
         # weights_only: the unpickler builds tensors and containers only, never calls code.
         loaded = torch.load(str(path), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:  # torch's text advises weights_only=False: never
+        needed = re.search(r"GLOBAL ([\w.]+)", str(error))
+        raise ValueError(
+            f"{path}: not a loadable state_dict: it holds pickled Python objects"
+            f"{f' ({needed[1]})' if needed else ''}, not just tensors (a whole model saved "
+            "with torch.save(model)?); fastsr never unpickles code: save "
+            "model.state_dict() instead, or export safetensors or ONNX"
+        ) from None
     except Exception as error:  # torch raises many kinds for foreign or hostile files
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        text = re.sub(r"\x1b\[[0-9;]*m", "", str(error)).strip()  # no terminal escape codes
+        first_line = text.splitlines()[0] if text else ""
         raise ValueError(
             f"{path}: not a loadable state_dict ({type(error).__name__}: {first_line})"
         ) from None

@@ -14,15 +14,21 @@ from fastsr.graph.ir import Graph, Node
 from fastsr.graph.onnx_import import META_KEY, MIN_OPSET, TORCH_CUBIC_A
 
 
-def export_onnx(graph: Graph, path: str | Path, opset: int = 17) -> onnx.ModelProto:
+def export_onnx(
+    graph: Graph, path: str | Path, opset: int = 17, clamp_output: bool = False
+) -> onnx.ModelProto:
     """Write the graph as an ONNX model with dynamic N, H and W; returns the model.
 
     Fused conv epilogues expand into the ONNX ops they stand for (Conv, activation,
     DepthToSpace CRD, Resize + Add). Graph.meta travels in the model's metadata.
+    `clamp_output` ends the model with Clip(0, 1), as `fastsr.Upscaler` clamps every
+    result: a file for other runtimes then gives what fastsr gives.
     """
     if opset < MIN_OPSET:
         raise ValueError(f"opset {opset} is too old; {MIN_OPSET} or newer is needed")
     graph.validate()
+    if clamp_output:
+        graph = _clamped_to_unit(graph)
     exporter = _Exporter(graph)
     output_channels = graph.shapes()[graph.output].channels
     onnx_graph = helper.make_graph(
@@ -48,6 +54,25 @@ def export_onnx(graph: Graph, path: str | Path, opset: int = 17) -> onnx.ModelPr
     onnx.checker.check_model(model, full_check=True)
     onnx.save(model, str(path))
     return model
+
+
+def _clamped_to_unit(graph: Graph) -> Graph:
+    """The graph with a clamp to [0, 1] after its output, unless it already ends in one."""
+    last = graph.producers().get(graph.output)
+    if last is not None and last.op == "clamp" and (last.attrs["min"], last.attrs["max"]) == (
+        0.0, 1.0
+    ):
+        return graph
+    clamped = graph.copy()
+    unclamped = f"{graph.output}/unclamped"
+    for node in clamped.nodes:
+        node.inputs = [unclamped if name == graph.output else name for name in node.inputs]
+        if node.output == graph.output:
+            node.output = unclamped
+    clamped.nodes.append(
+        Node("clamp", [unclamped], graph.output, {"min": 0.0, "max": 1.0}, "output clamp")
+    )
+    return clamped
 
 
 _ACTIVATION_OPS = {"relu": "Relu", "tanh": "Tanh", "sigmoid": "Sigmoid",
