@@ -208,9 +208,10 @@ def _run_video(args) -> int:
         crf=args.crf,
         pix_fmt=args.pix_fmt,
         all_or_nothing=args.all_or_nothing,
+        strict=args.strict,
         overwrite=args.overwrite,
     )
-    print(f"{result.path}: {result.frames} frames")
+    print(result.summary())
     return 0
 
 
@@ -358,6 +359,9 @@ def build_parser() -> argparse.ArgumentParser:
     video.add_argument("--pix-fmt", help="pixel format (default: the input's)")
     video.add_argument(
         "--all-or-nothing", action="store_true", help="leave no file if the run stops early"
+    )
+    video.add_argument(
+        "--strict", action="store_true", help="stop at an undecodable packet (default: skip it)"
     )
     video.add_argument("--overwrite", action="store_true", help="replace an existing output")
     video.set_defaults(run=_run_video)

@@ -8,7 +8,13 @@ so they reach the muxer in their original order and are never re-encoded.
 The output is written under a temporary name and renamed at the end. A run that stops
 early (Ctrl-C, a frame that fails) still finalises the container, so the frames done
 are playable; the file is then renamed to the output name and `PartialOutputError`
-says so, or, with `all_or_nothing`, removed.
+says so, or, with `all_or_nothing`, removed. A packet the decoder rejects is skipped and
+counted (`strict` stops instead); a video without one decodable frame leaves no file.
+
+Colour: the input's matrix, range, primaries and transfer are the output's too, and the
+YUV<->RGB conversions use that matrix and range (an untagged input gets the matrix
+players assume for its height, and the output is tagged with it, since the upscaled
+video would otherwise be guessed differently).
 """
 
 from __future__ import annotations
@@ -33,6 +39,15 @@ QUEUE_FRAMES = 4  # frames in flight per stage: enough to overlap, little memory
 COPIED_STREAM_TYPES = ("audio", "subtitle")
 _END = ("end", None)
 _POLL_SECONDS = 0.1  # how often a blocked stage checks whether the others have stopped
+# Encoders a container/codec mismatch error suggests, in order, when they are built in.
+SUGGESTED_CODECS = ("libx264", "libx265", "libvpx-vp9", "libaom-av1", "libsvtav1", "mpeg4")
+# FFmpeg AVColorSpace tags -> the swscale matrix they mean (2, unspecified, is resolved
+# first; 0 (RGB) and 8 (YCgCo) have no swscale matrix and fall back to BT.601).
+_SWS_MATRIX = {1: "ITU709", 4: "FCC", 5: "ITU601", 6: "SMPTE170M", 7: "SMPTE240M", 9: "BT2020",
+               10: "BT2020"}  # fmt: skip
+_BT709, _SMPTE170M, _UNSPECIFIED = 1, 6, 2
+_HD_LINES = 720  # players treat untagged video this tall or taller as BT.709
+_MPEG_RANGE, _JPEG_RANGE = 1, 2
 
 
 class PartialOutputError(RuntimeError):
@@ -53,6 +68,11 @@ class PartialOutputError(RuntimeError):
 class VideoResult:
     path: Path
     frames: int
+    skipped: int = 0  # undecodable packets left out
+
+    def summary(self) -> str:
+        skipped = f", {self.skipped} undecodable packets skipped" if self.skipped else ""
+        return f"{self.path}: {self.frames} frames{skipped}"
 
 
 def _one_line(error: BaseException) -> str:
@@ -94,6 +114,7 @@ def upscale_video(
     crf: int | None = None,
     pix_fmt: str | None = None,
     all_or_nothing: bool = False,
+    strict: bool = False,
     overwrite: bool = False,
     progress: bool = True,
     **upscaler_options,
@@ -104,8 +125,10 @@ def upscale_video(
         (model, scale, backend, threads, tile, max_memory).
     codec, crf, pix_fmt: the encoder, its constant-rate factor (codecs that have one;
         default 18) and pixel format (default: the input's when the encoder takes it).
-    Frame rate and timestamps are kept. Raises PartialOutputError when the run stops
-    early (the exception says whether a partial file was kept).
+    strict: stop at the first packet the decoder rejects instead of skipping it.
+    Frame rate, timestamps and the colour description are kept. Raises
+    PartialOutputError when the run stops early (the exception says whether a partial
+    file was kept).
     """
     av = _av()
     src, dst = Path(src), Path(dst)
@@ -122,26 +145,36 @@ def upscale_video(
     except av.FFmpegError as error:
         raise ValueError(f"{src} is not a readable video: {_one_line(error)}") from None
     with source:
-        if not source.streams.video:
-            raise ValueError(f"{src} has no video stream")
+        check_video_stream(src, source)
         tmp = temporary_path(dst)
         try:
-            transcoder = _Transcoder(av, source, tmp, upscaler, encoder, crf, pix_fmt)
+            transcoder = _Transcoder(av, source, tmp, upscaler, encoder, crf, pix_fmt, strict)
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
         failure = transcoder.run(progress)
+    done, skipped = transcoder.frames_written, transcoder.skipped
+    if failure is None and done == 0:
+        rejected = f" ({skipped} packets rejected by the decoder)" if skipped else ""
+        failure = ValueError(f"{src} has no decodable video frame{rejected}")
     if failure is None:
         os.replace(tmp, dst)
-        return VideoResult(dst, transcoder.frames_written)
-    if all_or_nothing or transcoder.frames_written == 0:
+        return VideoResult(dst, done, skipped)
+    if all_or_nothing or done == 0:
         tmp.unlink(missing_ok=True)
-        if transcoder.frames_written == 0:  # nothing was done: the plain error says it all
+        if done == 0:  # nothing was done: the plain error says it all
             raise failure
     else:
         os.replace(tmp, dst)
-    keep = not all_or_nothing
-    raise PartialOutputError(dst, transcoder.frames_written, failure, keep) from failure
+    raise PartialOutputError(dst, done, failure, not all_or_nothing) from failure
+
+
+def check_video_stream(src: Path, source) -> None:
+    """The first video stream must exist and say what its frames are."""
+    if not source.streams.video:
+        raise ValueError(f"{src} has no video stream")
+    if source.streams.video[0].format is None:  # no frame could be probed
+        raise ValueError(f"{src} has no decodable video frame (is the file cut short or damaged?)")
 
 
 def _encoder_codec(av, name: str):
@@ -152,6 +185,37 @@ def _encoder_codec(av, name: str):
     if codec is None or codec.type != "video":
         raise ValueError(f"unknown video encoder {name!r}; try libx264, libx265 or libvpx-vp9")
     return codec
+
+
+def check_container_takes(av, output, codec) -> None:
+    """A container that cannot hold `codec` is named with encoders it does hold."""
+    if codec.canonical_name in output.supported_codecs:
+        return
+    available = av.codecs_available
+    fits = [
+        name
+        for name in SUGGESTED_CODECS
+        if name in available and av.codec.Codec(name, "w").canonical_name in output.supported_codecs
+    ]
+    hint = f"use --codec {' or '.join(fits[:2])}" if fits else "choose another output suffix"
+    raise ValueError(
+        f"a {output.format.name} file cannot hold {codec.name} video; {hint} "
+        "(or an output suffix such as .mkv)"
+    )
+
+
+def colour_description(ctx) -> dict:
+    """The output's colour tags: the input's, with an unspecified matrix/range resolved."""
+    matrix = ctx.colorspace
+    if matrix == _UNSPECIFIED:
+        matrix = _BT709 if ctx.height >= _HD_LINES else _SMPTE170M
+    full = ctx.color_range == _JPEG_RANGE or ctx.pix_fmt.startswith("yuvj")
+    return {
+        "colorspace": matrix,
+        "color_range": _JPEG_RANGE if full else _MPEG_RANGE,
+        "color_primaries": ctx.color_primaries,
+        "color_trc": ctx.color_trc,
+    }
 
 
 def _choose_pix_fmt(codec, requested: str | None, source_format: str) -> str:
@@ -180,28 +244,54 @@ def _check_subsampling(av, pix_fmt: str, width: int, height: int) -> None:
         )
 
 
+def _exact_rounding(av):
+    """swscale flags that make YUV -> RGB -> YUV give back the same YUV values (the
+    default fast path is off by 1-3 levels, and chroma is interpolated coarsely)."""
+    flags = av.video.reformatter.Interpolation
+    return flags.BILINEAR | flags.ACCURATE_RND | flags.FULL_CHR_H_INT
+
+
 class _Transcoder:
     """The open output container and the three stages feeding it."""
 
-    def __init__(self, av, source, path: Path, up: Upscaler, codec, crf, pix_fmt):
-        self.av, self.source, self.up = av, source, up
+    def __init__(self, av, source, path: Path, up: Upscaler, codec, crf, pix_fmt, strict):
+        self.av, self.source, self.up, self.strict = av, source, up, strict
         self.video_in = source.streams.video[0]
         ctx = self.video_in.codec_context
         deep = max(c.bits for c in self.video_in.format.components) > 8
         self.rgb_format = "rgb48le" if deep else "rgb24"  # 10/12-bit sources keep their bits
-        self.colour = {"colorspace": ctx.colorspace, "color_range": ctx.color_range}
+        self.colour = colour_description(ctx)
+        matrix = _SWS_MATRIX.get(self.colour["colorspace"], "ITU601")
+        rounding = _exact_rounding(av)
+        self._to_rgb = {"src_colorspace": matrix, "src_color_range": self.colour["color_range"],
+                        "interpolation": rounding}  # fmt: skip
+        self._to_yuv = {"dst_colorspace": matrix, "dst_color_range": self.colour["color_range"],
+                        "interpolation": rounding}  # fmt: skip
         self.output = av.open(str(path), "w")
         try:
+            check_container_takes(av, self.output, codec)
             self.video_out = self._add_video_stream(codec, crf, pix_fmt)
             self.copied = self._add_copied_streams()
+            self._start_encoding(codec)
         except BaseException:
             self.output.close()
             raise
-        self.frames_written = 0
+        self.frames_written = self.skipped = 0
         self.stop = threading.Event()
         self.decoded: queue.Queue = queue.Queue(QUEUE_FRAMES)
         self.upscaled: queue.Queue = queue.Queue(QUEUE_FRAMES)
         self.stage_error: BaseException | None = None
+
+    def _start_encoding(self, codec) -> None:
+        """Open the encoder now, in the calling thread: an encoder that cannot run here
+        (a GPU encoder without its GPU) fails before any work, with one plain error."""
+        try:
+            self.output.start_encoding()
+        except self.av.FFmpegError as error:
+            raise RuntimeError(
+                f"encoder {codec.name} cannot start on this machine ({_one_line(error)}); "
+                f"hardware encoders need their GPU and driver, try --codec {DEFAULT_CODEC}"
+            ) from None
 
     def _add_video_stream(self, codec, crf, pix_fmt):
         video_in = self.video_in
@@ -268,15 +358,27 @@ class _Transcoder:
                     if packet.dts is not None and not self._put(self.decoded, ("packet", packet)):
                         return
                     continue
-                for frame in packet.decode():
-                    rgb = frame.to_ndarray(
-                        format=self.rgb_format, src_color_range=frame.color_range
-                    )
+                for frame in self._decoded_frames(packet):
+                    rgb = frame.to_ndarray(format=self.rgb_format, **self._to_rgb)
                     if not self._put(self.decoded, ("frame", (rgb, frame.pts))):
                         return
             self._put(self.decoded, _END)
         except BaseException as error:  # handed to the calling thread, which decides
             self._put(self.decoded, ("error", error))
+
+    def _decoded_frames(self, packet) -> list:
+        """The packet's frames; none when the decoder rejects it (counted, or raised)."""
+        try:
+            return packet.decode()
+        except self.av.error.InvalidDataError as error:
+            if self.strict:
+                when = float(packet.pts * packet.time_base) if packet.pts is not None else 0
+                raise ValueError(
+                    f"undecodable video packet at {when:.3f} s ({_one_line(error)}); "
+                    "without strict (--strict) such packets are skipped and counted"
+                ) from None
+            self.skipped += 1
+            return []
 
     def _encode(self) -> None:
         try:
@@ -290,28 +392,26 @@ class _Transcoder:
                     continue
                 self.output.mux(self.video_out.encode(self._frame(*item)))
                 self.frames_written += 1
+            self.output.mux(self.video_out.encode(None))  # flush: what was encoded plays
         except BaseException as error:
-            self.stage_error = error
+            self.stage_error = self.stage_error or error
             self.stop.set()
         finally:
-            self._finalise()
+            self._close()
 
     def _frame(self, rgb: np.ndarray, pts):
         frame = self.av.VideoFrame.from_ndarray(rgb, format=self.rgb_format)
-        frame = frame.reformat(
-            format=self.video_out.pix_fmt,
-            dst_colorspace=self.colour["colorspace"],
-            dst_color_range=self.colour["color_range"],
-        )
+        frame = frame.reformat(format=self.video_out.pix_fmt, **self._to_yuv)
         frame.pts, frame.time_base = pts, self.video_in.time_base
         return frame
 
-    def _finalise(self) -> None:
-        """Flush the encoder and close the container: what was encoded stays playable."""
+    def _close(self) -> None:
+        """Close the container; a muxer failure here becomes the run's error, not a
+        thread traceback."""
         try:
-            self.output.mux(self.video_out.encode(None))
-        finally:
             self.output.close()
+        except BaseException as error:
+            self.stage_error = self.stage_error or error
 
     def run(self, progress: bool) -> BaseException | None:
         """Run the stages; the first failure (or Ctrl-C) stops them all and is returned."""

@@ -9,6 +9,7 @@ import pytest
 from test_api import one_torch_thread, tiny_graph  # noqa: F401
 
 import fastsr
+from fastsr.cli import main
 from fastsr.video import PartialOutputError, temporary_path, upscale_video
 
 av = pytest.importorskip("av", reason="video needs PyAV")
@@ -34,11 +35,12 @@ def make_clip(
     audio: bool = True,
     subtitles: bool = False,
     pix_fmt: str = "yuv420p",
+    codec: str = "libx264",
 ):
-    """A short H.264 clip, with an AAC track and an SRT track when asked."""
+    """A short clip (H.264 unless told), with an AAC track and an SRT track when asked."""
     pts = list(range(frames)) if pts is None else pts
     with av.open(str(path), "w") as out:
-        video = out.add_stream("libx264", rate=RATE)
+        video = out.add_stream(codec, rate=RATE)
         video.width, video.height, video.pix_fmt = width, height, pix_fmt
         video.codec_context.time_base = Fraction(1, RATE)
         sound = out.add_stream("aac", rate=8000) if audio else None
@@ -225,3 +227,150 @@ def test_subsampled_pixel_format_needs_even_sizes(tmp_path, clip):
         upscale_video(odd, tmp_path / "out.mkv", up3, pix_fmt="yuv420p", progress=False)
     result = upscale_video(odd, tmp_path / "out.mkv", up3, progress=False)
     assert probe(result.path)["size"] == {(45, 27)}
+
+
+# -- damaged input, encoders that cannot run, colour tags ---------------------------------
+
+
+def damage_packet(src, dst, index: int):
+    """`src` remuxed into `dst` with video packet `index` replaced by random bytes."""
+    with av.open(str(src)) as source, av.open(str(dst), "w") as out:
+        stream = out.add_stream_from_template(source.streams.video[0])
+        packets = [p for p in source.demux(source.streams.video[0]) if p.dts is not None]
+        for i, packet in enumerate(packets):
+            if i == index:
+                noise = np.random.default_rng(i).integers(0, 256, packet.size, np.uint8)
+                damaged = av.Packet(noise.tobytes())
+                damaged.pts, damaged.dts = packet.pts, packet.dts
+                damaged.time_base, damaged.is_keyframe = packet.time_base, True
+                packet = damaged
+            packet.stream = stream
+            out.mux(packet)
+    return dst
+
+
+def test_an_undecodable_packet_is_skipped_and_counted(tmp_path, up):
+    clean = make_clip(tmp_path / "clean.mkv", frames=8, audio=False, codec="ffv1")
+    damaged = damage_packet(clean, tmp_path / "damaged.mkv", 4)
+    result = upscale_video(damaged, tmp_path / "out.mkv", up, codec="ffv1", progress=False)
+    assert (result.frames, result.skipped) == (7, 1)
+    assert "7 frames, 1 undecodable packets skipped" in result.summary()
+    kept = [t for i, t in enumerate(probe(clean)["times"]) if i != 4]
+    assert probe(result.path)["times"] == pytest.approx(kept, abs=1e-3)
+    with pytest.raises(PartialOutputError, match="undecodable video packet at 0.333 s"):
+        upscale_video(damaged, tmp_path / "strict.mkv", up, strict=True, progress=False)
+    assert len(probe(tmp_path / "strict.mkv")["times"]) == 4  # the frames before it
+
+
+def video_without_frames(path):
+    """A video stream whose size and pixel format are known, but no frame; audio only."""
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("rawvideo", rate=RATE)
+        video.width, video.height, video.pix_fmt = 32, 24, "yuv420p"
+        sound = out.add_stream("aac", rate=8000)
+        silence = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), "fltp", "mono")
+        silence.sample_rate, silence.pts = 8000, 0
+        out.mux(sound.encode(silence))
+        out.mux(sound.encode(None))
+    return path
+
+
+def cut_after_header(clip, path):
+    """A Matroska file cut right before its first video packet."""
+    with av.open(str(clip)) as source:
+        first = next(p for p in source.demux(source.streams.video[0]) if p.pos is not None)
+    path.write_bytes(clip.read_bytes()[: first.pos])
+    return path
+
+
+@pytest.mark.filterwarnings("ignore:fastsr. audio stream")  # .webm takes no AAC
+@pytest.mark.parametrize("suffix", [".mkv", ".webm"])
+@pytest.mark.parametrize("kind", ["no video packets", "cut after the header"])
+def test_a_video_without_decodable_frames_is_an_error_leaving_nothing(
+    tmp_path, up, clip, kind, suffix
+):
+    empty = tmp_path / "empty.mkv"
+    video_without_frames(empty) if kind == "no video packets" else cut_after_header(clip, empty)
+    with pytest.raises(ValueError, match="has no decodable video frame"):
+        upscale_video(empty, tmp_path / f"out{suffix}", up, codec="libvpx-vp9", progress=False)
+    assert [p.name for p in tmp_path.iterdir()] == ["empty.mkv"]
+
+
+def test_cli_errors_are_one_line(tmp_path, clip, capsys):
+    """No thread traceback and no internal error: one line naming the cause and a fix."""
+    cut = cut_after_header(clip, tmp_path / "cut.mkv")
+    cases = [
+        ([str(cut), str(tmp_path / "a.mkv")], "no decodable video frame"),
+        ([str(clip), str(tmp_path / "b.webm")], "cannot hold libx264 video; use --codec libvpx"),
+    ]
+    if "h264_nvenc" in av.codecs_available:  # the FFmpeg in PyAV's wheels has it built in
+        cases.append(([str(clip), str(tmp_path / "c.mkv"), "--codec", "h264_nvenc"],
+                      "encoder h264_nvenc cannot start"))  # fmt: skip
+    for argv, message in cases:
+        assert main(["video", *argv, "--model", "fast_x2"]) == 1
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and message in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cut.mkv"]
+
+
+# BT.709 and BT.601 luma weights (Kr, Kb): the matrices the test converts with itself.
+LUMA_WEIGHTS = {"bt709": (0.2126, 0.0722), "bt601": (0.299, 0.114)}
+COLOUR_TAGS = {"bt709": (1, 1, 1), "bt601": (6, 6, 6)}  # FFmpeg's matrix, primaries, transfer
+
+
+def studio_yuv(rgb, matrix: str) -> np.ndarray:
+    kr, kb = LUMA_WEIGHTS[matrix]
+    r, g, b = np.asarray(rgb, float) / 255
+    y = kr * r + (1 - kr - kb) * g + kb * b
+    return np.array([16 + 219 * y, 128 + 112 * (b - y) / (1 - kb), 128 + 112 * (r - y) / (1 - kr)])
+
+
+def studio_rgb(yuv, matrix: str) -> np.ndarray:
+    kr, kb = LUMA_WEIGHTS[matrix]
+    y, pb, pr = (yuv[0] - 16) / 219, (yuv[1] - 128) / 224, (yuv[2] - 128) / 224
+    r, b = y + 2 * (1 - kr) * pr, y + 2 * (1 - kb) * pb
+    return 255 * np.array([r, (y - kr * r - kb * b) / (1 - kr - kb), b])
+
+
+def tagged_clip(path, matrix: str, rgb, width: int = 32, height: int = 24):
+    """A uniform-colour clip whose YUV values come from `matrix`, tagged as such."""
+    y, u, v = np.round(studio_yuv(rgb, matrix)).astype(np.uint8)
+    planes = np.concatenate([np.full((height, width), y), np.full((height // 2, width), u)])
+    planes[height + height // 4 :] = v  # yuv420p layout: Y, then U and V a quarter each
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("libx264", rate=RATE)
+        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        ctx = video.codec_context
+        ctx.colorspace, ctx.color_primaries, ctx.color_trc = COLOUR_TAGS[matrix]
+        ctx.color_range = 1  # studio range
+        for i in range(3):
+            frame = av.VideoFrame.from_ndarray(planes, format="yuv420p")
+            frame.pts, frame.time_base = i, Fraction(1, RATE)
+            out.mux(video.encode(frame))
+        out.mux(video.encode(None))
+    return path
+
+
+class NearestUpscaler:
+    """Pixel doubling: leaves colours alone, so only the colour conversions are tested."""
+
+    scale = 2
+
+    def __call__(self, frame):
+        return frame.repeat(2, 0).repeat(2, 1)
+
+
+@pytest.mark.parametrize("matrix", ["bt709", "bt601"])
+def test_colour_description_is_carried_and_used(tmp_path, matrix):
+    colour = (200, 60, 30)  # saturated: BT.601 and BT.709 disagree on it by > 10 levels
+    clip = tagged_clip(tmp_path / "in.mkv", matrix, colour)
+    out = upscale_video(clip, tmp_path / "out.mkv", NearestUpscaler(), progress=False).path
+    with av.open(str(out)) as container:
+        ctx = container.streams.video[0].codec_context
+        assert (ctx.colorspace, ctx.color_primaries, ctx.color_trc) == COLOUR_TAGS[matrix]
+        assert ctx.color_range == 1
+        frame = next(container.decode(video=0))
+        planes = frame.to_ndarray(format="yuv420p").astype(float)
+    h = frame.height
+    yuv = [planes[:h].mean(), planes[h : h + h // 4].mean(), planes[h + h // 4 :].mean()]
+    assert np.abs(studio_rgb(yuv, matrix) - colour).max() <= 2
