@@ -62,7 +62,7 @@ def _fastsr_run(name: str, dtype_name: str, width: int, height: int):
     network = build_network(name)
     graph = optimize(capture(network.module, network.spec.in_channels))
     plan = make_plan(graph, GPU_BENCH["batch"], height, width)
-    return TritonBackend(dtype=DTYPES[dtype_name]).compile(graph, plan)
+    return TritonBackend(dtype=DTYPES[dtype_name]).compile(graph, plan).run
 
 
 @cache
