@@ -18,7 +18,7 @@ import warnings
 from collections.abc import Iterable, Iterator
 
 from fastsr import tiling
-from fastsr.backends import BACKEND_MODULES, PRECISIONS, availability
+from fastsr.backends import BACKEND_MODULES, availability, check_precision_name
 from fastsr.engine import Engine
 from fastsr.graph.ir import Graph, image_color
 from fastsr.pixels import PixelView, as_pixels, constant_alpha
@@ -133,8 +133,7 @@ class Upscaler:
         _check_scale(scale)
         if not isinstance(backend, str) or backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}, expected one of {list(BACKENDS)}")
-        if precision not in PRECISIONS:
-            raise ValueError(f"unknown precision {precision!r}, expected one of {list(PRECISIONS)}")
+        check_precision_name(precision)  # before the engine, which "auto" makes later
         for name, value in (("threads", threads), ("tile", tile)):
             if value is not None and (not isinstance(value, numbers.Integral) or value < 1):
                 raise ValueError(f"{name} must be a positive whole number, got {value!r}")

@@ -55,10 +55,14 @@ def backend_status() -> dict[str, str | None]:
     return {name: availability(name) for name in BACKEND_MODULES}
 
 
-def check_precision(backend, precision: str) -> None:
-    """ValueError unless `backend` runs `precision` here, naming what it can run."""
+def check_precision_name(precision) -> None:
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}, expected one of {list(PRECISIONS)}")
+
+
+def check_precision(backend, precision: str) -> None:
+    """ValueError unless `backend` runs `precision` here, naming what it can run."""
+    check_precision_name(precision)
     supported = backend.precisions()
     if precision not in supported:
         raise ValueError(
