@@ -42,7 +42,12 @@ def test_cpu_image_stage_matches_the_torch_stage(color, dtype, channels):
 
 @pytest.mark.parametrize(
     "view",
-    [lambda a: a[:, ::-1], lambda a: a[..., ::-1], lambda a: a[1::2, 3:], lambda a: a.transpose(1, 0, 2)],
+    [
+        lambda a: a[:, ::-1],
+        lambda a: a[..., ::-1],
+        lambda a: a[1::2, 3:],
+        lambda a: a.transpose(1, 0, 2),
+    ],
     ids=["flipped", "bgr", "sliced", "transposed"],
 )
 @pytest.mark.parametrize("color", ["rgb", "y"])
