@@ -288,6 +288,33 @@ def memory_table(bench: dict) -> list[str]:
     return lines + [""]
 
 
+def front_door_table(bench: dict) -> list[str]:
+    """The user path (Upscaler, uint8 in and out) against the engine, and start-up times."""
+    doors = _infos(bench, "front_door")
+    starts = _infos(bench, "startup")
+    lines = []
+    if doors:
+        lines += [
+            "## What the user calls against the engine",
+            "",
+            "| model | input | threads | engine ms | Upscaler uint8 ms | user / engine |",
+            "|---|---|---|---|---|---|",
+        ]
+        for info, _ in sorted(doors, key=lambda e: (e[0]["model"], e[0]["width"])):
+            lines.append(
+                f"| {info['model']} | {info['width']}×{info['height']} | {info['threads']} "
+                f"| {info['engine_ms']:.1f} | {info['user_ms']:.1f} "
+                f"| {info['user_over_engine']:.3f} |"
+            )
+        lines.append("")
+    if starts:
+        lines += ["## Start-up", "", "| command | s (median) |", "|---|---|"]
+        for info, stats in starts:
+            lines.append(f"| `{info['what']}` | {stats['median']:.2f} |")
+        lines.append("")
+    return lines
+
+
 def machine_lines(bench: dict) -> list[str]:
     machine = bench.get("machine_info", {})
     facts = machine.get("fastsr", {})
@@ -325,6 +352,7 @@ def render(bench: dict, plot_name: str | None = None) -> str:
     if plot_name and points:
         lines += [f"![quality against speed]({plot_name})", ""]
     lines += bicubic_table(bench) + scaling_table(bench) + memory_table(bench)
+    lines += front_door_table(bench)
     return "\n".join(lines).rstrip() + "\n"
 
 

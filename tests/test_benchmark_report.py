@@ -164,3 +164,23 @@ def test_peak_given_on_the_command_line_replaces_the_measured_one(bench, tmp_pat
     text = output.read_text()
     assert "FMA peak: 400 GFLOP/s (given with --peak)" in text
     assert "| 100.0 | 25% |" in text  # fastsr: 100 GFLOP/s of 400
+
+
+def test_front_door_table_shows_user_time_over_engine_time(bench):
+    bench["benchmarks"] += [
+        _entry(
+            0.105,
+            kind="front_door",
+            model="fast_x2",
+            width=640,
+            height=360,
+            threads=2,
+            engine_ms=100.0,
+            user_ms=105.0,
+            user_over_engine=1.05,
+        ),
+        _entry(0.07, kind="startup", what="fastsr --help"),
+    ]
+    text = report.render(bench)
+    assert "| fast_x2 | 640×360 | 2 | 100.0 | 105.0 | 1.050 |" in text
+    assert "| `fastsr --help` | 0.07 |" in text
