@@ -322,18 +322,45 @@ def test_threads_do_not_change_results():
     np.testing.assert_array_equal(results[0], results[1])
 
 
+def python_ran_during(call) -> bool:
+    """Whether this thread ran Python while `call` was inside C++ on another thread.
+
+    The other thread flags that it is about to call; this one sleeps briefly (a held GIL
+    keeps it asleep until the call returns), then checks whether the call is still going.
+    """
+    about_to_call, finished = threading.Event(), threading.Event()
+
+    def worker():
+        about_to_call.set()
+        call()
+        finished.set()
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    about_to_call.wait()
+    time.sleep(0.01)
+    ran = not finished.is_set()
+    thread.join()
+    return ran
+
+
 def test_run_releases_the_gil():
-    x = rng_array((1, 64, 64, 64), 18)
+    x = rng_array((1, 256, 256, 64), 18)  # about 5 GFLOP: far longer than the 10 ms nap
     p = single_conv(x, rng_array((64, 64, 3, 3), 19, 0.1))
-    p.run(x)
-    ticks, done = 0, threading.Event()
-    worker = threading.Thread(target=lambda: (p.run(x), p.run(x), done.set()))
-    start = time.perf_counter()
-    worker.start()
-    while not done.is_set():
-        ticks += 1
-    worker.join()
-    assert time.perf_counter() - start > 0 and ticks > 1000
+    assert python_ran_during(lambda: p.run(x))
+
+
+def test_an_upscaler_frame_releases_the_gil():
+    import fastsr
+
+    upscaler = fastsr.Upscaler(model="fast_x2", backend="cpu", threads=1)
+    frame = np.random.default_rng(0).integers(0, 256, (360, 640, 3), dtype=np.uint8)
+    assert python_ran_during(lambda: upscaler(frame))
+
+
+def test_the_gil_witness_sees_a_call_that_holds_it():
+    # sum(range(...)) is one C call that never lets go of the GIL.
+    assert not python_ran_during(lambda: sum(range(20_000_000)))
 
 
 @pytest.mark.parametrize("level", AVAILABLE)
