@@ -2,7 +2,8 @@
 
 Sources named `*_avx512.cpp` / `*_avx2.cpp` are compiled with those ISA flags only; the
 rest is compiled for the baseline ISA, and the extension picks the kernels at run time,
-so one build runs on CPUs with and without AVX-512 (and off x86 with the portable path).
+so one build runs on CPUs with and without AVX-512. `*_neon.cpp` is built on AArch64
+(Linux and macOS), where Advanced SIMD is baseline; other CPUs get the portable path.
 """
 
 import os
@@ -14,7 +15,10 @@ from pybind11.setup_helpers import ParallelCompile, Pybind11Extension
 from setuptools import find_packages, setup
 from setuptools.command.build_ext import build_ext
 
-IS_X86 = platform.machine().lower() in ("x86_64", "amd64", "i686", "x86")
+MACHINE = platform.machine().lower()
+IS_X86 = MACHINE in ("x86_64", "amd64")
+IS_ARM64 = MACHINE in ("aarch64", "arm64")
+IS_MACOS = sys.platform == "darwin"
 ISA_FLAGS = {
     "_avx512.cpp": ["-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl", "-mfma", "-mavx2"],
     "_avx2.cpp": ["-mavx2", "-mfma", "-mf16c"],
@@ -51,11 +55,14 @@ class BuildExt(build_ext):
             self.compiler._compile = original_compile
 
 
+def _for_this_cpu(source: str) -> bool:
+    if _isa_flags(source):
+        return IS_X86
+    return IS_ARM64 if source.endswith("_neon.cpp") else True
+
+
 def _sources() -> list[str]:
-    sources = sorted(glob("csrc/**/*.cpp", recursive=True))
-    if not IS_X86:
-        sources = [s for s in sources if not _isa_flags(s)]
-    return sources
+    return [s for s in sorted(glob("csrc/**/*.cpp", recursive=True)) if _for_this_cpu(s)]
 
 
 HEADERS = glob("csrc/**/*.h", recursive=True) + glob("csrc/**/*.inc", recursive=True)
@@ -74,9 +81,40 @@ ParallelCompile("FASTSR_BUILD_JOBS", default=0, needs_recompile=_needs_recompile
 
 # GCC 12 reports hundreds of -Wmaybe-uninitialized false positives inside its own AVX-512
 # intrinsic headers; they drown real warnings.
-compile_args = ["-O3", "-std=c++17", "-fopenmp", "-fno-math-errno", "-Wall"]
-compile_args += ["-Wno-maybe-uninitialized"]
-macros = [] if IS_X86 else [("FASTSR_PORTABLE_ONLY", "1")]
+compile_args = ["-O3", "-std=c++17", "-fno-math-errno", "-Wall"]
+if IS_MACOS:
+    compile_args += ["-Wno-unknown-pragmas"]
+else:
+    compile_args += ["-Wno-maybe-uninitialized"]
+macros = [] if IS_X86 or IS_ARM64 else [("FASTSR_PORTABLE_ONLY", "1")]
+
+
+def _openmp() -> tuple[list[str], list[str], list[str], list[str]]:
+    """Compile args, link args, include and library dirs for OpenMP.
+
+    Apple clang has no -fopenmp driver flag: it takes -Xpreprocessor -fopenmp and
+    Homebrew's libomp (`brew install libomp`; LIBOMP_PREFIX overrides where it is).
+    """
+    if not IS_MACOS:
+        return ["-fopenmp"], ["-fopenmp"], [], []
+    candidates = [
+        os.environ.get("LIBOMP_PREFIX", ""),
+        "/opt/homebrew/opt/libomp",
+        "/usr/local/opt/libomp",
+    ]
+    prefix = next((p for p in candidates if p and os.path.isdir(p)), None)
+    if prefix is None:
+        raise SystemExit("fastsr: on macOS the C++ backend needs libomp: brew install libomp")
+    return (
+        ["-Xpreprocessor", "-fopenmp"],
+        ["-lomp"],
+        [os.path.join(prefix, "include")],
+        [os.path.join(prefix, "lib")],
+    )
+
+
+omp_compile, omp_link, omp_includes, omp_libs = _openmp()
+compile_args += omp_compile
 if os.environ.get("FASTSR_DEBUG_BUILD"):
     compile_args = [a if a != "-O3" else "-O0" for a in compile_args] + ["-g"]
 
@@ -88,10 +126,11 @@ setup(
         Pybind11Extension(
             "fastsr._C",
             _sources(),
-            include_dirs=["csrc"],
+            include_dirs=["csrc", *omp_includes],
+            library_dirs=omp_libs,
             depends=HEADERS,
             extra_compile_args=compile_args,
-            extra_link_args=["-fopenmp"],
+            extra_link_args=omp_link,
             define_macros=macros,
             cxx_std=17,
         )

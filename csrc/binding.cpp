@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 
+#include "conv_op.h"
 #include "fma_peak.h"
 #include "program.h"
 #include "simd.h"
@@ -157,36 +158,16 @@ void add_conv2d(Program& p, const View& x, const View& out, py::handle weight_ob
     if (slope_obj.is_none()) throw py::value_error("conv2d: prelu needs a slope array");
     slope = per_channel(slope_obj, "conv2d prelu slope", cout);
   }
-  if (algorithm != "auto" && algorithm != "direct" && algorithm != "winograd")
+  fastsr::ConvSpec spec{weight.data(), bias.data(), cout, cin, kh, kw};
+  spec.stride = stride, spec.dilation = dilation, spec.pad_top = pad_top, spec.pad_left = pad_left;
+  spec.act = act, spec.alpha = alpha, spec.shuffle = shuffle;
+  spec.slope = slope.empty() ? nullptr : slope.data();
+  if (algorithm == "auto") spec.algorithm = fastsr::ConvAlgorithm::Auto;
+  else if (algorithm == "direct") spec.algorithm = fastsr::ConvAlgorithm::Direct;
+  else if (algorithm == "winograd") spec.algorithm = fastsr::ConvAlgorithm::Winograd;
+  else
     throw py::value_error("conv2d: algorithm must be auto, direct or winograd, got '" + algorithm + "'");
-  const fastsr::Simd simd = fastsr::active_simd();
-  const bool fits = fastsr::winograd_fits(cin, cout, kh, kw, stride, dilation, pad_top, pad_left,
-                                          shuffle, simd);
-  if (algorithm == "winograd" && !fits)
-    throw py::value_error("conv2d: Winograd needs a 3x3 stride-1 dilation-1 padding-1 conv without "
-                          "pixel shuffle, with >= 32 channels in and out in "
-                          "whole SIMD vectors");
-  if (fits && algorithm != "direct") {
-    fastsr::WinogradLayer layer =
-        fastsr::pack_winograd(weight.data(), bias.data(), cout, cin, simd);
-    layer.epilogue.act = act, layer.epilogue.alpha = alpha;
-    if (!slope.empty()) {
-      layer.epilogue.slope = fastsr::AlignedFloats(layer.epilogue.bias.size());
-      std::copy(slope.begin(), slope.end(), layer.epilogue.slope.data());
-    }
-    p.add_winograd(x, out, skip ? &*skip : nullptr, std::move(layer));
-    return;
-  }
-  fastsr::ConvLayer layer =
-      fastsr::pack_conv(weight.data(), bias.data(), cout, cin, kh, kw, stride, dilation, pad_top,
-                        pad_left, simd);
-  layer.act = act, layer.alpha = alpha;
-  layer.shuffle = shuffle;
-  if (!slope.empty()) {
-    layer.slope = fastsr::AlignedFloats(layer.bias.size());
-    std::copy(slope.begin(), slope.end(), layer.slope.data());
-  }
-  p.add_conv2d(x, out, skip ? &*skip : nullptr, std::move(layer));
+  fastsr::add_conv(p, x, out, skip ? &*skip : nullptr, spec);
 }
 
 py::array run(const Program& p, py::handle x_obj, py::handle out_obj) {
@@ -319,9 +300,16 @@ PYBIND11_MODULE(_C, m) {
         "SIMD level the kernels use now.");
   m.def("detected_simd_level", [] { return fastsr::simd_name(fastsr::detected_simd()); },
         "Best SIMD level this CPU supports.");
+  m.def("supported_simd_levels",
+        [] {
+          std::vector<std::string> names;
+          for (fastsr::Simd level : fastsr::supported_simd()) names.push_back(fastsr::simd_name(level));
+          return names;
+        },
+        "SIMD levels this build runs on this CPU, best first.");
   m.def("set_simd_level", [](const std::string& name) { fastsr::set_simd(fastsr::parse_simd(name)); },
         py::arg("level"),
-        "Force a SIMD level (portable, avx2, avx512) up to the detected one. Applies to "
+        "Force a SIMD level (portable, avx2, avx512, neon) among supported_simd_levels(). Applies to "
         "convolutions added to a Program afterwards.");
   m.def("winograd_scratch_floats", &fastsr::winograd_scratch_floats, py::arg("cin"),
         py::arg("cout"), "Floats of per-thread scratch a Winograd conv step allocates.");

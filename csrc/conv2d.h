@@ -36,15 +36,21 @@ struct ConvLayer {
   int shuffle = 1;
 };
 
-// Lanes per vector and vectors per output-channel group of each kernel family: the
-// accumulators (pixels x vectors) plus the weight vectors must fit the register file
-// (32 zmm for AVX-512, 16 ymm for AVX2).
-struct KernelShape {
+// Register blocking of a kernel family: lanes per vector, vectors per output-channel
+// group, and pixels per tile for 1..max_vectors vectors. The accumulators (pixels x
+// vectors) plus the weight vectors fit the register file: 32 zmm for AVX-512, 16 ymm for
+// AVX2, 32 q registers for NEON.
+struct TileShape {
   int lanes, max_vectors;
+  int pixels[4];
 };
-constexpr KernelShape kernel_shape(Simd simd) {
-  return simd == Simd::Avx512 ? KernelShape{16, 4} : KernelShape{8, 2};
-}
+constexpr TileShape kTileShapes[] = {
+    {8, 2, {8, 4}},            // Simd::Portable: what compilers vectorise well
+    {8, 2, {12, 6}},           // Simd::Avx2
+    {16, 4, {12, 12, 8, 6}},   // Simd::Avx512
+    {4, 4, {12, 12, 7, 6}},    // Simd::Neon: 6 x 16 channels, 24 accumulators + 4 weights
+};
+constexpr const TileShape& tile_shape(Simd simd) { return kTileShapes[int(simd)]; }
 
 // weight: OIHW (cout, cin, kh, kw) float32; bias: cout floats or null.
 ConvLayer pack_conv(const float* weight, const float* bias, int cout, int cin, int kh, int kw,
@@ -63,20 +69,5 @@ struct ConvJob {
   bool contiguous_store;  // shuffle 1: channel c' is at offset c' in out (and skip)
   int oh, ow;             // convolution output size (before the shuffle)
 };
-
-// Called inside an OpenMP parallel region: the work is split with `omp for`.
-void conv2d_portable(const ConvJob& job);
-void conv2d_avx2(const ConvJob& job);
-void conv2d_avx512(const ConvJob& job);
-
-inline void conv2d(const ConvJob& job) {
-  switch (job.layer->simd) {
-#ifndef FASTSR_PORTABLE_ONLY
-    case Simd::Avx512: conv2d_avx512(job); return;
-    case Simd::Avx2: conv2d_avx2(job); return;
-#endif
-    default: conv2d_portable(job);
-  }
-}
 
 }  // namespace fastsr

@@ -7,8 +7,7 @@
 
 #include <omp.h>
 
-#include "conv2d.h"
-#include "winograd.h"
+#include "conv_config.h"
 
 namespace fastsr {
 namespace {

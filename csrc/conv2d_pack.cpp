@@ -1,15 +1,16 @@
 #include <algorithm>
 
 #include "conv2d.h"
+#include "conv_config.h"
 
 namespace fastsr {
 
 ConvLayer pack_conv(const float* weight, const float* bias, int cout, int cin, int kh, int kw,
                     int stride, int dilation, int pad_top, int pad_left, Simd simd) {
-  // Eight or fewer output channels would leave most of a 16-lane vector idle: run such
-  // layers (network tails, transposed-conv phases) with the 8-lane kernel instead.
-  if (simd == Simd::Avx512 && cout <= 8) simd = Simd::Avx2;
-  const KernelShape shape = kernel_shape(simd);
+  // Network tails and transposed-conv phases have few output channels.
+  const ConvConfig& config = conv_config(simd);
+  if (cout <= config.narrow_cout) simd = config.narrow_to;
+  const TileShape& shape = tile_shape(simd);
   ConvLayer L;
   L.cin = cin, L.cout = cout, L.kh = kh, L.kw = kw;
   L.stride = stride, L.dilation = dilation, L.pad_top = pad_top, L.pad_left = pad_left;

@@ -6,8 +6,7 @@
 
 #include <omp.h>
 
-#include "conv2d.h"
-#include "winograd.h"
+#include "conv_config.h"
 
 namespace fastsr {
 namespace {

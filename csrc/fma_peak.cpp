@@ -2,11 +2,9 @@
 
 #include <omp.h>
 
-#include "simd.h"
+#include "conv_config.h"
 
 namespace fastsr {
-
-namespace {
 
 double fma_chains_portable(int64_t iterations) {
   float acc[8][8];
@@ -20,15 +18,9 @@ double fma_chains_portable(int64_t iterations) {
   return double(iterations) * 64 * 2;
 }
 
-double fma_chains(int64_t iterations) {
-  switch (active_simd()) {
-#ifndef FASTSR_PORTABLE_ONLY
-    case Simd::Avx512: return fma_chains_avx512(iterations);
-    case Simd::Avx2: return fma_chains_avx2(iterations);
-#endif
-    default: return fma_chains_portable(iterations);
-  }
-}
+namespace {
+
+double fma_chains(int64_t iterations) { return conv_config(active_simd()).fma_chains(iterations); }
 
 }  // namespace
 

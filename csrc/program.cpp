@@ -4,6 +4,7 @@
 
 #include <atomic>
 
+#include "conv_config.h"
 #include "rearrange.h"
 
 namespace fastsr {

@@ -36,19 +36,4 @@ struct WinogradJob {
 
 size_t winograd_scratch_floats(int cin, int cout);
 
-// Called inside an OpenMP parallel region.
-void winograd_portable(const WinogradJob& job);
-void winograd_avx2(const WinogradJob& job);
-void winograd_avx512(const WinogradJob& job);
-
-inline void winograd(const WinogradJob& job) {
-  switch (job.layer->epilogue.simd) {
-#ifndef FASTSR_PORTABLE_ONLY
-    case Simd::Avx512: winograd_avx512(job); return;
-    case Simd::Avx2: winograd_avx2(job); return;
-#endif
-    default: winograd_portable(job);
-  }
-}
-
 }  // namespace fastsr

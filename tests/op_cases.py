@@ -149,6 +149,24 @@ class ShuffleTanh(nn.Module):
         return F.pixel_shuffle(torch.tanh(self.tail(torch.tanh(self.body(x)))), self.r)
 
 
+class WinogradBlock(nn.Module):
+    """3x3 convs of 32 and 48 channels in and out, which the CPU backend runs as Winograd
+    F(4x4, 3x3): PReLU, tanh and a residual add around them."""
+
+    def __init__(self, c=3, width=32):
+        super().__init__()
+        self.head = nn.Conv2d(c, width, 3, padding=1)
+        self.body1 = nn.Conv2d(width, 48, 3, padding=1)
+        self.body2 = nn.Conv2d(48, width, 3, padding=1)
+        self.act = nn.PReLU(48)
+        self.tail = nn.Conv2d(width, c, 3, padding=1)
+
+    def forward(self, x):
+        h = torch.relu(self.head(x))
+        h = h + torch.tanh(self.body2(self.act(self.body1(h))))
+        return self.tail(h)
+
+
 OP_CASES = {
     "conv_bn_relu": (lambda: ConvBnAct(), 3),
     "conv5_prelu_y": (lambda: ConvBnAct(1, 8, 5, nn.PReLU(8)), 1),
@@ -167,6 +185,7 @@ OP_CASES = {
     "fsrcnn_like": (lambda: FsrcnnLike(3), 1),
     "pointwise_mix": (lambda: PointwiseMix(), 3),
     "pixel_shuffle_alone": (lambda: PixelShuffleAlone(), 3),
+    "winograd_block": (lambda: WinogradBlock(), 3),
 }
 
 

@@ -12,5 +12,5 @@ def test_global_avg_pool_matches_numpy_mean():
 
 
 def test_reports_a_simd_level_and_threads():
-    assert _C.simd_level() in ("portable", "avx2", "avx512")
+    assert _C.simd_level() in ("portable", "avx2", "avx512", "neon")
     assert _C.max_threads() >= 1
