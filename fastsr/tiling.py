@@ -14,11 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 
-from fastsr.graph.ir import GLOBAL, Graph
-
-# How far (in pixels of its input tensor) a resize output pixel reaches: the kernel's
-# half-width plus one for the rounding of the sample position.
-_RESIZE_REACH = {"bicubic": 3, "bilinear": 2, "nearest": 1}
+from fastsr.graph.ir import CONV_OPS, GLOBAL, OPS, RESIZE_MODES, Graph
 
 GLOBAL_FIELD = None  # receptive_radius of a graph that pools over the whole image
 
@@ -53,16 +49,17 @@ def receptive_radius(graph: Graph) -> int | None:
         return base + Fraction(pixels) / shapes[tensor].scale
 
     for node in graph.nodes:
-        if node.op == "global_avg_pool":
+        kind = OPS[node.op].kind
+        if kind in ("reduce", "opaque"):  # an opaque module's reach is unknown: whole frames
             reach[node.output] = GLOBAL_FIELD
             continue
-        if node.op in ("conv2d", "conv_transpose2d"):
+        if node.op in CONV_OPS:
             parts = [grown(node.inputs[0], _conv_reach(graph, node))]
             if len(node.inputs) > 1:
                 mode = node.attrs.get("skip_resize")
-                parts.append(grown(node.inputs[1], _RESIZE_REACH[mode] if mode else 0))
-        elif node.op == "resize":
-            parts = [grown(node.inputs[0], _RESIZE_REACH[node.attrs["mode"]])]
+                parts.append(grown(node.inputs[1], RESIZE_MODES[mode].reach if mode else 0))
+        elif kind == "resize":
+            parts = [grown(node.inputs[0], RESIZE_MODES[node.attrs["mode"]].reach)]
         else:  # pointwise, add/mul/concat, pixel_shuffle: no spatial reach of their own
             parts = [reach[name] for name in node.inputs]
         if any(part is GLOBAL_FIELD for part in parts):

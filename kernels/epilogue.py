@@ -18,8 +18,10 @@ import triton
 import triton.language as tl
 from fastsr.kernels.resize import sample
 
-ACTIVATIONS = ("none", "relu", "prelu", "leaky_relu", "tanh", "sigmoid", "clamp")
-SKIPS = ("none", "same", "nearest", "bilinear", "bicubic")  # "same": skip has the output's shape
+from fastsr.graph import ir
+
+ACTIVATIONS = ("none", *ir.ACTIVATIONS)  # clamp last: it never runs in an epilogue
+SKIPS = ("none", "same", *ir.RESIZE_MODES)  # "same": skip has the output's shape
 # A resized skip costs up to 16 loads per output value, all live at once in the epilogue.
 # Measured with the AOT check: a 128 x 16 tile on 4 warps (16 values a thread) spills
 # 400-744 bytes on sm_80/sm_90; 8 values a thread spill nothing.

@@ -16,7 +16,9 @@ import triton
 import triton.language as tl
 from fastsr.kernels.launch import launch_target
 
-MODES = ("nearest", "bilinear", "bicubic")
+from fastsr.graph import ir
+
+MODES = tuple(ir.RESIZE_MODES)
 
 # Output values per program. On a GPU, 512 over 4 warps = 4 values a thread, each with
 # up to 16 gathers in flight: the AOT check measured 72-80 registers, against 128-168 at
@@ -24,7 +26,7 @@ MODES = ("nearest", "bilinear", "bicubic")
 # The interpreter pays per program, so it takes big blocks.
 BLOCK = {"gpu": 512, "interpreter": 4096}
 NUM_WARPS = 4
-CUBIC_A = tl.constexpr(-0.75)  # PyTorch's bicubic, not the a = -0.5 of MATLAB's imresize
+CUBIC_A = tl.constexpr(ir.CUBIC_A)
 
 
 @triton.jit

@@ -28,11 +28,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from fastsr.color import RGB_TO_YCBCR, YCBCR_OFFSET
-from fastsr.graph.ir import Graph, Node, image_color
-
-CONVS = ("conv2d", "conv_transpose2d")
-POINTWISE = ("add", "mul", "affine", "relu", "prelu", "leaky_relu", "tanh", "sigmoid", "clamp")
-SUPPORTED = (*CONVS, *POINTWISE, "concat", "global_avg_pool", "pixel_shuffle", "resize")
+from fastsr.graph.ir import CONV_OPS as CONVS
+from fastsr.graph.ir import ELEMENTWISE_OPS, KERNEL_OPS, Graph, Node, image_color
 
 
 def _c_module():
@@ -129,7 +126,7 @@ def conv_spec(graph: Graph, node: Node) -> ConvSpec:
 
 def _problems(node: Node) -> list[str]:
     where = node.name or node.output
-    if node.op not in SUPPORTED:
+    if node.op not in KERNEL_OPS:
         return [f"{where}: op '{node.op}' has no CPU kernel"]
     if node.op in CONVS and node.attrs["groups"] != 1:
         return [f"{where}: grouped convolution (groups={node.attrs['groups']})"]
@@ -224,7 +221,10 @@ class Layout:
                 for k, n in enumerate(node.inputs)
                 if n in dying
                 and n not in self.parent
-                and (node.op in POINTWISE or (node.op in CONVS and k > 0 and n != node.inputs[0]))
+                and (
+                    node.op in ELEMENTWISE_OPS
+                    or (node.op in CONVS and k > 0 and n != node.inputs[0])
+                )
             }
             for root in in_place:
                 release(root)

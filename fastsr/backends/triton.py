@@ -17,12 +17,9 @@ import numpy as np
 import torch
 
 from fastsr.backends.torch_image import TorchCompiled, image_stage_bytes
-from fastsr.graph.ir import Graph, Node
+from fastsr.graph.ir import ACTIVATIONS, CONV_OPS, KERNEL_OPS, Graph, Node
 
 _PRECISION_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-ACTIVATION_OPS = ("relu", "prelu", "leaky_relu", "tanh", "sigmoid", "clamp")
-SUPPORTED_OPS = ("conv2d", "conv_transpose2d", "add", "mul", "affine", "concat",
-                 "global_avg_pool", "pixel_shuffle", "resize", *ACTIVATION_OPS)
 
 
 class TritonBackend:
@@ -60,9 +57,9 @@ class TritonBackend:
         problems = []
         for node in graph.nodes:
             where = node.name or node.output
-            if node.op not in SUPPORTED_OPS:
+            if node.op not in KERNEL_OPS:
                 problems.append(f"{where}: op '{node.op}' has no Triton kernel")
-            elif node.op in ("conv2d", "conv_transpose2d") and node.attrs["groups"] != 1:
+            elif node.op in CONV_OPS and node.attrs["groups"] != 1:
                 problems.append(f"{where}: grouped convolution (groups={node.attrs['groups']})")
             elif node.op == "conv_transpose2d" and tuple(node.attrs["dilation"]) != (1, 1):
                 problems.append(f"{where}: dilated transposed convolution")
@@ -152,7 +149,7 @@ def _compile_node(graph: Graph, node: Node, plan, device, dtype):
         scale = _channel_vector(graph, a["scale"], channels, device)
         shift = _channel_vector(graph, a["shift"], channels, device)
         return lambda ins, out: elementwise.affine_activation(ins[0], out, scale, shift)
-    if op in ACTIVATION_OPS:
+    if op in ACTIVATIONS:
         slope = _channel_vector(graph, a["slope"], channels, device) if op == "prelu" else None
         low = a.get("min") if a.get("min") is not None else -float("inf")
         high = a.get("max") if a.get("max") is not None else float("inf")

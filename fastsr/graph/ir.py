@@ -16,30 +16,71 @@ from fractions import Fraction
 
 import numpy as np
 
-ACTIVATIONS = ("relu", "prelu", "leaky_relu", "tanh", "sigmoid", "clamp")
-RESIZE_MODES = ("bicubic", "bilinear", "nearest")
 
-# op -> attrs it must carry (values are checked by `validate`).
-OPS: dict[str, tuple[str, ...]] = {
-    "conv2d": ("weight", "bias", "stride", "padding", "dilation", "groups"),
-    "conv_transpose2d": (
-        "weight", "bias", "stride", "padding", "output_padding", "dilation", "groups"
+@dataclass(frozen=True)
+class OpSpec:
+    """What an op is: the attrs it must carry, how many inputs it takes (None: any
+    number), and its kind. Kinds: "conv" (a kernel window; may carry an epilogue),
+    "pointwise" (element by element, may run in place), "activation" (pointwise, one
+    input, fusable into a conv epilogue except clamp), "layout" (moves pixels between
+    channels and space), "resize", "reduce" (global pooling), "concat"."""
+
+    attrs: tuple[str, ...] = ()
+    arity: int | None = 1
+    kind: str = "pointwise"
+
+
+@dataclass(frozen=True)
+class ResizeMode:
+    """reach: how far (pixels of its input) an output pixel reads: the kernel's
+    half-width plus one for the rounding of the sample position."""
+
+    reach: int
+
+
+# The single table of ops: frontends, passes, tiling and backends take their lists here.
+OPS: dict[str, OpSpec] = {
+    "conv2d": OpSpec(("weight", "bias", "stride", "padding", "dilation", "groups"),
+                     kind="conv"),
+    "conv_transpose2d": OpSpec(
+        ("weight", "bias", "stride", "padding", "output_padding", "dilation", "groups"),
+        kind="conv",
     ),
-    "batch_norm": ("mean", "var", "weight", "bias", "eps"),
-    "add": (),
-    "mul": (),
-    "affine": ("scale", "shift"),
-    "concat": (),
-    "global_avg_pool": (),
-    "pixel_shuffle": ("factor",),
-    "resize": ("mode", "factor"),
-    "relu": (),
-    "prelu": ("slope",),
-    "leaky_relu": ("alpha",),
-    "tanh": (),
-    "sigmoid": (),
-    "clamp": ("min", "max"),
+    "batch_norm": OpSpec(("mean", "var", "weight", "bias", "eps")),
+    "add": OpSpec(arity=2),
+    "mul": OpSpec(arity=2),
+    "affine": OpSpec(("scale", "shift")),
+    "concat": OpSpec(arity=None, kind="concat"),
+    "global_avg_pool": OpSpec(kind="reduce"),
+    "pixel_shuffle": OpSpec(("factor",), kind="layout"),
+    "resize": OpSpec(("mode", "factor"), kind="resize"),
+    "relu": OpSpec(kind="activation"),
+    "prelu": OpSpec(("slope",), kind="activation"),
+    "leaky_relu": OpSpec(("alpha",), kind="activation"),
+    "tanh": OpSpec(kind="activation"),
+    "sigmoid": OpSpec(kind="activation"),
+    "clamp": OpSpec(("min", "max"), kind="activation"),
+    # A whole PyTorch module fastsr could not capture (`from_spandrel.TorchModule`): only
+    # the reference backend runs it, its reach is unknown, it is never serialised.
+    "torch_module": OpSpec(("module", "scale", "out_channels"), kind="opaque"),
 }
+
+# Ops some backend runs with its own kernels (batch_norm only after folding into a conv).
+KERNEL_OPS = tuple(op for op, spec in OPS.items() if spec.kind != "opaque" and op != "batch_norm")
+CONV_OPS = tuple(op for op, spec in OPS.items() if spec.kind == "conv")
+ACTIVATIONS = tuple(op for op, spec in OPS.items() if spec.kind == "activation")
+EPILOGUE_ACTIVATIONS = tuple(op for op in ACTIVATIONS if op != "clamp")
+# Ops that read one element per element written (so may overwrite a dying input).
+ELEMENTWISE_OPS = tuple(
+    op for op, spec in OPS.items() if spec.kind in ("pointwise", "activation")
+)
+
+RESIZE_MODES: dict[str, ResizeMode] = {
+    "bicubic": ResizeMode(reach=3),
+    "bilinear": ResizeMode(reach=2),
+    "nearest": ResizeMode(reach=1),
+}
+CUBIC_A = -0.75  # PyTorch's bicubic (Keys kernel), not the a = -0.5 of MATLAB's imresize
 
 # The epilogue a conv2d / conv_transpose2d applies to its accumulator, in this order:
 #   y = act(acc + bias) ; y = pixel_shuffle(y, factor) ; y = y + skip
@@ -47,7 +88,7 @@ OPS: dict[str, tuple[str, ...]] = {
 # `skip_resize` names a mode, that input resized with that mode to y's size (an integer
 # factor: this is the global residual over a bicubic upscale of the network input).
 EPILOGUE_DEFAULTS: dict[str, object] = {
-    "activation": None,  # one of ACTIVATIONS except clamp, or None
+    "activation": None,  # an EPILOGUE_ACTIVATIONS entry, or None
     "activation_param": None,  # prelu: slope param name; leaky_relu: alpha (float)
     "pixel_shuffle": 1,
     "skip_resize": None,  # None or a RESIZE_MODES entry
@@ -144,11 +185,18 @@ class Graph:
             where = node.name or node.op
             if node.op not in OPS:
                 raise GraphError(f"{where}: unsupported op '{node.op}'")
-            missing = [a for a in OPS[node.op] if a not in node.attrs]
+            spec = OPS[node.op]
+            missing = [a for a in spec.attrs if a not in node.attrs]
             if missing:
                 raise GraphError(f"{where}: op '{node.op}' lacks attrs {missing}")
+            if spec.arity is not None and len(node.inputs) != spec.arity and not (
+                spec.kind == "conv" and len(node.inputs) == 2  # the epilogue's skip
+            ):
+                raise GraphError(
+                    f"{where}: op '{node.op}' takes {spec.arity} inputs, got {len(node.inputs)}"
+                )
             for attr in ("weight", "bias", "mean", "var", "scale", "shift", "slope"):
-                ref = node.attrs.get(attr) if attr in OPS[node.op] else None
+                ref = node.attrs.get(attr) if attr in spec.attrs else None
                 if isinstance(ref, str) and ref not in self.params:
                     raise GraphError(f"{where}: parameter '{ref}' is missing")
             if node.output in seen:
@@ -243,6 +291,8 @@ def _output_shape(graph: Graph, node: Node, ins: list[TensorShape]) -> TensorSha
         return TensorShape(sum(s.channels for s in ins), ins[0].scale)
     if op == "global_avg_pool":
         return TensorShape(ins[0].channels, GLOBAL)
+    if op == "torch_module":
+        return TensorShape(a["out_channels"], ins[0].scale * a["scale"])
     if op == "pixel_shuffle":
         r = a["factor"]
         if ins[0].channels % (r * r):
@@ -253,7 +303,7 @@ def _output_shape(graph: Graph, node: Node, ins: list[TensorShape]) -> TensorSha
             raise GraphError(f"{where}: resize mode '{a['mode']}' is not supported")
         return TensorShape(ins[0].channels, ins[0].scale * a["factor"])
     for attr in ("mean", "var", "weight", "bias", "scale", "shift", "slope"):
-        if attr in OPS[op]:
+        if attr in OPS[op].attrs:
             _check_per_channel(graph, node, attr, ins[0].channels)
     return ins[0]  # batch_norm, affine, activations keep the shape
 

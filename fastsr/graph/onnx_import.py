@@ -15,7 +15,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from fastsr.graph.ir import Graph, GraphError, Node
+from fastsr.graph.ir import CUBIC_A, Graph, GraphError, Node
 
 MIN_OPSET = 13
 META_KEY = "fastsr.meta"  # metadata_props entry carrying Graph.meta as JSON
@@ -31,7 +31,6 @@ _NEAREST_EQUIVALENTS = {
     *((mode, rounding) for mode in _HALF_PIXEL
       for rounding in ("round_prefer_floor", "round_prefer_ceil")),
 }
-TORCH_CUBIC_A = -0.75
 _UNARY = {"Relu": "relu", "Tanh": "tanh", "Sigmoid": "sigmoid"}
 
 
@@ -361,7 +360,7 @@ class _Importer:
                 "use half_pixel (torch align_corners=False)"
             )
         if mode == "cubic" and (
-            attrs.get("cubic_coeff_a", TORCH_CUBIC_A) != TORCH_CUBIC_A
+            attrs.get("cubic_coeff_a", CUBIC_A) != CUBIC_A
             or attrs.get("exclude_outside", 0)
         ):
             raise GraphError(

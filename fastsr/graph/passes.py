@@ -11,9 +11,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from fastsr.graph.ir import ACTIVATIONS, GLOBAL, Graph, Node
-
-CONVS = ("conv2d", "conv_transpose2d")
+from fastsr.graph.ir import CONV_OPS, EPILOGUE_ACTIVATIONS, GLOBAL, Graph, Node
 
 
 def _single_consumer(graph: Graph, tensor: str, consumers=None) -> Node | None:
@@ -26,7 +24,7 @@ def _single_consumer(graph: Graph, tensor: str, consumers=None) -> Node | None:
 def _bare_conv(node: Node) -> bool:
     """A conv whose epilogue is still empty, so any epilogue stage can be added."""
     return (
-        node.op in CONVS
+        node.op in CONV_OPS
         and node.epilogue("activation") is None
         and node.epilogue("pixel_shuffle") == 1
         and len(node.inputs) == 1
@@ -115,7 +113,7 @@ def fuse_activation(graph: Graph) -> Graph:
     """conv -> activation becomes one conv with the activation in its epilogue."""
 
     def fuse(graph: Graph, conv: Node, act: Node) -> bool:
-        if act.op not in ACTIVATIONS or act.op == "clamp" or not _bare_conv(conv):
+        if act.op not in EPILOGUE_ACTIVATIONS or not _bare_conv(conv):
             return False
         param = act.attrs.get("slope", act.attrs.get("alpha"))
         _merge_into(graph, conv, act, activation=act.op, activation_param=param)
@@ -130,7 +128,7 @@ def fuse_pixel_shuffle(graph: Graph) -> Graph:
     def fuse(graph: Graph, conv: Node, shuffle: Node) -> bool:
         if (
             shuffle.op != "pixel_shuffle"
-            or conv.op not in CONVS
+            or conv.op not in CONV_OPS
             or conv.epilogue("pixel_shuffle") != 1
             or len(conv.inputs) != 1
         ):
@@ -145,7 +143,7 @@ def _fuse_add(graph: Graph, skip_of: Callable[[Graph, Node], tuple[str, dict] | 
     """add(conv_out, other) -> conv with `other` (as mapped by skip_of) as epilogue skip."""
 
     def fuse(graph: Graph, conv: Node, add: Node) -> bool:
-        if add.op != "add" or conv.op not in CONVS or len(conv.inputs) != 1:
+        if add.op != "add" or conv.op not in CONV_OPS or len(conv.inputs) != 1:
             return False
         other_name = add.inputs[1] if add.inputs[0] == conv.output else add.inputs[0]
         if other_name == conv.output:
