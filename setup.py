@@ -22,7 +22,22 @@ IS_MACOS = sys.platform == "darwin"
 ISA_FLAGS = {
     "_avx512.cpp": ["-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl", "-mfma", "-mavx2"],
     "_avx2.cpp": ["-mavx2", "-mfma", "-mf16c"],
+    "_avx512vnni.cpp": [
+        "-mavx512f",
+        "-mavx512bw",
+        "-mavx512dq",
+        "-mavx512vl",
+        "-mavx512vnni",
+        "-mfma",
+        "-mavx2",
+    ],
+    "_avxvnni.cpp": ["-mavx2", "-mfma", "-mavxvnni"],
 }
+
+
+# The int8 kernels' fp32 epilogue rounds every multiply and add as numpy does, so the tests
+# can compare it bit for bit; GCC would otherwise fuse intrinsic mul + add into an FMA.
+EXACT_FLOAT_FLAGS = ["-ffp-contract=off"]
 
 
 def _isa_flags(source: str) -> list[str]:
@@ -32,12 +47,16 @@ def _isa_flags(source: str) -> list[str]:
     return []
 
 
+def _float_flags(source: str) -> list[str]:
+    return EXACT_FLOAT_FLAGS if "_int8" in os.path.basename(source) else []
+
+
 class BuildExt(build_ext):
     def build_extension(self, ext):
         original_compile = self.compiler._compile
 
         def compile_with_isa(obj, src, ext_, cc_args, extra_postargs, pp_opts):
-            postargs = list(extra_postargs) + _isa_flags(src)
+            postargs = list(extra_postargs) + _isa_flags(src) + _float_flags(src)
             original_compile(obj, src, ext_, cc_args, postargs, pp_opts)
 
         self.compiler._compile = compile_with_isa

@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 
+#include "binding_int8.h"
 #include "conv_op.h"
 #include "fma_peak.h"
 #include "program.h"
@@ -345,8 +346,9 @@ PYBIND11_MODULE(_C, m) {
       .def_readonly("pad", &View::pad)
       .def("__repr__", [](const View& v) { return "View" + geometry(v) + " pad=" + std::to_string(v.pad); });
 
-  py::class_<Program>(m, "Program",
-                      "Buffers allocated once and a list of steps; run() releases the GIL.")
+  py::class_<Program> program(m, "Program",
+                              "Buffers allocated once and a list of steps; run() releases the GIL.");
+  program
       .def(py::init([](int threads) {
              if (threads < 0) throw py::value_error("threads must be >= 0 (0: the default)");
              return Program(threads);
@@ -473,6 +475,7 @@ PYBIND11_MODULE(_C, m) {
       .def("run", &run, py::arg("x"), py::arg("out") = py::none(),
            "Run on a float32 N x H x W x C array (channel axis contiguous). Returns a new array, "
            "or writes into `out` (same rules, any outer strides) and returns it.");
+  bind_int8(m, program);
 
   m.def("global_avg_pool",
         [](py::handle x_obj) {

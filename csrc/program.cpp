@@ -36,7 +36,9 @@ size_t Program::bytes() const {
     const View &in = input_, &out = output_;
     floats += size_t(in.n) * 2 * (size_t(in.h) * in.w + size_t(in.h) * out.w);
   }
-  return floats * sizeof(float);
+  size_t bytes = floats * sizeof(float);
+  for (const auto& b : byte_buffers_) bytes += b.size();
+  return bytes;
 }
 
 View Program::view(int buffer, int channel_offset, int channels) const {
@@ -149,6 +151,69 @@ void Program::add_pixel_shuffle(const View& x, int r, const View& out) {
 void Program::add_global_avg_pool(const View& x, const View& out) {
   auto partial = std::make_shared<std::vector<double>>();
   steps_.push_back([x, out, partial] { global_avg_pool(x, out, *partial); });
+}
+
+// The dot products read channels 4 at a time: a slack of a vector past the last pixel.
+constexpr size_t kByteSlack = 64;
+
+int Program::add_byte_buffer(const BufferShape& s, uint8_t fill) {
+  const int64_t hp = s.h + 2 * s.pad, wp = s.w + 2 * s.pad;
+  byte_shapes_.push_back(s);
+  byte_buffers_.emplace_back(size_t(s.n * hp * wp * s.c) + kByteSlack, fill);
+  return int(byte_buffers_.size()) - 1;
+}
+
+ByteView Program::byte_view(int buffer, int channel_offset, int channels) const {
+  const BufferShape& s = byte_shapes_.at(size_t(buffer));
+  ByteView v;
+  v.n = s.n, v.h = s.h, v.w = s.w, v.c = channels, v.pad = s.pad;
+  v.pix = s.c;
+  v.row = int64_t(s.w + 2 * s.pad) * s.c;
+  v.img = int64_t(s.h + 2 * s.pad) * v.row;
+  v.data = const_cast<uint8_t*>(byte_buffers_[size_t(buffer)].data()) + s.pad * v.row +
+           s.pad * v.pix + channel_offset;
+  return v;
+}
+
+int Program::byte_buffer_of(const ByteView& v) const {
+  for (size_t b = 0; b < byte_buffers_.size(); ++b) {
+    const uint8_t* begin = byte_buffers_[b].data();
+    if (v.data >= begin && v.data < begin + byte_buffers_[b].size() - kByteSlack) return int(b);
+  }
+  return -1;
+}
+
+void Program::add_conv2d_int8(const ByteView& x, const View* out, const ByteView* out_q,
+                              const View* skip, Int8ConvLayer layer) {
+  struct State {
+    Int8ConvLayer layer;
+    View skip;
+    std::vector<int64_t> out_offsets, skip_offsets;
+    Int8ConvJob job;
+  };
+  auto s = std::make_shared<State>();
+  s->layer = std::move(layer);
+  if (skip) s->skip = *skip;
+  const int r = s->layer.shuffle;
+  View geometry;  // the output's strides, for the shuffle offsets
+  if (out) geometry = *out;
+  if (out_q) geometry.h = out_q->h, geometry.w = out_q->w, geometry.pix = out_q->pix,
+             geometry.row = out_q->row;
+  s->out_offsets = shuffle_offsets(geometry, s->layer.cout, r);
+  if (skip) s->skip_offsets = shuffle_offsets(*skip, s->layer.cout, r);
+  s->job = Int8ConvJob{&s->layer, x, out ? *out : View{}, out_q ? *out_q : ByteView{},
+                       skip ? &s->skip : nullptr, s->out_offsets.data(),
+                       skip ? s->skip_offsets.data() : nullptr, r == 1,
+                       geometry.h / r, geometry.w / r};
+  steps_.push_back([s] { conv2d_int8(s->job); });
+}
+
+void Program::add_quantize(const View& x, float scale, int zero, const ByteView& out) {
+  steps_.push_back([x, scale, zero, out] { quantize_u8(x, scale, zero, out); });
+}
+
+void Program::add_dequantize(const ByteView& x, float scale, int zero, const View& out) {
+  steps_.push_back([x, scale, zero, out] { dequantize_u8(x, scale, zero, out); });
 }
 
 void Program::run_steps() const {

@@ -8,6 +8,7 @@
 
 #include "aligned.h"
 #include "conv2d.h"
+#include "conv2d_int8.h"
 #include "image_io.h"
 #include "pointwise.h"
 #include "resize.h"
@@ -54,6 +55,16 @@ class Program {
   void add_pixel_shuffle(const View& x, int r, const View& out);
   void add_global_avg_pool(const View& x, const View& out);
 
+  // uint8 tensors for int8 layers; `fill` (the tensor's zero point) is what the border reads.
+  int add_byte_buffer(const BufferShape& shape, uint8_t fill);
+  ByteView byte_view(int buffer, int channel_offset, int channels) const;
+  int byte_buffer_of(const ByteView& v) const;
+  // Exactly one of out (fp32) and out_q (u8, layer.out_u8) is given.
+  void add_conv2d_int8(const ByteView& x, const View* out, const ByteView* out_q,
+                       const View* skip, Int8ConvLayer layer);
+  void add_quantize(const View& x, float scale, int zero, const ByteView& out);
+  void add_dequantize(const ByteView& x, float scale, int zero, const View& out);
+
   // input/output: the Program's input and output views laid over caller memory.
   void run(const View& input, const View& output) const;
   // How run_image turns pixels into the model's input channels and back (set once).
@@ -69,6 +80,8 @@ class Program {
   int threads_;
   std::vector<BufferShape> shapes_;
   std::vector<AlignedFloats> buffers_;
+  std::vector<BufferShape> byte_shapes_;
+  std::vector<std::vector<uint8_t>> byte_buffers_;
   size_t scratch_floats_ = 0;
   std::vector<std::function<void()>> steps_;
   View input_, output_;

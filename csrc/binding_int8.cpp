@@ -1,0 +1,191 @@
+#include "binding_int8.h"
+
+#include <pybind11/numpy.h>
+#include <pybind11/stl.h>
+
+#include <optional>
+#include <string>
+
+namespace py = pybind11;
+using fastsr::ByteView;
+using fastsr::Program;
+using fastsr::View;
+
+namespace {
+
+template <class T>
+using Array = py::array_t<T, py::array::c_style | py::array::forcecast>;
+
+template <class T>
+Array<T> exact(py::handle obj, const std::string& what, int ndim) {
+  if (!py::isinstance<py::array>(obj) ||
+      !py::reinterpret_borrow<py::array>(obj).dtype().is(py::dtype::of<T>()))
+    throw py::type_error(what + " must be a numpy array of " +
+                         std::string(py::str(py::dtype::of<T>())));
+  Array<T> a = Array<T>::ensure(obj);
+  if (a.ndim() != ndim)
+    throw py::value_error(what + " must have " + std::to_string(ndim) + " dimensions");
+  return a;
+}
+
+std::vector<float> channels(py::handle obj, const std::string& what, int n) {
+  Array<float> a = exact<float>(obj, what, 1);
+  if (a.shape(0) != n)
+    throw py::value_error(what + " must have " + std::to_string(n) + " entries");
+  return std::vector<float>(a.data(), a.data() + n);
+}
+
+fastsr::Act int8_act(const std::string& name) {
+  using fastsr::Act;
+  if (name.empty() || name == "none") return Act::None;
+  if (name == "relu") return Act::Relu;
+  if (name == "prelu") return Act::Prelu;
+  if (name == "leaky_relu") return Act::LeakyRelu;
+  throw py::value_error("int8 conv2d activation must be none, relu, prelu or leaky_relu, got '" +
+                        name + "'");
+}
+
+std::string dims(int n, int h, int w, int c) {
+  return "(" + std::to_string(n) + ", " + std::to_string(h) + ", " + std::to_string(w) + ", " +
+         std::to_string(c) + ")";
+}
+
+void check_zero(int zero) {
+  if (zero < 0 || zero > 255) throw py::value_error("zero point must be in [0, 255]");
+}
+
+void check_scale(float scale) {
+  if (!(scale > 0.f) || !std::isfinite(scale))
+    throw py::value_error("quantisation scale must be positive and finite");
+}
+
+void add_conv2d_int8(Program& p, const ByteView& x, py::handle weight_obj, py::handle w_scale_obj,
+                     py::handle bias_obj, float x_scale, int x_zero, std::optional<View> out,
+                     std::optional<ByteView> out_q, float out_scale, int out_zero, int stride,
+                     int pad_top, int pad_left, int dilation, const std::string& activation,
+                     py::handle slope_obj, float alpha, int shuffle, std::optional<View> skip) {
+  if (out.has_value() == out_q.has_value())
+    throw py::value_error("conv2d_int8: give exactly one of out (fp32) and out_q (uint8)");
+  if (p.byte_buffer_of(x) < 0 || (out_q && p.byte_buffer_of(*out_q) < 0) ||
+      (out && p.buffer_of(*out) < 0) || (skip && p.buffer_of(*skip) < 0))
+    throw py::value_error("view does not belong to this Program");
+  if (out_q && p.byte_buffer_of(*out_q) == p.byte_buffer_of(x))
+    throw py::value_error("conv2d_int8: output overlaps its input");
+  check_scale(x_scale), check_zero(x_zero);
+  if (out_q) check_scale(out_scale), check_zero(out_zero);
+  Array<int8_t> weight = exact<int8_t>(weight_obj, "conv2d_int8 weight", 4);
+  const int cout = int(weight.shape(0)), cin = int(weight.shape(1));
+  const int kh = int(weight.shape(2)), kw = int(weight.shape(3));
+  if (stride < 1 || dilation < 1 || shuffle < 1 || kh < 1 || kw < 1)
+    throw py::value_error("conv2d_int8: stride, dilation, pixel shuffle and kernel size must be >= 1");
+  if (cin != x.c)
+    throw py::value_error("conv2d_int8: weight expects " + std::to_string(cin) +
+                          " input channels, the input view has " + std::to_string(x.c));
+  const int on = out ? out->n : out_q->n, oh_full = out ? out->h : out_q->h;
+  const int ow_full = out ? out->w : out_q->w, oc = out ? out->c : out_q->c;
+  if (cout != oc * shuffle * shuffle || oh_full % shuffle || ow_full % shuffle || on != x.n)
+    throw py::value_error("conv2d_int8: output " + dims(on, oh_full, ow_full, oc) +
+                          " does not fit " + std::to_string(cout) + " channels shuffled by " +
+                          std::to_string(shuffle));
+  if (skip && (skip->n != on || skip->h != oh_full || skip->w != ow_full || skip->c != oc))
+    throw py::value_error("conv2d_int8 skip: shapes differ from the output");
+  const int oh = oh_full / shuffle, ow = ow_full / shuffle;
+  const int64_t bottom = int64_t(oh - 1) * stride - pad_top + int64_t(dilation) * (kh - 1);
+  const int64_t right = int64_t(ow - 1) * stride - pad_left + int64_t(dilation) * (kw - 1);
+  if (pad_top < 0 || pad_left < 0 || pad_top > x.pad || pad_left > x.pad ||
+      bottom > x.h - 1 + x.pad || right > x.w - 1 + x.pad)
+    throw py::value_error("conv2d_int8: the input view's border (" + std::to_string(x.pad) +
+                          " px) is too small for this kernel, padding and output size");
+  std::vector<float> w_scale = channels(w_scale_obj, "conv2d_int8 weight scale", cout);
+  std::vector<float> bias(size_t(cout), 0.f);
+  if (!bias_obj.is_none()) bias = channels(bias_obj, "conv2d_int8 bias", cout);
+  fastsr::Int8ConvParams params;
+  params.stride = stride, params.dilation = dilation;
+  params.pad_top = pad_top, params.pad_left = pad_left;
+  params.x_scale = x_scale, params.x_zero = x_zero;
+  params.act = int8_act(activation), params.alpha = alpha, params.shuffle = shuffle;
+  std::vector<float> slope;
+  if (params.act == fastsr::Act::Prelu) {
+    if (slope_obj.is_none()) throw py::value_error("conv2d_int8: prelu needs a slope array");
+    slope = channels(slope_obj, "conv2d_int8 prelu slope", cout);
+    params.slope = slope.data();
+  }
+  params.out_u8 = out_q.has_value(), params.out_scale = out_scale, params.out_zero = out_zero;
+  fastsr::Int8ConvLayer layer;
+  try {
+    layer = fastsr::pack_conv_int8(weight.data(), w_scale.data(), bias.data(), cout, cin, kh, kw,
+                                   params, fastsr::active_int8_isa());
+  } catch (const std::invalid_argument& e) {
+    throw py::value_error(e.what());
+  }
+  p.add_conv2d_int8(x, out ? &*out : nullptr, out_q ? &*out_q : nullptr, skip ? &*skip : nullptr,
+                    std::move(layer));
+}
+
+void expect_same(const View& a, const ByteView& b, const Program& p) {
+  if (p.buffer_of(a) < 0 || p.byte_buffer_of(b) < 0)
+    throw py::value_error("view does not belong to this Program");
+  if (a.n != b.n || a.h != b.h || a.w != b.w || a.c != b.c)
+    throw py::value_error("shapes differ, " + dims(a.n, a.h, a.w, a.c) + " vs " +
+                          dims(b.n, b.h, b.w, b.c));
+}
+
+}  // namespace
+
+void bind_int8(py::module_& m, py::class_<Program>& program) {
+  m.def("int8_isa", [] { return std::string(fastsr::int8_isa_name(fastsr::active_int8_isa())); },
+        "Kernel family int8 convolutions use now: portable, avx2, avxvnni or avx512vnni.");
+  m.attr("INT8_WEIGHT_MAX") = fastsr::kInt8WeightMax;
+  py::class_<ByteView>(m, "ByteView", "A channel window onto one of a Program's uint8 buffers.")
+      .def_readonly("n", &ByteView::n)
+      .def_readonly("h", &ByteView::h)
+      .def_readonly("w", &ByteView::w)
+      .def_readonly("c", &ByteView::c)
+      .def_readonly("pad", &ByteView::pad);
+  program
+      .def("add_byte_buffer",
+           [](Program& p, int n, int h, int w, int c, int pad, int fill) {
+             if (n < 1 || h < 1 || w < 1 || c < 1 || pad < 0)
+               throw py::value_error("buffer sizes must be positive and pad >= 0");
+             check_zero(fill);
+             return p.add_byte_buffer({n, h, w, c, pad}, uint8_t(fill));
+           },
+           py::arg("n"), py::arg("h"), py::arg("w"), py::arg("c"), py::arg("pad") = 0,
+           py::arg("fill") = 0, "A uint8 buffer whose border reads `fill` (the zero point).")
+      .def("byte_view",
+           [](const Program& p, int buffer, int offset, int channels) {
+             ByteView whole;
+             try {
+               whole = p.byte_view(buffer, 0, 1);
+             } catch (const std::out_of_range&) {
+               throw py::value_error("no byte buffer " + std::to_string(buffer));
+             }
+             if (offset < 0 || channels < 1 || offset + channels > int(whole.pix))
+               throw py::value_error("channels exceed the byte buffer's " +
+                                     std::to_string(whole.pix));
+             return p.byte_view(buffer, offset, channels);
+           },
+           py::arg("buffer"), py::arg("offset") = 0, py::arg("channels"))
+      .def("quantize",
+           [](Program& p, const View& x, float scale, int zero, const ByteView& out) {
+             expect_same(x, out, p), check_scale(scale), check_zero(zero);
+             p.add_quantize(x, scale, zero, out);
+           },
+           py::arg("x"), py::arg("scale"), py::arg("zero"), py::arg("out"))
+      .def("dequantize",
+           [](Program& p, const ByteView& x, float scale, int zero, const View& out) {
+             expect_same(out, x, p), check_scale(scale), check_zero(zero);
+             p.add_dequantize(x, scale, zero, out);
+           },
+           py::arg("x"), py::arg("scale"), py::arg("zero"), py::arg("out"))
+      .def("conv2d_int8", &add_conv2d_int8, py::arg("x"), py::arg("weight"), py::arg("w_scale"),
+           py::arg("bias") = py::none(), py::arg("x_scale"), py::arg("x_zero"),
+           py::arg("out") = py::none(), py::arg("out_q") = py::none(), py::arg("out_scale") = 1.f,
+           py::arg("out_zero") = 0, py::arg("stride") = 1, py::arg("pad_top") = 0,
+           py::arg("pad_left") = 0, py::arg("dilation") = 1, py::arg("activation") = "none",
+           py::arg("slope") = py::none(), py::arg("alpha") = 0.f, py::arg("shuffle") = 1,
+           py::arg("skip") = py::none(),
+           "Add an int8 convolution step: u8 x (zero point x_zero) times s8 weights "
+           "(|q| <= 63, per-channel w_scale), fp32 epilogue, stored to out (fp32) or "
+           "requantised to out_q (uint8, out_scale/out_zero).");
+}

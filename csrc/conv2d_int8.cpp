@@ -1,0 +1,140 @@
+#include "conv2d_int8.h"
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+#include <string>
+
+namespace fastsr {
+
+static bool cpu_has(const char* feature) {
+#if !defined(FASTSR_PORTABLE_ONLY) && (defined(__x86_64__) || defined(__i386__))
+  __builtin_cpu_init();
+  if (std::string(feature) == "avxvnni") return __builtin_cpu_supports("avxvnni");
+  if (std::string(feature) == "avx512vnni") return __builtin_cpu_supports("avx512vnni");
+#endif
+  (void)feature;
+  return false;
+}
+
+Int8Isa active_int8_isa() {
+  const Simd simd = active_simd();
+  if (simd == Simd::Avx512 && cpu_has("avx512vnni")) return Int8Isa::Avx512Vnni;
+  if (simd >= Simd::Avx2 && cpu_has("avxvnni")) return Int8Isa::AvxVnni;
+  if (simd >= Simd::Avx2) return Int8Isa::Avx2;
+  return Int8Isa::Portable;
+}
+
+const char* int8_isa_name(Int8Isa isa) {
+  switch (isa) {
+    case Int8Isa::Avx512Vnni: return "avx512vnni";
+    case Int8Isa::AvxVnni: return "avxvnni";
+    case Int8Isa::Avx2: return "avx2";
+    default: return "portable";
+  }
+}
+
+Int8ConvLayer pack_conv_int8(const int8_t* weight, const float* w_scale, const float* bias,
+                             int cout, int cin, int kh, int kw, const Int8ConvParams& p,
+                             Int8Isa isa) {
+  if (p.act == Act::Tanh || p.act == Act::Sigmoid)
+    throw std::invalid_argument("int8 conv2d: tanh and sigmoid epilogues stay fp32");
+  const int64_t count = int64_t(cout) * cin * kh * kw;
+  for (int64_t i = 0; i < count; ++i)
+    if (weight[i] > kInt8WeightMax || weight[i] < -kInt8WeightMax)
+      throw std::invalid_argument("int8 conv2d: weights must lie in [-63, 63]");
+  // As for fp32: 8 or fewer channels would leave most of a 16-lane vector idle.
+  if (isa == Int8Isa::Avx512Vnni && cout <= 8) isa = Int8Isa::AvxVnni;
+  Int8ConvLayer L;
+  L.cin = cin, L.cout = cout, L.kh = kh, L.kw = kw;
+  L.stride = p.stride, L.dilation = p.dilation, L.pad_top = p.pad_top, L.pad_left = p.pad_left;
+  L.isa = isa;
+  L.lanes = isa == Int8Isa::Avx512Vnni ? 16 : 8;
+  const int max_vectors = isa == Int8Isa::Avx512Vnni ? 4 : 2;
+  L.cin4 = (cin + 3) / 4 * 4;
+  L.act = p.act, L.alpha = p.alpha, L.shuffle = p.shuffle;
+  L.out_u8 = p.out_u8;
+  L.out_inv_scale = 1.f / p.out_scale, L.out_zero = float(p.out_zero);
+
+  const int group_width = L.lanes * max_vectors;
+  const int64_t taps = int64_t(kh) * kw * L.cin4;
+  int64_t offset = 0;
+  for (int first = 0; first < cout; first += group_width) {
+    const int n = std::min(group_width, cout - first);
+    const int nvec = (n + L.lanes - 1) / L.lanes;
+    L.groups.push_back({first, n, nvec, offset});
+    offset += taps * nvec * L.lanes;
+  }
+  L.packed.assign(size_t(offset), 0);
+  for (const ConvGroup& g : L.groups) {
+    const int width = g.nvec * L.lanes;
+    int8_t* dst = L.packed.data() + g.offset;
+    for (int ky = 0; ky < kh; ++ky)
+      for (int kx = 0; kx < kw; ++kx)
+        for (int q = 0; q < L.cin4 / 4; ++q, dst += 4 * width)
+          for (int k = 0; k < g.count; ++k)
+            for (int i = 0; i < 4 && 4 * q + i < cin; ++i) {
+              const int co = g.first + k, ci = 4 * q + i;
+              dst[4 * k + i] = weight[((int64_t(co) * cin + ci) * kh + ky) * kw + kx];
+            }
+  }
+  const size_t padded = size_t((cout + L.lanes - 1) / L.lanes * L.lanes);
+  L.zero_sum.assign(padded, 0);
+  L.scale.assign(padded, 0.f);
+  L.bias.assign(padded, 0.f);
+  L.slope.assign(padded, 0.f);
+  for (int co = 0; co < cout; ++co) {
+    int32_t sum = 0;
+    for (int64_t i = 0; i < int64_t(cin) * kh * kw; ++i) sum += weight[co * int64_t(cin) * kh * kw + i];
+    L.zero_sum[size_t(co)] = p.x_zero * sum;
+    L.scale[size_t(co)] = p.x_scale * w_scale[co];
+    if (bias) L.bias[size_t(co)] = bias[co];
+    if (p.slope) L.slope[size_t(co)] = p.slope[co];
+  }
+  return L;
+}
+
+void conv2d_int8(const Int8ConvJob& job) {
+  switch (job.layer->isa) {
+#ifndef FASTSR_PORTABLE_ONLY
+    case Int8Isa::Avx512Vnni: conv2d_int8_avx512vnni(job); return;
+    case Int8Isa::AvxVnni: conv2d_int8_avxvnni(job); return;
+    case Int8Isa::Avx2: conv2d_int8_avx2(job); return;
+#endif
+    default: conv2d_int8_portable(job);
+  }
+}
+
+// The same float32 operations, in the same order, as the int8 kernel's u8 store.
+static uint8_t to_u8(float x, float inv, float zero) {
+  return uint8_t(std::nearbyint(std::min(std::max(x * inv + zero, 0.f), 255.f)));
+}
+
+void quantize_u8(const View& x, float scale, int zero, const ByteView& out) {
+  const float inv = 1.f / scale, z = float(zero);
+  const int rows = x.n * x.h;
+#pragma omp for schedule(static)
+  for (int r = 0; r < rows; ++r) {
+    const int b = r / x.h, y = r % x.h;
+    for (int i = 0; i < x.w; ++i) {
+      const float* s = x.at(b, y, i);
+      uint8_t* d = out.at(b, y, i);
+      for (int c = 0; c < x.c; ++c) d[c] = to_u8(s[c], inv, z);
+    }
+  }
+}
+
+void dequantize_u8(const ByteView& x, float scale, int zero, const View& out) {
+  const int rows = x.n * x.h;
+#pragma omp for schedule(static)
+  for (int r = 0; r < rows; ++r) {
+    const int b = r / x.h, y = r % x.h;
+    for (int i = 0; i < x.w; ++i) {
+      const uint8_t* s = x.at(b, y, i);
+      float* d = out.at(b, y, i);
+      for (int c = 0; c < x.c; ++c) d[c] = float(int(s[c]) - zero) * scale;
+    }
+  }
+}
+
+}  // namespace fastsr

@@ -1,0 +1,93 @@
+// Int8 direct convolution: u8 activations (asymmetric, one scale and zero point per
+// tensor) x s8 weights (symmetric, one scale per output channel), int32 accumulation,
+// and the epilogue in fp32 registers as the fp32 kernel does it:
+//   y = act((acc - zero_x * sum(w)) * (scale_x * scale_w) + bias) ; pixel-shuffle ; y += skip
+// stored as fp32 or requantised to u8 for the next int8 layer.
+//
+// Weights are limited to |q| <= 63 (7 bits): AVX2 has no u8 x s8 dot product into int32,
+// and its vpmaddubsw adds two u8 x s8 products into a saturating int16, which 7-bit
+// weights keep exact (2 * 255 * 63 < 32767). The VNNI kernels (vpdpbusd, exact for any
+// s8) run the same 7-bit weights, so every ISA computes the same integers.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "conv2d.h"
+
+namespace fastsr {
+
+constexpr int kInt8WeightMax = 63;
+
+// A window onto an NHWC uint8 tensor (strides in bytes; see View).
+struct ByteView {
+  uint8_t* data = nullptr;
+  int n = 0, h = 0, w = 0, c = 0;
+  int64_t pix = 0, row = 0, img = 0;
+  int pad = 0;
+  uint8_t* at(int b, int y, int x) const { return data + b * img + y * row + x * pix; }
+};
+
+// Kernel families for int8; the VNNI ones are chosen by cpuid on top of active_simd().
+enum class Int8Isa { Portable, Avx2, AvxVnni, Avx512Vnni };
+Int8Isa active_int8_isa();
+const char* int8_isa_name(Int8Isa isa);
+
+struct Int8ConvLayer {
+  int cin = 0, cout = 0, kh = 0, kw = 0;
+  int stride = 1, dilation = 1, pad_top = 0, pad_left = 0;
+  Int8Isa isa = Int8Isa::Portable;
+  int lanes = 8;
+  int cin4 = 0;  // input channels rounded up to 4 (the dot products take 4 at a time)
+  std::vector<ConvGroup> groups;  // packed weights [ky][kx][cin4/4][nvec*lanes][4]
+  std::vector<int8_t> packed;
+  std::vector<int32_t> zero_sum;  // zero_x * sum(w) per channel, padded to lanes
+  std::vector<float> scale, bias, slope;
+  Act act = Act::None;
+  float alpha = 0.f;
+  int shuffle = 1;
+  bool out_u8 = false;
+  float out_inv_scale = 1.f, out_zero = 0.f;
+};
+
+struct Int8ConvParams {
+  int stride = 1, dilation = 1, pad_top = 0, pad_left = 0;
+  float x_scale = 1.f;
+  int x_zero = 0;
+  Act act = Act::None;
+  const float* slope = nullptr;  // cout, PReLU only
+  float alpha = 0.f;
+  int shuffle = 1;
+  bool out_u8 = false;
+  float out_scale = 1.f;
+  int out_zero = 0;
+};
+
+// weight: OIHW int8 with |q| <= kInt8WeightMax; w_scale, bias: cout floats.
+Int8ConvLayer pack_conv_int8(const int8_t* weight, const float* w_scale, const float* bias,
+                             int cout, int cin, int kh, int kw, const Int8ConvParams& params,
+                             Int8Isa isa);
+
+struct Int8ConvJob {
+  const Int8ConvLayer* layer;
+  ByteView x;
+  View out;        // fp32 output (layer->out_u8 false)
+  ByteView out_q;  // u8 output (layer->out_u8 true)
+  const View* skip;
+  const int64_t* out_offsets;  // shuffle_offsets of the output, in elements
+  const int64_t* skip_offsets;
+  bool contiguous_store;
+  int oh, ow;
+};
+
+// Called inside an OpenMP parallel region.
+void conv2d_int8_portable(const Int8ConvJob& job);
+void conv2d_int8_avx2(const Int8ConvJob& job);
+void conv2d_int8_avxvnni(const Int8ConvJob& job);
+void conv2d_int8_avx512vnni(const Int8ConvJob& job);
+void conv2d_int8(const Int8ConvJob& job);
+
+// fp32 -> u8 (round half to even, clamp) and back, elementwise, inside a parallel region.
+void quantize_u8(const View& x, float scale, int zero, const ByteView& out);
+void dequantize_u8(const ByteView& x, float scale, int zero, const View& out);
+
+}  // namespace fastsr

@@ -1,0 +1,27 @@
+// Int8 direct convolution, avxvnni build (untested on the AVX2-only development machine).
+#include <immintrin.h>
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstring>
+#include <utility>
+
+#include <omp.h>
+
+#include "conv2d_int8.h"
+
+#define FASTSR_INT8_VNNI 1
+namespace fastsr {
+namespace {
+
+#include "ops_avx2.inc"
+#include "microkernel.inc"
+#include "int8_ops_256.inc"
+#include "conv2d_int8_kernel.inc"
+
+}  // namespace
+
+void conv2d_int8_avxvnni(const Int8ConvJob& job) { run_conv_int8(job); }
+
+}  // namespace fastsr

@@ -1,0 +1,67 @@
+// Int8 direct convolution, portable build (off x86, or FASTSR_SIMD=portable).
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstring>
+#include <utility>
+
+#include <omp.h>
+
+#include "conv2d_int8.h"
+
+namespace fastsr {
+namespace {
+
+#include "ops_portable.inc"
+#include "microkernel.inc"
+
+struct I8 {
+  static constexpr int V = 8;
+  static constexpr int max_vectors = 2;
+  static constexpr int pixels(int nv) { return Ops::pixels(nv); }
+  struct Acc {
+    int32_t v[8];
+  };
+  struct X {
+    int32_t b[4];
+  };
+  struct W {
+    int8_t v[32];
+  };
+  static Acc zero() { return Acc{}; }
+  static X broadcast4(const uint8_t* p) { return X{{p[0], p[1], p[2], p[3]}}; }
+  static W load_w(const int8_t* p) {
+    W w;
+    std::memcpy(w.v, p, sizeof w.v);
+    return w;
+  }
+  static Acc dot(Acc acc, const X& x, const W& w) {
+    for (int k = 0; k < V; ++k)
+      for (int i = 0; i < 4; ++i) acc.v[k] += x.b[i] * w.v[4 * k + i];
+    return acc;
+  }
+  static Acc load(const int32_t* p) {
+    Acc a;
+    std::memcpy(a.v, p, sizeof a.v);
+    return a;
+  }
+  static Acc sub(Acc a, const Acc& b) {
+    for (int k = 0; k < V; ++k) a.v[k] -= b.v[k];
+    return a;
+  }
+  static Lanes8 to_float(const Acc& a) { return Ops::map([&](int k) { return float(a.v[k]); }); }
+  static Acc to_int(const Lanes8& f) {
+    Acc a;
+    for (int k = 0; k < V; ++k) a.v[k] = int32_t(std::nearbyint(f.v[k]));  // ties to even
+    return a;
+  }
+  static void store(int32_t* p, const Acc& a) { std::memcpy(p, a.v, sizeof a.v); }
+};
+
+#include "conv2d_int8_kernel.inc"
+
+}  // namespace
+
+void conv2d_int8_portable(const Int8ConvJob& job) { run_conv_int8(job); }
+
+}  // namespace fastsr

@@ -1,0 +1,269 @@
+"""The int8 conv kernel, quantize and dequantize steps of fastsr._C, bit for bit against a
+numpy integer reference, at every SIMD level this CPU runs (the int8 kernel family follows
+the SIMD level: portable, avx2; the VNNI ones only where cpuid reports them)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fastsr import _C
+
+LEVELS = ["portable", "avx2", "avx512"]
+AVAILABLE = LEVELS[: LEVELS.index(_C.detected_simd_level()) + 1]
+F32 = np.float32
+
+
+@pytest.fixture(params=LEVELS)
+def simd(request):
+    if request.param not in AVAILABLE:
+        pytest.skip(f"{request.param} not supported by this CPU")
+    before = _C.simd_level()
+    _C.set_simd_level(request.param)
+    yield request.param
+    _C.set_simd_level(before)
+
+
+def quantize_ref(x, scale, zero):
+    inv = F32(1) / F32(scale)
+    return np.rint(np.clip(x * inv + F32(zero), F32(0), F32(255))).astype(np.uint8)
+
+
+def pixel_shuffle_ref(y, r):
+    n, h, w, c = y.shape
+    return (
+        y.reshape(n, h, w, c // (r * r), r, r)
+        .transpose(0, 1, 4, 2, 5, 3)
+        .reshape(n, h * r, w * r, c // (r * r))
+    )
+
+
+def conv_int8_ref(q, zero, wq, x_scale, w_scale, bias, stride, pad, dilation, act, slope, alpha):
+    """Integer accumulation of (q - zero) * w over a zero-padded input, then the fp32
+    epilogue in the kernel's order (multiply, add, activation)."""
+    xi = np.pad(q.astype(np.int64) - zero, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+    n, hp, wp, _ = xi.shape
+    cout, _, kh, kw = wq.shape
+    oh = (hp - dilation * (kh - 1) - 1) // stride + 1
+    ow = (wp - dilation * (kw - 1) - 1) // stride + 1
+    acc = np.zeros((n, oh, ow, cout), np.int64)
+    for ky in range(kh):
+        for kx in range(kw):
+            y0, x0 = ky * dilation, kx * dilation
+            tap = xi[
+                :,
+                y0 : y0 + stride * (oh - 1) + 1 : stride,
+                x0 : x0 + stride * (ow - 1) + 1 : stride,
+            ]
+            acc += np.einsum("nhwc,oc->nhwo", tap, wq[:, :, ky, kx].astype(np.int64))
+    y = acc.astype(F32) * (F32(x_scale) * w_scale) + bias
+    if act == "relu":
+        y = np.maximum(y, F32(0))
+    elif act == "prelu":
+        y = np.where(y > 0, y, slope * y)
+    elif act == "leaky_relu":
+        y = np.where(y > 0, y, F32(alpha) * y)
+    return y.astype(F32)
+
+
+def random_case(seed, n, h, w, cin, cout, k):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, h, w, cin)).astype(F32)
+    wq = rng.integers(-_C.INT8_WEIGHT_MAX, _C.INT8_WEIGHT_MAX + 1, (cout, cin, k, k)).astype(
+        np.int8
+    )
+    w_scale = (rng.random(cout) * 0.01 + 0.001).astype(F32)
+    bias = rng.standard_normal(cout).astype(F32)
+    slope = (rng.random(cout) * 0.5).astype(F32)
+    return x, wq, w_scale, bias, slope
+
+
+def run_conv_int8(
+    x,
+    wq,
+    w_scale,
+    bias,
+    *,
+    x_scale,
+    x_zero,
+    stride=1,
+    pad=0,
+    dilation=1,
+    activation="none",
+    slope=None,
+    alpha=0.0,
+    shuffle=1,
+    skip=None,
+    out_q=None,
+):
+    """One Program: quantize x, the int8 conv (fp32 or u8 out, then dequantized), with
+    `skip` (fp32, output-sized) read from the Program's input past x's channels."""
+    n, h, w, cin = x.shape
+    cout, _, kh, kw = wq.shape
+    oh = (h + 2 * pad - dilation * (kh - 1) - 1) // stride + 1
+    ow = (w + 2 * pad - dilation * (kw - 1) - 1) // stride + 1
+    oc = cout // (shuffle * shuffle)
+    extra = 0 if skip is None else oc * shuffle * shuffle
+    p = _C.Program(1)
+    src = p.add_buffer(n, h, w, cin + extra)
+    p.set_input(p.view(src, 0, cin + extra))
+    xq = p.byte_view(p.add_byte_buffer(n, h, w, cin, pad, fill=x_zero), 0, cin)
+    p.quantize(p.view(src, 0, cin), x_scale, x_zero, xq)
+    out = p.view(p.add_buffer(n, oh * shuffle, ow * shuffle, oc), 0, oc)
+    p.set_output(out)
+    skip_view = None
+    feed = x
+    if skip is not None:
+        assert (oh, ow) == (h, w)
+        skip_view = p.view(p.add_buffer(n, h * shuffle, w * shuffle, oc), 0, oc)
+        tail = p.view(src, cin, extra)
+        if shuffle == 1:
+            p.copy(tail, skip_view)
+        else:
+            p.pixel_shuffle(tail, shuffle, skip_view)
+        feed = np.concatenate([x, skip], axis=3)
+    common = dict(
+        x_scale=x_scale,
+        x_zero=x_zero,
+        stride=stride,
+        pad_top=pad,
+        pad_left=pad,
+        dilation=dilation,
+        activation=activation,
+        slope=slope,
+        alpha=alpha,
+        shuffle=shuffle,
+        skip=skip_view,
+    )
+    if out_q is None:
+        p.conv2d_int8(xq, wq, w_scale, bias, out=out, **common)
+    else:
+        q_scale, q_zero = out_q
+        yq = p.byte_view(p.add_byte_buffer(n, oh * shuffle, ow * shuffle, oc), 0, oc)
+        p.conv2d_int8(xq, wq, w_scale, bias, out_q=yq, out_scale=q_scale, out_zero=q_zero, **common)
+        p.dequantize(yq, q_scale, q_zero, out)
+    return p.run(np.ascontiguousarray(feed))
+
+
+@pytest.mark.parametrize("k", [1, 3, 5])
+@pytest.mark.parametrize(
+    "n,h,w,cin,cout,stride,dilation",
+    [
+        (1, 7, 9, 3, 5, 1, 1),
+        (2, 5, 13, 17, 24, 1, 1),
+        (1, 11, 6, 32, 33, 2, 1),
+        (1, 9, 10, 8, 16, 1, 2),
+    ],
+)
+def test_conv_int8_bit_exact(simd, k, n, h, w, cin, cout, stride, dilation):
+    x, wq, w_scale, bias, _ = random_case(k + cin, n, h, w, cin, cout, k)
+    pad = dilation * (k // 2)
+    got = run_conv_int8(
+        x, wq, w_scale, bias, x_scale=0.02, x_zero=131, stride=stride, pad=pad, dilation=dilation
+    )
+    q = quantize_ref(x, 0.02, 131)
+    want = conv_int8_ref(q, 131, wq, 0.02, w_scale, bias, stride, pad, dilation, "none", None, 0)
+    np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("activation", ["none", "relu", "prelu", "leaky_relu"])
+@pytest.mark.parametrize("shuffle", [1, 2, 3])
+@pytest.mark.parametrize("with_skip", [False, True])
+@pytest.mark.parametrize("u8_out", [False, True])
+def test_conv_int8_epilogues_bit_exact(simd, activation, shuffle, with_skip, u8_out):
+    oc, k, h, w = 3, 3, 6, 11
+    cout = oc * shuffle * shuffle
+    x, wq, w_scale, bias, slope = random_case(7 * shuffle, 1, h, w, 10, cout, k)
+    skip = (
+        np.random.default_rng(3).standard_normal((1, h, w, cout)).astype(F32) if with_skip else None
+    )
+    out_q = (0.05, 100) if u8_out else None
+    got = run_conv_int8(
+        x,
+        wq,
+        w_scale,
+        bias,
+        x_scale=0.03,
+        x_zero=128,
+        pad=1,
+        activation=activation,
+        slope=slope,
+        alpha=0.1,
+        shuffle=shuffle,
+        skip=skip,
+        out_q=out_q,
+    )
+    q = quantize_ref(x, 0.03, 128)
+    y = conv_int8_ref(q, 128, wq, 0.03, w_scale, bias, 1, 1, 1, activation, slope, 0.1)
+    y = pixel_shuffle_ref(y, shuffle)
+    if with_skip:
+        y = y + pixel_shuffle_ref(skip, shuffle)
+    if u8_out:
+        y = (quantize_ref(y, 0.05, 100).astype(F32) - F32(100)) * F32(0.05)
+    np.testing.assert_array_equal(got, y)
+
+
+def test_quantize_rounds_half_to_even_and_saturates(simd):
+    x = np.array([-1.0, 0.0, 0.5, 1.5, 2.5, 3.49, 254.5, 300.0], F32).reshape(1, 1, 8, 1)
+    p = _C.Program(1)
+    f = p.view(p.add_buffer(1, 1, 8, 1), 0, 1)
+    b = p.byte_view(p.add_byte_buffer(1, 1, 8, 1), 0, 1)
+    g = p.view(p.add_buffer(1, 1, 8, 1), 0, 1)
+    p.set_input(f), p.set_output(g)
+    p.quantize(f, 1.0, 0, b)
+    p.dequantize(b, 1.0, 0, g)
+    np.testing.assert_array_equal(p.run(x).ravel(), [0, 0, 0, 2, 2, 3, 254, 255])
+
+
+def test_conv_int8_rejects_bad_input():
+    p = _C.Program(1)
+    x = p.byte_view(p.add_byte_buffer(1, 4, 4, 3, 1), 0, 3)
+    out = p.view(p.add_buffer(1, 4, 4, 2), 0, 2)
+    ok = np.zeros((2, 3, 3, 3), np.int8)
+    scale = np.ones(2, F32)
+    with pytest.raises(ValueError, match="63"):
+        p.conv2d_int8(
+            x,
+            np.full((2, 3, 3, 3), 64, np.int8),
+            scale,
+            x_scale=1,
+            x_zero=0,
+            out=out,
+            pad_top=1,
+            pad_left=1,
+        )
+    with pytest.raises(TypeError, match="int8"):
+        p.conv2d_int8(x, ok.astype(F32), scale, x_scale=1, x_zero=0, out=out, pad_top=1, pad_left=1)
+    with pytest.raises(ValueError, match="border"):
+        p.conv2d_int8(
+            x,
+            np.zeros((2, 3, 5, 5), np.int8),
+            scale,
+            x_scale=1,
+            x_zero=0,
+            out=out,
+            pad_top=2,
+            pad_left=2,
+        )
+    with pytest.raises(ValueError, match="exactly one"):
+        p.conv2d_int8(x, ok, scale, x_scale=1, x_zero=0, pad_top=1, pad_left=1)
+    with pytest.raises(ValueError, match="tanh|activation"):
+        p.conv2d_int8(
+            x, ok, scale, x_scale=1, x_zero=0, out=out, pad_top=1, pad_left=1, activation="tanh"
+        )
+    with pytest.raises(ValueError, match="zero point"):
+        p.conv2d_int8(x, ok, scale, x_scale=1, x_zero=300, out=out, pad_top=1, pad_left=1)
+    with pytest.raises(ValueError, match="scale"):
+        p.conv2d_int8(x, ok, scale, x_scale=0, x_zero=0, out=out, pad_top=1, pad_left=1)
+
+
+def test_int8_isa_follows_the_simd_level():
+    before = _C.simd_level()
+    try:
+        _C.set_simd_level("portable")
+        assert _C.int8_isa() == "portable"
+        if "avx2" in AVAILABLE:
+            _C.set_simd_level("avx2")
+            assert _C.int8_isa() in ("avx2", "avxvnni")
+    finally:
+        _C.set_simd_level(before)
