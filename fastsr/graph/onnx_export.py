@@ -10,8 +10,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from fastsr.graph.ir import Graph, Node
-from fastsr.graph.onnx_import import META_KEY, MIN_OPSET, TORCH_CUBIC_A
+from fastsr.graph.ir import CUBIC_A, Graph, Node
+from fastsr.graph.onnx_import import META_KEY, MIN_OPSET
 
 
 def export_onnx(
@@ -82,7 +82,7 @@ _RESIZE_ATTRS = {
                 "nearest_mode": "floor"},
     "bilinear": {"mode": "linear", "coordinate_transformation_mode": "half_pixel"},
     "bicubic": {"mode": "cubic", "coordinate_transformation_mode": "half_pixel",
-                "cubic_coeff_a": TORCH_CUBIC_A},
+                "cubic_coeff_a": CUBIC_A},
 }
 
 
