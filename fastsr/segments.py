@@ -73,6 +73,7 @@ class SegmentResult:
     frames: int
     skipped: int  # undecodable packets left out
     bytes: int
+    first_pts: int | None = None  # of its first frame, in the input's time base
 
 
 class JobIncomplete(RuntimeError):
@@ -137,10 +138,15 @@ class _SegmentTranscoder(_Transcoder):
 
     def __init__(self, *args, on_frames: Callable[[int], None], **kwargs):
         super().__init__(*args, **kwargs)
-        self.on_frames = on_frames
+        self.on_frames, self.first_pts = on_frames, None
 
     def _progress_bar(self, enabled: bool):
         return _Counter(self.on_frames)
+
+    def _frame(self, rgb, pts):
+        if self.first_pts is None:
+            self.first_pts = pts
+        return super()._frame(rgb, pts)
 
 
 class _Counter:
@@ -174,17 +180,19 @@ def transcode_segment(
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
-    return SegmentResult(transcoder.frames_written, transcoder.skipped, path.stat().st_size)
+    size = path.stat().st_size
+    return SegmentResult(transcoder.frames_written, transcoder.skipped, size, transcoder.first_pts)
 
 
 # -- joining ------------------------------------------------------------------------------
 
 
-def join_segments(src: Path, parts: list[Path], dst: Path) -> None:
-    """Write `dst`: the video packets of `parts` in turn, the input's audio and subtitle
-    packets copied, all interleaved by time."""
+def join_segments(src: Path, parts: list[tuple[Path, int]], dst: Path) -> None:
+    """Write `dst`: the video packets of `parts` (segment file, its first frame's pts in
+    the input's time base) in turn, the input's audio and subtitle packets copied, all
+    interleaved by time."""
     av = _av()
-    with av.open(str(src)) as source, av.open(str(parts[0])) as first:
+    with av.open(str(src)) as source, av.open(str(parts[0][0])) as first:
         # bitexact: no random stream ids or version strings, so a resumed job's file is
         # byte for byte an uninterrupted one's
         output = av.open(str(dst), "w", options={"fflags": "+bitexact"})
@@ -192,32 +200,54 @@ def join_segments(src: Path, parts: list[Path], dst: Path) -> None:
             template = first.streams.video[0]
             check_container_takes(av, output, template.codec_context.codec)
             video_out = output.add_stream_from_template(template)
-            video_out.time_base = source.streams.video[0].time_base
+            video_in = source.streams.video[0]
+            video_out.time_base = video_in.time_base
             copied = add_copied_streams(source, output)
-            copied_packets = _timed(source.demux([source.streams[i] for i in copied]), 1)
-            video_packets = _timed(_video_packets(parts), 0)
+            streams = [source.streams[i] for i in copied]
+            copied_packets = _timed(source.demux(streams) if streams else [], 1)  # []: all
+            video_packets = _timed(_video_packets(parts, video_in.time_base), 0)
             for *_, packet in heapq.merge(video_packets, copied_packets):
-                packet.stream = (
-                    video_out if packet.stream.type == "video" else copied[packet.stream.index]
-                )
+                packet.stream = copied.get(packet.stream.index, video_out)
                 output.mux(packet)
         finally:
             output.close()
 
 
-def _video_packets(parts: list[Path]) -> Iterator:
+def _video_packets(parts: list[tuple[Path, int]], time_base) -> Iterator:
+    """The segments' video packets with timestamps made whole again.
+
+    Presentation: each segment is moved so its first frame is at the pts it had in the
+    input (an MP4 segment's start is an edit list in milliseconds). Decode: containers
+    such as Matroska store none, so each packet gets the presentation time of its place
+    in decode order, less the deepest frame reordering of the job: increasing across
+    segments, never after the frame's own presentation.
+    """
     av = _av()
-    for part in parts:
-        with av.open(str(part)) as container:
-            yield from container.demux(container.streams.video[0])
+    plans = []
+    for path, first_pts in parts:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            stamps = [p.pts for p in container.demux(stream) if p.size and p.pts is not None]
+            tick = stream.time_base
+        in_order = sorted(stamps)
+        shift = round((first_pts * time_base - in_order[0] * tick) / tick)
+        reorder = max(a - b for a, b in zip(in_order, stamps, strict=True))
+        plans.append((path, shift, in_order, reorder))
+    delay = max(plan[3] for plan in plans)
+    for path, shift, in_order, _ in plans:
+        with av.open(str(path)) as container:
+            packets = (p for p in container.demux(video=0) if p.size and p.pts is not None)
+            for packet, decode_time in zip(packets, in_order, strict=True):
+                packet.pts += shift
+                packet.dts = decode_time + shift - delay
+                yield packet
 
 
 def _timed(packets, rank: int) -> Iterator:
     """(time, rank, order, packet) for the packets that carry data: merge keys."""
     for order, packet in enumerate(packets):
-        stamp = packet.pts if packet.dts is None and rank == 0 else packet.dts
-        if stamp is not None and packet.size:  # rank 0, video: no dts in pts-only containers
-            yield stamp * packet.time_base, rank, order, packet
+        if packet.dts is not None and packet.size:
+            yield packet.dts * packet.time_base, rank, order, packet
 
 
 # -- the job and its manifest -------------------------------------------------------------
@@ -363,7 +393,8 @@ def run_job(manifest: Manifest, src: Path, dst: Path, work: Work, progress: bool
         shutil.rmtree(manifest.folder)
         rejected = f" ({skipped} packets rejected by the decoder)" if skipped else ""
         raise ValueError(f"{src} has no decodable video frame{rejected}")
-    parts = [segment_path(manifest.folder, s.index) for s in manifest.segments]
+    parts = [(segment_path(manifest.folder, s.index), manifest.done[s.index].first_pts)
+             for s in manifest.segments if manifest.done[s.index].frames]  # fmt: skip
     tmp = temporary_path(dst)
     try:
         join_segments(src, parts, tmp)

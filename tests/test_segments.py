@@ -26,18 +26,20 @@ RATE = 12
 SECONDS = 0.5  # under the keyframe interval: a segment per keyframe
 
 
-def keyframed_clip(path, seconds: int = 3, gop: int = RATE, width: int = 32, height: int = 24):
+def keyframed_clip(path, seconds=3, gop=RATE, width=32, height=24, audio=True):
     """H.264 with B-frames, a keyframe every `gop` frames, and an AAC track."""
     with av.open(str(path), "w") as out:
         video = out.add_stream("libx264", rate=RATE, options={"g": str(gop), "bf": "2"})
         video.width, video.height, video.pix_fmt = width, height, "yuv420p"
         video.codec_context.time_base = Fraction(1, RATE)
-        sound = out.add_stream("aac", rate=8000)
+        sound = out.add_stream("aac", rate=8000) if audio else None
         for i in range(seconds * RATE):
             frame = av.VideoFrame.from_ndarray(frame_image(i, width, height), format="rgb24")
             frame.pts, frame.time_base = i, Fraction(1, RATE)
             out.mux(video.encode(frame))
         out.mux(video.encode(None))
+        if sound is None:
+            return path
         t = np.arange(8000 * seconds) / 8000
         samples = (0.3 * np.sin(2 * np.pi * 330 * t)).astype(np.float32)[None]
         for start in range(0, samples.shape[1], 1024):
@@ -118,6 +120,15 @@ def test_lossy_codec_in_mp4_keeps_timestamps_and_audio(tmp_path, up, clip):
     output, source = probe(result.path), probe(clip)
     assert output["times"] == pytest.approx(source["times"], abs=1e-9)
     assert output["audio"] == source["audio"] and output["size"] == {(64, 48)}
+
+
+@pytest.mark.parametrize("suffix", [".mkv", ".mp4"])
+def test_a_video_without_audio_or_subtitles(tmp_path, up, suffix):
+    clip = keyframed_clip(tmp_path / f"silent{suffix}", audio=False)
+    result = upscale_video_resumable(clip, tmp_path / f"out{suffix}", up, segment_seconds=SECONDS,
+                                     progress=False)  # fmt: skip
+    assert probe(result.path)["times"] == pytest.approx(probe(clip)["times"], abs=1e-9)
+    assert len(decoded(result.path)) == 3 * RATE
 
 
 def test_an_interrupted_job_resumes_redoing_only_unfinished_segments(tmp_path, up, clip):
