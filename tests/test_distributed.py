@@ -135,9 +135,9 @@ def test_video_on_ray_equals_the_local_run(tmp_path, clip, local_run, capsys):
     assert not job_folder(dst).exists()
 
 
-def segment_workers(running: bool) -> list[int]:
-    """Process ids of the video workers (`running`: those inside a segment now)."""
-    title = "_SegmentWorker.run" if running else "_SegmentWorker"
+def workers(title: str) -> list[int]:
+    """Process ids of the Ray workers whose process title has `title` in it (Ray names
+    a worker by its actor class, and adds the method while one runs)."""
     found = []
     for entry in Path("/proc").iterdir():
         try:
@@ -148,29 +148,58 @@ def segment_workers(running: bool) -> list[int]:
     return found
 
 
+def kill_one_worker_when(ready, title: str) -> tuple[threading.Thread, list]:
+    """A thread that SIGKILLs one busy worker once ready() says the job is under way."""
+    killed = []
+
+    def watch():
+        deadline = time.monotonic() + JOB_SECONDS
+        while time.monotonic() < deadline and not killed:
+            busy = workers(title)
+            if busy and ready():
+                os.kill(busy[0], signal.SIGKILL)
+                killed.append(busy[0])
+            time.sleep(0.02)
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread, killed
+
+
+def test_an_image_worker_killed_mid_job_loses_nothing(tmp_path):
+    from PIL import Image
+
+    source = tmp_path / "in"
+    source.mkdir()
+    rng = np.random.default_rng(3)
+    for i in range(12):
+        Image.fromarray(rng.integers(0, 256, (160, 200, 3), np.uint8)).save(source / f"{i}.png")
+    options = ["--model", "quality_x2"]
+    assert main(["upscale", str(source), "-o", str(tmp_path / "local"), *options]) == 0
+    out = tmp_path / "ray"
+    watcher, killed = kill_one_worker_when(
+        lambda: out.is_dir() and any(out.glob("*.png")), "_ImageWorker)).submit"
+    )
+    argv = ["upscale", str(source), "-o", str(out), *options, "--ray", "--workers", "2"]
+    assert within(JOB_SECONDS, main, argv) == 0
+    watcher.join(5)
+    assert killed, "the job ended before a worker could be killed"
+    assert files(out) == files(tmp_path / "local")
+
+
 def test_a_worker_killed_mid_job_loses_nothing(tmp_path):
     clip = keyframed_clip(tmp_path / "big.mkv", seconds=4, width=320, height=240)
     reference = upscale_video(clip, tmp_path / "local.mkv", fastsr.Upscaler(**MODEL),
                               codec="ffv1", progress=False).path  # fmt: skip
     dst = tmp_path / "out.mkv"
-    killed = []
-
-    def kill_one_worker_mid_segment():
-        manifest = job_folder(dst) / "manifest.json"
-        deadline = time.monotonic() + JOB_SECONDS
-        while time.monotonic() < deadline and not killed:
-            done = json.loads(manifest.read_text())["done"] if manifest.exists() else {}
-            busy = segment_workers(running=True)
-            if done and busy:  # a segment is finished and another one is under way
-                os.kill(busy[0], signal.SIGKILL)
-                killed.append(busy[0])
-            time.sleep(0.02)
-
-    killer = threading.Thread(target=kill_one_worker_mid_segment, daemon=True)
-    killer.start()
+    manifest = job_folder(dst) / "manifest.json"
+    watcher, killed = kill_one_worker_when(  # once a segment is done and another under way
+        lambda: manifest.exists() and json.loads(manifest.read_text())["done"],
+        "_SegmentWorker.run",
+    )
     result = within(JOB_SECONDS, upscale_video_on_ray, clip, dst, MODEL, codec="ffv1",
                     segment_seconds=0.5, workers=2, progress=False)  # fmt: skip
-    killer.join(5)
+    watcher.join(5)
     assert killed, "the job ended before a worker could be killed"
     assert result.frames == 48
     assert_same_video(dst, reference)
