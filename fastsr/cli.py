@@ -157,6 +157,9 @@ def _run_upscale(args) -> int:
             )
     check_batch(batch, options, args.overwrite, args.skip_existing)
     _check_directory(target.parent if target is not None else Path(args.output))
+    _ray_options(args)  # the Ray options without --ray are a usage mistake
+    if args.ray:
+        return _run_upscale_on_ray(args, batch, options)
     up = _upscaler(args, progress=target is not None)
     if target is not None:
         result = upscale_image(up, batch.jobs[0][0], target, options, args.skip_existing)
@@ -198,21 +201,86 @@ def _report_batch(up, batch, options, skip_existing: bool) -> int:
 
 
 def _run_video(args) -> int:
-    from fastsr.video import upscale_video
+    options = {"codec": args.codec, "crf": args.crf, "pix_fmt": args.pix_fmt,
+               "strict": args.strict, "overwrite": args.overwrite}  # fmt: skip
+    if args.segment_seconds is not None and not (args.resume or args.ray):
+        raise ValueError("--segment-seconds is for segmented jobs: add --resume or --ray")
+    if args.ray:
+        from fastsr.distributed import upscale_video_on_ray
 
-    result = upscale_video(
-        args.input,
-        args.output,
-        _upscaler(args),
-        codec=args.codec,
-        crf=args.crf,
-        pix_fmt=args.pix_fmt,
-        all_or_nothing=args.all_or_nothing,
-        strict=args.strict,
-        overwrite=args.overwrite,
-    )
+        result = upscale_video_on_ray(
+            args.input, args.output, _upscaler_options(args), resume=args.resume,
+            segment_seconds=args.segment_seconds, **_ray_options(args), **options,
+        )  # fmt: skip
+    elif args.resume:
+        from fastsr.segments import SEGMENT_SECONDS, upscale_video_resumable
+
+        seconds = args.segment_seconds or SEGMENT_SECONDS
+        result = upscale_video_resumable(
+            args.input, args.output, _upscaler(args), resume=True, segment_seconds=seconds,
+            **options,
+        )  # fmt: skip
+    else:
+        from fastsr.video import upscale_video
+
+        result = upscale_video(
+            args.input, args.output, _upscaler(args), all_or_nothing=args.all_or_nothing,
+            **options,
+        )  # fmt: skip
     print(result.summary())
     return 0
+
+
+# -- --ray --------------------------------------------------------------------------------
+
+
+def _add_ray_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--ray", action="store_true", help="run on a Ray cluster (pip install fastsr[ray])"
+    )
+    parser.add_argument(
+        "--ray-address", metavar="ADDR",
+        help="the cluster to join (default: a local Ray instance started for the run)",
+    )  # fmt: skip
+    parser.add_argument("--workers", type=_positive, help="Ray workers (default: CPUs / threads)")
+    parser.add_argument(
+        "--threads-per-worker", type=_positive, metavar="T", help="CPU threads per worker (1)"
+    )
+
+
+def _ray_options(args) -> dict:
+    given = {"address": args.ray_address, "workers": args.workers,
+             "threads_per_worker": args.threads_per_worker}  # fmt: skip
+    if not args.ray and any(value is not None for value in given.values()):
+        raise ValueError("--ray-address, --workers and --threads-per-worker need --ray")
+    return {name: value for name, value in given.items() if value is not None}
+
+
+def _upscaler_options(args) -> dict:
+    """What each Ray worker builds its Upscaler from (threads: --threads-per-worker)."""
+    if args.threads is not None:
+        raise ValueError("with --ray, give each worker its CPU threads with --threads-per-worker")
+    from fastsr.api import DEFAULT_MAX_MEMORY
+
+    return {
+        "model": args.model,
+        "scale": args.scale,
+        "backend": args.backend,
+        "tile": getattr(args, "tile", None),
+        "max_memory": (getattr(args, "max_memory", None) or DEFAULT_MAX_MEMORY >> 20) << 20,
+    }
+
+
+def _run_upscale_on_ray(args, batch, options) -> int:
+    from fastsr.distributed import run_batch_on_ray
+
+    report = run_batch_on_ray(
+        batch, _upscaler_options(args), options, args.skip_existing, **_ray_options(args)
+    )
+    for result in report.failed:
+        print(f"fastsr: failed: {result.describe()}", file=sys.stderr)
+    print(report.summary())
+    return EXIT_ERROR if report.failed else 0
 
 
 # -- fastsr eval / export-onnx / info / bench ---------------------------------------------
@@ -341,6 +409,7 @@ def _add_upscale_command(commands) -> None:
     existing.add_argument(
         "--skip-existing", action="store_true", help="leave existing outputs (resume a batch)"
     )
+    _add_ray_options(upscale)
     upscale.set_defaults(run=_run_upscale)
 
 
@@ -364,6 +433,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--strict", action="store_true", help="stop at an undecodable packet (default: skip it)"
     )
     video.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    video.add_argument(
+        "--resume", action="store_true",
+        help="run as a job of keyframe segments kept next to the output; after an "
+        "interrupt the same command redoes only the unfinished segments",
+    )  # fmt: skip
+    video.add_argument(
+        "--segment-seconds", type=float, metavar="S", help="segment length (default 10)"
+    )
+    _add_ray_options(video)
     video.set_defaults(run=_run_video)
 
     evaluate = commands.add_parser("eval", help="PSNR/SSIM on folders of HR images")
@@ -423,6 +501,9 @@ def _report_error(error: Exception) -> int:
     if isinstance(error, PartialOutputError):
         _fail(str(error))
         return EXIT_INTERRUPTED if error.interrupted else EXIT_PARTIAL
+    if getattr(error, "interrupted", False):  # a segmented job stopped by Ctrl-C
+        _fail(str(error))
+        return EXIT_INTERRUPTED
     if isinstance(error, (_ImageFailed, ValueError, TypeError, OSError, RuntimeError, ImportError)):
         _fail(str(error) or type(error).__name__)
     else:  # anything else is a bug, but still one line: name it

@@ -251,11 +251,32 @@ def _exact_rounding(av):
     return flags.BILINEAR | flags.ACCURATE_RND | flags.FULL_CHR_H_INT
 
 
+def add_copied_streams(source, output) -> dict:
+    """Input stream index -> output stream, for the streams copied packet by packet."""
+    copied = {}
+    for stream in source.streams:
+        if stream.type not in COPIED_STREAM_TYPES:
+            continue
+        if stream.codec.canonical_name not in output.supported_codecs:
+            warnings.warn(
+                f"fastsr: {stream.type} stream #{stream.index} ({stream.codec.name}) cannot "
+                f"go into a {output.format.name} file and is left out; choose an "
+                "output container that takes it (e.g. .mkv)",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            continue
+        copied[stream.index] = output.add_stream_from_template(stream)
+    return copied
+
+
 class _Transcoder:
     """The open output container and the three stages feeding it."""
 
-    def __init__(self, av, source, path: Path, up: Upscaler, codec, crf, pix_fmt, strict):
+    def __init__(self, av, source, path: Path, up: Upscaler, codec, crf, pix_fmt, strict,
+                 window=(None, None), copy_streams: bool = True):  # fmt: skip
         self.av, self.source, self.up, self.strict = av, source, up, strict
+        self.window = window  # the frames with start <= pts < end (None: no bound)
         self.video_in = source.streams.video[0]
         ctx = self.video_in.codec_context
         deep = max(c.bits for c in self.video_in.format.components) > 8
@@ -271,7 +292,7 @@ class _Transcoder:
         try:
             check_container_takes(av, self.output, codec)
             self.video_out = self._add_video_stream(codec, crf, pix_fmt)
-            self.copied = self._add_copied_streams()
+            self.copied = add_copied_streams(source, self.output) if copy_streams else {}
             self._start_encoding(codec)
         except BaseException:
             self.output.close()
@@ -313,24 +334,6 @@ class _Transcoder:
             raise ValueError(f"encoder {codec.name} has no crf option; leave crf unset")
         return out
 
-    def _add_copied_streams(self) -> dict:
-        """Input stream index -> output stream, for the streams copied packet by packet."""
-        copied = {}
-        for stream in self.source.streams:
-            if stream.type not in COPIED_STREAM_TYPES:
-                continue
-            if stream.codec.canonical_name not in self.output.supported_codecs:
-                warnings.warn(
-                    f"fastsr: {stream.type} stream #{stream.index} ({stream.codec.name}) cannot "
-                    f"go into a {self.output.format.name} file and is left out; choose an "
-                    "output container that takes it (e.g. .mkv)",
-                    RuntimeWarning,
-                    stacklevel=2,
-                )
-                continue
-            copied[stream.index] = self.output.add_stream_from_template(stream)
-        return copied
-
     # -- stages ---------------------------------------------------------------------------
     def _put(self, target: queue.Queue, item) -> bool:
         """Put unless the run has stopped; False when it has."""
@@ -352,6 +355,9 @@ class _Transcoder:
 
     def _decode(self) -> None:
         try:
+            start, end = self.window
+            if start is not None:  # the keyframe at or before start: decoding begins there
+                self.source.seek(start, stream=self.video_in, backward=True, any_frame=False)
             streams = [self.video_in, *(self.source.streams[i] for i in self.copied)]
             for packet in self.source.demux(streams):
                 if packet.stream.index in self.copied:
@@ -359,6 +365,11 @@ class _Transcoder:
                         return
                     continue
                 for frame in self._decoded_frames(packet):
+                    if frame.pts is not None and end is not None and frame.pts >= end:
+                        self._put(self.decoded, _END)  # frames come in time order: done
+                        return
+                    if frame.pts is not None and start is not None and frame.pts < start:
+                        continue  # a frame of the segment before (open GOP)
                     rgb = frame.to_ndarray(format=self.rgb_format, **self._to_rgb)
                     if not self._put(self.decoded, ("frame", (rgb, frame.pts))):
                         return

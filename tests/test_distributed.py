@@ -1,0 +1,224 @@
+"""Folders and videos on a local Ray cluster: the same bytes and frames as the local
+path, workers that die, inputs that fail for good."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_segments import decoded, keyframed_clip
+from test_video import damage_packet, make_clip, probe
+
+import fastsr
+from fastsr.cli import main
+from fastsr.distributed import upscale_video_on_ray
+from fastsr.segments import JobIncomplete, job_folder, plan_segments
+from fastsr.video import upscale_video
+
+ray = pytest.importorskip("ray", reason="the Ray tests need fastsr[ray]")
+av = pytest.importorskip("av", reason="video needs PyAV")
+
+JOB_SECONDS = 120  # no test waits longer on Ray than this
+MODEL = {"model": "fast_x2", "backend": "cpu"}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def cluster():
+    """One local Ray instance for the module: 2 CPUs, as on the CI machine."""
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
+    yield
+    ray.shutdown()
+
+
+def within(seconds: float, run, *args, **kwargs):
+    """run(*args, **kwargs), failing the test (not hanging it) after `seconds`."""
+    outcome = {}
+
+    def target():
+        try:
+            outcome["value"] = run(*args, **kwargs)
+        except BaseException as error:  # handed to the test thread
+            outcome["error"] = error
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), f"the Ray job took more than {seconds} s"
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
+def image_folder(root: Path, count: int = 8) -> Path:
+    from PIL import Image
+
+    root.mkdir(parents=True)
+    rng = np.random.default_rng(7)
+    for i in range(count):
+        pixels = rng.integers(0, 256, (20 + 3 * i, 28, 3), np.uint8)
+        Image.fromarray(pixels).save(root / f"image{i}.{'png' if i % 2 else 'jpg'}")
+    return root
+
+
+def files(folder: Path) -> dict:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def test_folder_on_ray_equals_the_local_run_bit_for_bit(tmp_path, capsys):
+    source = image_folder(tmp_path / "in")
+    options = ["--model", "fast_x2", "--quality", "90"]
+    assert main(["upscale", str(source), "-o", str(tmp_path / "local"), *options]) == 0
+    ray_run = ["upscale", str(source), "-o", str(tmp_path / "ray"), *options, "--ray"]
+    assert within(JOB_SECONDS, main, [*ray_run, "--workers", "2"]) == 0
+    assert files(tmp_path / "ray") == files(tmp_path / "local") and len(files(source)) == 8
+    assert "8 done, 0 failed, 0 skipped" in capsys.readouterr().out
+    assert within(JOB_SECONDS, main, [*ray_run, "--skip-existing"]) == 0
+    assert "0 done, 0 failed, 8 skipped (8 output exists)" in capsys.readouterr().out
+
+
+def test_an_image_that_fails_is_reported_and_the_rest_done(tmp_path, capsys):
+    source = image_folder(tmp_path / "in", count=4)
+    good = (source / "image1.png").read_bytes()
+    (source / "broken.png").write_bytes(good[: len(good) // 2])
+    argv = ["upscale", str(source), "-o", str(tmp_path / "out"), "--model", "fast_x2", "--ray"]
+    assert within(JOB_SECONDS, main, argv) == 1  # as the local CLI: some image failed
+    out, err = capsys.readouterr()
+    assert "4 done, 1 failed, 0 skipped" in out
+    assert "broken.png" in err and "not a readable image" in err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(
+        p.name for p in source.iterdir() if p.name != "broken.png"
+    )
+
+
+def test_the_ray_options_need_ray(tmp_path, capsys):
+    argv = ["upscale", str(image_folder(tmp_path / "in", 1)), "-o", str(tmp_path / "out")]
+    assert main([*argv, "--workers", "2"]) == 1
+    assert "need --ray" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    """3 s, keyframes about every second, audio: >= 3 segments of 0.5 s or more."""
+    return keyframed_clip(tmp_path_factory.mktemp("clips") / "clip.mkv", width=64, height=48)
+
+
+@pytest.fixture(scope="module")
+def local_run(tmp_path_factory, clip):
+    up = fastsr.Upscaler(**MODEL)
+    out = tmp_path_factory.mktemp("local") / "out.mkv"
+    return upscale_video(clip, out, up, codec="ffv1", progress=False).path
+
+
+def assert_same_video(path, reference):
+    output, expected = probe(path), probe(reference)
+    assert output["times"] == expected["times"] and len(output["times"]) > 0
+    assert output["audio"] and output["audio"] == expected["audio"]
+    frames, reference_frames = decoded(path), decoded(reference)
+    assert len(frames) == len(reference_frames)
+    assert all(np.array_equal(a, b) for a, b in zip(frames, reference_frames, strict=True))
+
+
+def test_video_on_ray_equals_the_local_run(tmp_path, clip, local_run, capsys):
+    assert len(plan_segments(clip, 0.5)) >= 3
+    dst = tmp_path / "out.mkv"
+    argv = ["video", str(clip), str(dst), "--model", "fast_x2", "--codec", "ffv1", "--ray",
+            "--segment-seconds", "0.5", "--workers", "2"]  # fmt: skip
+    assert within(JOB_SECONDS, main, argv) == 0
+    assert f"{dst}: 36 frames" in capsys.readouterr().out
+    assert_same_video(dst, local_run)
+    assert not job_folder(dst).exists()
+
+
+def workers(title: str) -> list[int]:
+    """Process ids of the Ray workers whose process title has `title` in it (Ray names
+    a worker by its actor class, and adds the method while one runs)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and title in (entry / "cmdline").read_text():
+                found.append(int(entry.name))
+        except OSError:  # the process ended while we looked
+            continue
+    return found
+
+
+def kill_one_worker_when(ready, title: str) -> tuple[threading.Thread, list]:
+    """A thread that SIGKILLs one busy worker once ready() says the job is under way."""
+    killed = []
+
+    def watch():
+        deadline = time.monotonic() + JOB_SECONDS
+        while time.monotonic() < deadline and not killed:
+            busy = workers(title)
+            if busy and ready():
+                os.kill(busy[0], signal.SIGKILL)
+                killed.append(busy[0])
+            time.sleep(0.02)
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread, killed
+
+
+def test_an_image_worker_killed_mid_job_loses_nothing(tmp_path):
+    from PIL import Image
+
+    source = tmp_path / "in"
+    source.mkdir()
+    rng = np.random.default_rng(3)
+    for i in range(12):
+        Image.fromarray(rng.integers(0, 256, (160, 200, 3), np.uint8)).save(source / f"{i}.png")
+    options = ["--model", "quality_x2"]
+    assert main(["upscale", str(source), "-o", str(tmp_path / "local"), *options]) == 0
+    out = tmp_path / "ray"
+    watcher, killed = kill_one_worker_when(
+        lambda: out.is_dir() and any(out.glob("*.png")), "_ImageWorker)).submit"
+    )
+    argv = ["upscale", str(source), "-o", str(out), *options, "--ray", "--workers", "2"]
+    assert within(JOB_SECONDS, main, argv) == 0
+    watcher.join(5)
+    assert killed, "the job ended before a worker could be killed"
+    assert files(out) == files(tmp_path / "local")
+
+
+def test_a_worker_killed_mid_job_loses_nothing(tmp_path):
+    clip = keyframed_clip(tmp_path / "big.mkv", seconds=4, width=320, height=240)
+    reference = upscale_video(clip, tmp_path / "local.mkv", fastsr.Upscaler(**MODEL),
+                              codec="ffv1", progress=False).path  # fmt: skip
+    dst = tmp_path / "out.mkv"
+    manifest = job_folder(dst) / "manifest.json"
+    watcher, killed = kill_one_worker_when(  # once a segment is done and another under way
+        lambda: manifest.exists() and json.loads(manifest.read_text())["done"],
+        "_SegmentWorker.run",
+    )
+    result = within(JOB_SECONDS, upscale_video_on_ray, clip, dst, MODEL, codec="ffv1",
+                    segment_seconds=0.5, workers=2, progress=False)  # fmt: skip
+    watcher.join(5)
+    assert killed, "the job ended before a worker could be killed"
+    assert result.frames == 48
+    assert_same_video(dst, reference)
+
+
+def test_a_segment_that_fails_for_good_is_reported_and_the_rest_kept(tmp_path, capsys):
+    clean = make_clip(tmp_path / "clean.mkv", frames=36, audio=False, codec="ffv1")
+    damaged = damage_packet(clean, tmp_path / "damaged.mkv", 20)
+    segments = plan_segments(damaged, 0.5)
+    bad = next(s for s in segments if s.start is not None and s.start <= 1667 < (s.end or 1e9))
+    dst = tmp_path / "out.mkv"
+    argv = ["video", str(damaged), str(dst), "--model", "fast_x2", "--codec", "ffv1",
+            "--strict", "--ray", "--segment-seconds", "0.5"]  # fmt: skip
+    assert within(JOB_SECONDS, main, argv) == 1
+    err = capsys.readouterr().err
+    assert f"segment {bad.index}: undecodable video packet at 1.667 s" in err
+    assert f"{len(segments) - 1} of {len(segments)} segments done" in err and not dst.exists()
+    done = json.loads((job_folder(dst) / "manifest.json").read_text())["done"]
+    assert sorted(map(int, done)) == [s.index for s in segments if s is not bad]
+    with pytest.raises(JobIncomplete, match=f"segment {bad.index}"):
+        within(JOB_SECONDS, upscale_video_on_ray, damaged, dst, MODEL, codec="ffv1",
+               strict=True, resume=True, progress=False)  # fmt: skip
