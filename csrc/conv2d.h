@@ -48,7 +48,7 @@ constexpr TileShape kTileShapes[] = {
     {8, 2, {8, 4}},            // Simd::Portable: what compilers vectorise well
     {8, 2, {12, 6}},           // Simd::Avx2
     {16, 4, {12, 12, 8, 6}},   // Simd::Avx512
-    {4, 4, {12, 12, 7, 6}},    // Simd::Neon: 6 x 16 channels, 24 accumulators + 4 weights
+    {4, 4, {12, 10, 7, 5}},    // Simd::Neon: 5 px x 16 ch = 20 accumulators + 4 weights + 5 inputs
 };
 constexpr const TileShape& tile_shape(Simd simd) { return kTileShapes[int(simd)]; }
 

@@ -1,0 +1,140 @@
+// Runs fastsr's C++ kernel layer on cases read from stdin and writes the results to
+// stdout, so one Python test checks any build (native, or cross-built and run under
+// qemu) against the torch reference. Binary protocol, native endianness:
+//   case:   int32 op, int32 simd, int32 fields..., then float32 arrays (below)
+//   answer: int32 count, float32 values[count]
+// op 0 conv2d:     n h w cin cout kh kw stride dilation pad border act shuffle skip algorithm,
+//                  float alpha; x (n h w cin), weight (OIHW), bias (cout), slope (cout),
+//                  skip (output's shape, when skip is 1)                -> output NHWC
+// op 1 activation: n h w c kind, float alpha lo hi; slope (c), x        -> NHWC
+// op 2 resize:     n h w c mode factor; x                               -> NHWC
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+#include <exception>
+#include <stdexcept>
+#include <vector>
+
+#include "conv_op.h"
+#include "program.h"
+#include "simd.h"
+
+using namespace fastsr;
+
+namespace {
+
+bool read_exact(void* dst, size_t bytes) { return std::fread(dst, 1, bytes, stdin) == bytes; }
+
+int32_t read_int() {
+  int32_t v;
+  if (!read_exact(&v, sizeof v)) throw std::runtime_error("truncated case header");
+  return v;
+}
+
+float read_float() {
+  float v;
+  if (!read_exact(&v, sizeof v)) throw std::runtime_error("truncated case header");
+  return v;
+}
+
+std::vector<float> read_floats(int64_t count) {
+  std::vector<float> v(static_cast<size_t>(count));
+  if (!read_exact(v.data(), v.size() * sizeof(float))) throw std::runtime_error("truncated array");
+  return v;
+}
+
+View dense(float* data, int n, int h, int w, int c) {
+  View v;
+  v.data = data, v.n = n, v.h = h, v.w = w, v.c = c;
+  v.pix = c, v.row = int64_t(w) * c, v.img = int64_t(h) * v.row;
+  return v;
+}
+
+std::vector<float> run(Program& p, std::vector<float>& x) {
+  const View &in = p.input(), &out = p.output();
+  std::vector<float> y(size_t(out.n) * out.h * out.w * out.c);
+  p.run(dense(x.data(), in.n, in.h, in.w, in.c), dense(y.data(), out.n, out.h, out.w, out.c));
+  return y;
+}
+
+std::vector<float> conv_case() {
+  const int n = read_int(), h = read_int(), w = read_int(), cin = read_int(), cout = read_int();
+  ConvSpec s{nullptr, nullptr, cout, cin, read_int(), read_int()};
+  s.stride = read_int(), s.dilation = read_int(), s.pad_top = s.pad_left = read_int();
+  const int border = read_int();
+  s.act = Act(read_int());
+  s.shuffle = read_int();
+  const bool skip = read_int() != 0;
+  s.algorithm = ConvAlgorithm(read_int());
+  s.alpha = read_float();
+  const int r = s.shuffle, channels = cout / (r * r);
+  const int oh = (h + 2 * s.pad_top - s.dilation * (s.kh - 1) - 1) / s.stride + 1;
+  const int ow = (w + 2 * s.pad_left - s.dilation * (s.kw - 1) - 1) / s.stride + 1;
+  std::vector<float> x = read_floats(int64_t(n) * h * w * cin);
+  const std::vector<float> weight = read_floats(int64_t(cout) * cin * s.kh * s.kw);
+  const std::vector<float> bias = read_floats(cout), slope = read_floats(cout);
+  const int64_t out_size = int64_t(n) * oh * r * ow * r * channels;
+  const std::vector<float> skip_values = read_floats(skip ? out_size : 0);
+  s.weight = weight.data(), s.bias = bias.data();
+  s.slope = s.act == Act::Prelu ? slope.data() : nullptr;
+
+  Program p(2);
+  const View in = p.view(p.add_buffer({n, h, w, cin, border}), 0, cin);
+  const View out = p.view(p.add_buffer({n, oh * r, ow * r, channels, 0}), 0, channels);
+  const View skip_view = p.view(p.add_buffer({n, oh * r, ow * r, channels, 0}), 0, channels);
+  std::copy(skip_values.begin(), skip_values.end(), skip_view.data);  // dense: no border
+  p.set_input(in);
+  p.set_output(out);
+  add_conv(p, in, out, skip ? &skip_view : nullptr, s);
+  return run(p, x);
+}
+
+std::vector<float> activation_case() {
+  const int n = read_int(), h = read_int(), w = read_int(), c = read_int();
+  PointwiseParams params;
+  params.kind = Pointwise(read_int());
+  params.alpha = read_float(), params.lo = read_float(), params.hi = read_float();
+  std::vector<float> slope = read_floats(c);
+  std::vector<float> x = read_floats(int64_t(n) * h * w * c);
+  Program p(2);
+  const View in = p.view(p.add_buffer({n, h, w, c, 0}), 0, c);
+  const View out = p.view(p.add_buffer({n, h, w, c, 0}), 0, c);
+  p.set_input(in), p.set_output(out);
+  p.add_activation(in, params, slope, out);
+  return run(p, x);
+}
+
+std::vector<float> resize_case() {
+  const int n = read_int(), h = read_int(), w = read_int(), c = read_int();
+  const ResizeMode mode = ResizeMode(read_int());
+  const int factor = read_int();
+  std::vector<float> x = read_floats(int64_t(n) * h * w * c);
+  Program p(2);
+  const View in = p.view(p.add_buffer({n, h, w, c, 0}), 0, c);
+  const View out = p.view(p.add_buffer({n, h * factor, w * factor, c, 0}), 0, c);
+  p.set_input(in), p.set_output(out);
+  p.add_resize(in, out, mode, factor);
+  return run(p, x);
+}
+
+}  // namespace
+
+int main() {
+  try {
+    int32_t op;
+    while (read_exact(&op, sizeof op)) {
+      set_simd(Simd(read_int()));
+      std::vector<float> y = op == 0   ? conv_case()
+                             : op == 1 ? activation_case()
+                             : op == 2 ? resize_case()
+                                       : throw std::runtime_error("unknown op");
+      const int32_t count = int32_t(y.size());
+      std::fwrite(&count, sizeof count, 1, stdout);
+      std::fwrite(y.data(), sizeof(float), y.size(), stdout);
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "kernel_check: %s\n", e.what());
+    return 2;
+  }
+  return 0;
+}
