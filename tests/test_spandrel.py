@@ -153,3 +153,16 @@ def test_torchvision_stand_in_does_not_stay_behind():
     assert "spandrel" in sys.modules
     vision = sys.modules.get("torchvision")
     assert vision is None or hasattr(vision, "__file__")  # the real one, if any
+
+
+@pytest.mark.parametrize(("name", "says"), [
+    ("span_x4", "runs on: fastsr kernels"),
+    ("swinir_x2", "runs on: PyTorch (fallback), because torch.fx could not trace SwinIR"),
+])
+def test_info_says_which_path_a_model_takes(name, says, tmp_path, capsys):
+    from fastsr import cli
+
+    path = tmp_path / f"{name}.pth"
+    _save(build(name), path)
+    assert cli.main(["info", str(path)]) == 0
+    assert says in capsys.readouterr().out
