@@ -125,7 +125,7 @@ def test_metadata_is_spandrels(tmp_path):
 def test_unknown_architecture_says_what_to_do(tmp_path):
     path = tmp_path / "mystery.pth"
     torch.save({"encoder.weight": torch.zeros(3, 3)}, str(path))
-    with pytest.raises(ValueError, match="neither fastsr nor spandrel.*ONNX"):
+    with pytest.raises(ValueError, match="not one fastsr knows.*does not know it either.*ONNX"):
         load(path)
 
 

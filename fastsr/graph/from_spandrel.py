@@ -28,6 +28,10 @@ INSTALL_HINT = "pip install --no-deps spandrel einops  (see the README: why --no
 _COLORS = {1: "y", 3: "rgb"}
 
 
+class UnknownArchitecture(ValueError):
+    """A state dict spandrel does not recognise (the message says what to do)."""
+
+
 class TorchModule:
     """A module held by a `torch_module` node: shared, never copied, never serialised."""
 
@@ -102,11 +106,11 @@ def describe(state: dict, source: Path):
             spandrel.canonicalize_state_dict(state)
         )
     except spandrel.UnsupportedModelError:
-        raise ValueError(
-            f"{source}: neither fastsr nor spandrel {spandrel.__version__} knows this "
-            "architecture; if it is one of spandrel_extra_arches (non-commercial licences), "
-            "`pip install --no-deps spandrel_extra_arches`; otherwise export the model to "
-            "ONNX, or pass the torch.nn.Module itself"
+        raise UnknownArchitecture(
+            f"spandrel {spandrel.__version__} does not know it either; if it is one of "
+            "spandrel_extra_arches (non-commercial licences), `pip install --no-deps "
+            "spandrel_extra_arches`; otherwise export the model to ONNX, or pass the "
+            "torch.nn.Module itself"
         ) from None
     except Exception as error:  # a recognised architecture whose tensors do not fit
         raise ValueError(f"{source}: spandrel could not build the model: {error}") from None

@@ -62,12 +62,12 @@ def load_weights(path: str | Path) -> Graph:
 
 
 def _load_foreign(state: dict[str, torch.Tensor], path: Path, unknown: ValueError) -> Graph:
-    from fastsr.graph.from_spandrel import load_spandrel
+    from fastsr.graph.from_spandrel import UnknownArchitecture, load_spandrel
 
     try:
         return load_spandrel(state, path)
-    except ImportError as missing:
-        raise ValueError(f"{unknown}. {missing}") from None
+    except (ImportError, UnknownArchitecture) as why:
+        raise ValueError(f"{unknown}. {why}") from None
 
 
 def graph_from_state(state: dict[str, torch.Tensor], config: dict, source: Path) -> Graph:
