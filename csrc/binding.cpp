@@ -109,8 +109,9 @@ fastsr::Act parse_act(const std::string& name) {
   if (name == "leaky_relu") return Act::LeakyRelu;
   if (name == "tanh") return Act::Tanh;
   if (name == "sigmoid") return Act::Sigmoid;
+  if (name == "silu") return Act::Silu;
   throw py::value_error("unknown conv activation '" + name +
-                        "', expected none, relu, prelu, leaky_relu, tanh or sigmoid");
+                        "', expected none, relu, prelu, leaky_relu, tanh, sigmoid or silu");
 }
 
 fastsr::Pointwise parse_pointwise(const std::string& name) {
@@ -121,8 +122,9 @@ fastsr::Pointwise parse_pointwise(const std::string& name) {
   if (name == "tanh") return Pointwise::Tanh;
   if (name == "sigmoid") return Pointwise::Sigmoid;
   if (name == "clamp") return Pointwise::Clamp;
+  if (name == "silu") return Pointwise::Silu;
   throw py::value_error("unknown activation '" + name +
-                        "', expected relu, prelu, leaky_relu, tanh, sigmoid or clamp");
+                        "', expected relu, prelu, leaky_relu, tanh, sigmoid, silu or clamp");
 }
 
 void add_conv2d(Program& p, const View& x, const View& out, py::handle weight_obj,

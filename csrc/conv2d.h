@@ -11,7 +11,7 @@
 
 namespace fastsr {
 
-enum class Act { None, Relu, Prelu, LeakyRelu, Tanh, Sigmoid };
+enum class Act { None, Relu, Prelu, LeakyRelu, Tanh, Sigmoid, Silu };
 
 // Output channels are computed in groups of up to `nvec` SIMD vectors; a group's packed
 // weights are [ky][kx][ci][nvec * lanes], zero beyond the last real channel.

@@ -85,6 +85,7 @@ void activation(const View& in, const PointwiseParams& p, const View& out) {
           break;
         case Pointwise::Tanh: map_vectors<vector_tanh>(pi, po, out.c); break;
         case Pointwise::Sigmoid: map_vectors<vector_sigmoid>(pi, po, out.c); break;
+        case Pointwise::Silu: map_vectors<vector_silu>(pi, po, out.c); break;
         case Pointwise::Clamp:
           for (int c = 0; c < out.c; ++c) po[c] = std::min(std::max(pi[c], p.lo), p.hi);
           break;

@@ -5,7 +5,7 @@
 
 namespace fastsr {
 
-enum class Pointwise { Relu, Prelu, LeakyRelu, Tanh, Sigmoid, Clamp };
+enum class Pointwise { Relu, Prelu, LeakyRelu, Tanh, Sigmoid, Clamp, Silu };
 
 struct PointwiseParams {
   Pointwise kind = Pointwise::Relu;

@@ -65,6 +65,22 @@ def _graph_color(graph: Graph) -> str:
     return color
 
 
+def _runs_in_torch(graph: Graph, backend: str) -> bool:
+    """True for a graph holding a module fastsr could not capture: "auto" runs it on the
+    reference backend (PyTorch), with one warning naming what blocked capture."""
+    if not any(node.op == "torch_module" for node in graph.nodes):
+        return False
+    from fastsr.graph.from_spandrel import warn_fallback
+
+    if backend not in ("auto", "reference"):
+        raise ValueError(
+            f"backend {backend!r} cannot run this model: it could not be captured "
+            f"({graph.meta.get('fallback')}); use backend='auto' to run it in PyTorch"
+        )
+    warn_fallback(graph)
+    return True
+
+
 @functools.cache
 def _warn_reference(reason: str) -> None:
     warnings.warn(
@@ -140,6 +156,7 @@ class Upscaler:
         if not isinstance(max_memory, numbers.Integral) or max_memory < 1:
             raise ValueError(f"max_memory must be a positive number of bytes, got {max_memory!r}")
         self.graph = _load_graph(model, scale)
+        self._torch_only = _runs_in_torch(self.graph, backend)
         self.scale = graph_scale(self.graph)
         if scale is not None and scale != self.scale:
             raise ValueError(f"this model upscales by {self.scale}, not by the requested {scale}")
@@ -182,7 +199,7 @@ class Upscaler:
     def _upscale(self, source: PixelView):
         pixels = source.pixels
         n, h, w, channels = pixels.shape
-        backend = resolve_backend(self.backend, source.device)
+        backend = "reference" if self._torch_only else resolve_backend(self.backend, source.device)
         colour = 3 if channels >= 3 else 1
         alpha = constant_alpha(source)
         out = source.new_output(h * self.scale, w * self.scale)

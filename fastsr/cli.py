@@ -350,6 +350,11 @@ def _run_info(args) -> int:
     print(f"cuda: {torch.cuda.get_device_name(0) if cuda else 'no device'}")
     models = shipped_models()
     print(f"shipped models: {', '.join(m['name'] for m in models) or 'none installed'}")
+    if args.model is not None:
+        from fastsr.graph import load
+        from fastsr.model_info import model_lines
+
+        print("\n".join(model_lines(load(args.model))))
     return 0
 
 
@@ -462,6 +467,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.set_defaults(run=_run_export_onnx)
 
     info = commands.add_parser("info", help="version, backends, CPU features, models")
+    info.add_argument("model", metavar="MODEL", nargs="?",
+                      help="also say how this model runs (kernels or PyTorch) and why")
     info.set_defaults(run=_run_info)
 
     bench = commands.add_parser(

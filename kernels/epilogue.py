@@ -20,7 +20,7 @@ from fastsr.kernels.resize import sample
 
 from fastsr.graph import ir
 
-ACTIVATIONS = ("none", *ir.ACTIVATIONS)  # clamp last: it never runs in an epilogue
+ACTIVATIONS = ("none", *ir.ACTIVATIONS)
 SKIPS = ("none", "same", *ir.RESIZE_MODES)  # "same": skip has the output's shape
 # A resized skip costs up to 16 loads per output value, all live at once in the epilogue.
 # Measured with the AOT check: a 128 x 16 tile on 4 warps (16 values a thread) spills
@@ -44,6 +44,8 @@ def apply_activation(y, slope, alpha, low, high, ACTIVATION: tl.constexpr):
         y = 2.0 * tl.sigmoid(2.0 * y) - 1.0
     elif ACTIVATION == "sigmoid":
         y = tl.sigmoid(y)
+    elif ACTIVATION == "silu":
+        y = y * tl.sigmoid(y)
     elif ACTIVATION == "clamp":
         y = tl.minimum(tl.maximum(y, low), high)
     return y
@@ -130,7 +132,7 @@ def epilogue_args(epilogue: Epilogue, out: torch.Tensor, skip: torch.Tensor | No
 
     Unused pointers are passed as `out`: the kernel never dereferences them.
     """
-    assert epilogue.activation in ACTIVATIONS[:-1] and epilogue.skip in SKIPS
+    assert epilogue.activation in ("none", *ir.EPILOGUE_ACTIVATIONS) and epilogue.skip in SKIPS
     assert (skip is None) == (epilogue.skip == "none")
     assert (epilogue.slope is not None) == (epilogue.activation == "prelu")
     skip_h, skip_w = (1, 1) if skip is None else skip.shape[1:3]

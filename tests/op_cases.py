@@ -167,6 +167,21 @@ class WinogradBlock(nn.Module):
         return self.tail(h)
 
 
+class SiluGate(nn.Module):
+    """SPAN's attention block: SiLU convs (fused into the epilogue, and one standalone)
+    and the parameter-free gate (y + x) * (sigmoid(y) - 0.5)."""
+
+    def __init__(self, c=12):
+        super().__init__()
+        self.c1 = nn.Conv2d(c, c, 3, padding=1)
+        self.c2 = nn.Conv2d(c, c, 3, padding=1)
+
+    def forward(self, x):
+        y = self.c2(F.silu(self.c1(x)))
+        z = nn.functional.silu(y + x)
+        return (z + x) * (torch.sigmoid(y) - 0.5)
+
+
 OP_CASES = {
     "conv_bn_relu": (lambda: ConvBnAct(), 3),
     "conv5_prelu_y": (lambda: ConvBnAct(1, 8, 5, nn.PReLU(8)), 1),
@@ -186,6 +201,7 @@ OP_CASES = {
     "pointwise_mix": (lambda: PointwiseMix(), 3),
     "pixel_shuffle_alone": (lambda: PixelShuffleAlone(), 3),
     "winograd_block": (lambda: WinogradBlock(), 3),
+    "silu_gate": (lambda: SiluGate(), 12),
 }
 
 

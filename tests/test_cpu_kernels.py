@@ -154,7 +154,7 @@ def test_winograd_is_refused_where_it_does_not_fit():
         single_conv(x, rng_array((16, 16, 3, 3)), algorithm="fft")
 
 
-@pytest.mark.parametrize("activation", ["relu", "prelu", "leaky_relu", "tanh", "sigmoid"])
+@pytest.mark.parametrize("activation", ["relu", "prelu", "leaky_relu", "tanh", "sigmoid", "silu"])
 @pytest.mark.parametrize("shuffle", [1, 2])
 def test_conv_epilogue_matches_torch(simd, activation, shuffle):
     cin, cout, h, w = 16, 12, 6, 9
@@ -197,6 +197,7 @@ def test_conv_epilogue_matches_torch(simd, activation, shuffle):
         "leaky_relu": lambda t: F.leaky_relu(t, 0.1),
         "tanh": torch.tanh,
         "sigmoid": torch.sigmoid,
+        "silu": F.silu,
     }[activation](y)
     y = F.pixel_shuffle(y, shuffle) + torch.linspace(-1, 1, cout).view(1, -1, 1, 1)
     np.testing.assert_allclose(got, nhwc(y), atol=2e-5, rtol=0)

@@ -110,7 +110,7 @@ def _fused_tail(activation: str, transposed: bool) -> Graph:
 
 
 @pytest.mark.parametrize("transposed", [False, True], ids=["conv", "conv_transpose"])
-@pytest.mark.parametrize("activation", ["relu", "prelu", "leaky_relu", "tanh", "sigmoid"])
+@pytest.mark.parametrize("activation", ["relu", "prelu", "leaky_relu", "tanh", "sigmoid", "silu"])
 def test_every_epilogue_stage_exports_to_equivalent_onnx_ops(activation, transposed, tmp_path):
     graph = _fused_tail(activation, transposed)
     x = _input(4)

@@ -33,6 +33,7 @@ ACTIVATION_REFERENCE = {
     "leaky_relu": lambda y, slope: F.leaky_relu(y, 0.2),
     "tanh": lambda y, slope: torch.tanh(y),
     "sigmoid": lambda y, slope: torch.sigmoid(y),
+    "silu": lambda y, slope: F.silu(y),
 }
 
 
@@ -99,6 +100,7 @@ def test_conv2d_matches_torch(shape):
     ("relu", 4, "bicubic"),
     ("tanh", 3, "bilinear"),
     ("sigmoid", 2, "nearest"),
+    ("silu", 1, "none"),
     ("leaky_relu", 1, "same"),
     ("none", 2, "none"),
 ])
@@ -177,7 +179,7 @@ def test_binary_matches_torch(op):
     assert_matches(got.cpu(), expected)
 
 
-@pytest.mark.parametrize("activation", ["none", "prelu", "tanh", "clamp"])
+@pytest.mark.parametrize("activation", ["none", "prelu", "tanh", "clamp", "silu"])
 def test_affine_activation_matches_torch(activation):
     x = torch.randn(2, 6, 5, 7)
     scale, shift, slope = torch.randn(6), torch.randn(6), torch.rand(6)

@@ -27,6 +27,8 @@ def activation(graph: Graph, x: torch.Tensor, op: str | None, param) -> torch.Te
         return torch.tanh(x)
     if op == "sigmoid":
         return torch.sigmoid(x)
+    if op == "silu":
+        return F.silu(x)
     raise AssertionError(f"unknown activation {op}")
 
 
@@ -75,6 +77,8 @@ def run_node(graph: Graph, node: Node, ins: list[torch.Tensor]) -> torch.Tensor:
         return F.pixel_shuffle(x, a["factor"])
     if node.op == "resize":
         return resize(x, a["mode"], a["factor"])
+    if node.op == "torch_module":
+        return a["module"].call(x).clone()  # spandrel returns an inference-mode tensor
     if node.op == "clamp":
         return torch.clamp(x, a["min"], a["max"])
     return activation(graph, x, node.op, a.get("slope", a.get("alpha")))

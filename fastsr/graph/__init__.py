@@ -14,7 +14,7 @@ from pathlib import Path
 
 from fastsr.graph.ir import GLOBAL, Graph, GraphError
 
-WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".onnx")
+WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".ckpt", ".onnx")
 DEFAULT_SCALE = 2  # what a tier name ("quality", "fast") means without a scale
 _ZOO_NAME = re.compile(r"(?P<tier>.+)_x(?P<scale>\d+)")
 _COLORS = {1: "y", 3: "rgb"}

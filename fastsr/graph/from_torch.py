@@ -12,10 +12,10 @@ import torch.nn.functional as F
 
 from fastsr.graph.ir import Graph, GraphError, Node
 
-_POINTWISE_MODULES = {nn.ReLU: "relu", nn.Tanh: "tanh", nn.Sigmoid: "sigmoid"}
+_POINTWISE_MODULES = {nn.ReLU: "relu", nn.Tanh: "tanh", nn.Sigmoid: "sigmoid", nn.SiLU: "silu"}
 _POINTWISE_FUNCTIONS = {
     F.relu: "relu", torch.relu: "relu", torch.tanh: "tanh", torch.sigmoid: "sigmoid",
-    F.sigmoid: "sigmoid", F.tanh: "tanh",
+    F.sigmoid: "sigmoid", F.tanh: "tanh", F.silu: "silu",
 }
 _POINTWISE_METHODS = {"relu": "relu", "tanh": "tanh", "sigmoid": "sigmoid"}
 _ADD = {operator.add, torch.add}
@@ -30,20 +30,27 @@ def capture(module: nn.Module, input_channels: int, meta: dict | None = None) ->
     """
     module = module.eval()
     try:
+        # Tensors as they are before tracing: a forward that reassigns one (SPAN's
+        # `self.mean = self.mean.type_as(x)`) leaves a proxy in the module after it.
+        tensors = {**_plain_tensors(module), **dict(module.named_parameters()),
+                   **dict(module.named_buffers())}
         traced = torch.fx.symbolic_trace(module)
     except Exception as error:
         raise GraphError(f"torch.fx could not trace {type(module).__name__}: {error}") from error
-    return _Capture(traced, input_channels, meta or {}).graph
+    return _Capture(traced, tensors, input_channels, meta or {}).graph
 
 
 class _Capture:
-    def __init__(self, traced: torch.fx.GraphModule, input_channels: int, meta: dict):
+    def __init__(self, traced: torch.fx.GraphModule, tensors: dict, input_channels: int,
+                 meta: dict):
+        self.tensors = tensors
         self.modules = dict(traced.named_modules())
         self.traced = traced
         self.nodes: list[Node] = []
         self.params: dict[str, np.ndarray] = {}
         self.tensor_of: dict[str, str] = {}  # fx node name -> IR tensor name
-        self.constant_of: dict[str, np.ndarray] = {}  # fx get_attr node name -> value
+        self.constant_of: dict[str, np.ndarray] = {}  # fx node name -> float constant
+        self.value_of: dict[str, object] = {}  # fx node name -> value computed from constants
         self.pooled: set[str] = set()  # IR tensors of spatial size 1x1 (after global pooling)
         placeholders = [n for n in traced.graph.nodes if n.op == "placeholder"]
         if len(placeholders) != 1:
@@ -94,18 +101,64 @@ class _Capture:
         if op == "global_avg_pool" or (op != "mul" and inputs and set(inputs) <= self.pooled):
             self.pooled.add(fx_node.name)
 
+    def _rebind_input(self, fx_node) -> None:
+        """An in-place op (nn.SiLU(inplace=True)) also changes its input: later readers of
+        the input (SPAN returns its pre-activation tensor) see the result."""
+        source = fx_node.args[0]
+        if self._is_tensor(source):
+            self.tensor_of[source.name] = self.tensor_of[fx_node.name]
+
     def _alias(self, fx_node, tensor: str) -> None:
         self.tensor_of[fx_node.name] = tensor
+
+    # -- constants: work on parameters alone (SPAN fuses its conv weights in forward) is
+    # done now, in torch, once ------------------------------------------------------------
+    def _set_constant(self, fx_node, value) -> None:
+        self.value_of[fx_node.name] = value
+        if isinstance(value, torch.Tensor) and value.is_floating_point():
+            self.constant_of[fx_node.name] = value.cpu().numpy().astype(np.float32)
+
+    def _foldable(self, fx_node) -> bool:
+        nodes = []
+        torch.fx.node.map_arg((fx_node.args, fx_node.kwargs), nodes.append)
+        return bool(nodes) and all(n.name in self.value_of for n in nodes)
+
+    def _fold(self, fx_node) -> None:
+        args, kwargs = torch.fx.node.map_arg(
+            (fx_node.args, fx_node.kwargs), lambda n: self.value_of[n.name]
+        )
+        with torch.no_grad():
+            if fx_node.op == "call_function":
+                value = fx_node.target(*args, **kwargs)
+            elif fx_node.op == "call_method":
+                value = getattr(args[0], fx_node.target)(*args[1:], **kwargs)
+            else:
+                value = self.modules[fx_node.target](*args, **kwargs)
+        self._set_constant(fx_node, value)
 
     # -- conversion ----------------------------------------------------------------------
     def _convert(self, fx_node) -> None:
         if fx_node.op == "get_attr":
-            value = operator.attrgetter(fx_node.target)(self.traced)
-            self.constant_of[fx_node.name] = value.detach().cpu().numpy().astype(np.float32)
+            value = self.tensors.get(fx_node.target)
+            if value is None:
+                value = operator.attrgetter(fx_node.target)(self.traced)
+            if not isinstance(value, torch.Tensor):
+                raise GraphError(
+                    f"{self._where(fx_node)}: attribute {fx_node.target} is a "
+                    f"{type(value).__name__}, not a tensor"
+                )
+            self._set_constant(fx_node, value.detach())
+        elif self._foldable(fx_node):
+            self._fold(fx_node)
         elif fx_node.op == "call_module":
-            self._convert_module(fx_node, self.modules[fx_node.target])
+            module = self.modules[fx_node.target]
+            self._convert_module(fx_node, module)
+            if getattr(module, "inplace", False):
+                self._rebind_input(fx_node)
         elif fx_node.op == "call_function":
             self._convert_function(fx_node, fx_node.target, fx_node.args, fx_node.kwargs)
+            if fx_node.kwargs.get("inplace", False):
+                self._rebind_input(fx_node)
         elif fx_node.op == "call_method":
             self._convert_method(fx_node)
         else:
@@ -221,7 +274,9 @@ class _Capture:
             self._arithmetic(fx_node, method, args[0], args[1])
         elif method in ("clamp", "clip"):
             self._convert_function(fx_node, torch.clamp, args, fx_node.kwargs)
-        elif method in ("contiguous", "float"):
+        elif method == "type_as" and not self._is_tensor(args[0]):  # a constant: float32
+            self._set_constant(fx_node, self.value_of[args[0].name])
+        elif method in ("contiguous", "float", "type_as"):  # the graph is float32 throughout
             self._alias(fx_node, self._tensor(args[0], fx_node))
         else:
             raise GraphError(f"{self._where(fx_node)}: method .{method}() is not supported")
@@ -284,6 +339,16 @@ class _Capture:
         if align_corners:
             raise GraphError(f"{where}: align_corners=True is not supported")
         self._emit(fx_node, "resize", [x], mode=mode, factor=int(factors[0]))
+
+
+def _plain_tensors(module: nn.Module) -> dict[str, torch.Tensor]:
+    """Tensors kept as plain attributes (neither parameters nor buffers), by dotted name."""
+    return {
+        f"{prefix}.{key}" if prefix else key: value
+        for prefix, sub in module.named_modules()
+        for key, value in vars(sub).items()
+        if isinstance(value, torch.Tensor)
+    }
 
 
 def _is_one(size) -> bool:

@@ -30,6 +30,7 @@ from fastsr.graph.shipped import load_config
 _CONTAINER_KEYS = ("state_dict", "model_state_dict", "params_ema", "params", "model")
 
 Shapes = dict[str, tuple[int, ...]]
+PICKLED_SUFFIXES = (".pth", ".pt", ".ckpt")  # torch.save files, read with weights_only
 
 
 def load_weights(path: str | Path) -> Graph:
@@ -47,14 +48,26 @@ def load_weights(path: str | Path) -> Graph:
         json_path = path.with_suffix(".json")
         if json_path.is_file():
             return graph_from_state(state, load_config(json_path), path)
-    elif suffix in (".pth", ".pt"):
+    elif suffix in PICKLED_SUFFIXES:
         state = _read_pickled_state(path)
     else:
-        raise ValueError(f"{path}: expected a .safetensors, .pth or .pt file")
-    architecture, args = recognise(state, path)
+        raise ValueError(f"{path}: expected a .safetensors, .pth, .pt or .ckpt file")
+    try:
+        architecture, args = recognise(state, path)
+    except ValueError as unknown:  # not fastsr's own: maybe one of spandrel's
+        return _load_foreign(state, path, unknown)
     config = {"name": path.stem, "architecture": architecture, "args": args,
               "scale": args["scale"], "color": args["color"]}
     return graph_from_state(state, config, path)
+
+
+def _load_foreign(state: dict[str, torch.Tensor], path: Path, unknown: ValueError) -> Graph:
+    from fastsr.graph.from_spandrel import UnknownArchitecture, load_spandrel
+
+    try:
+        return load_spandrel(state, path)
+    except (ImportError, UnknownArchitecture) as why:
+        raise ValueError(f"{unknown}. {why}") from None
 
 
 def graph_from_state(state: dict[str, torch.Tensor], config: dict, source: Path) -> Graph:

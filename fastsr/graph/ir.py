@@ -59,6 +59,7 @@ OPS: dict[str, OpSpec] = {
     "leaky_relu": OpSpec(("alpha",), kind="activation"),
     "tanh": OpSpec(kind="activation"),
     "sigmoid": OpSpec(kind="activation"),
+    "silu": OpSpec(kind="activation"),
     "clamp": OpSpec(("min", "max"), kind="activation"),
     # A whole PyTorch module fastsr could not capture (`from_spandrel.TorchModule`): only
     # the reference backend runs it, its reach is unknown, it is never serialised.
@@ -205,6 +206,17 @@ class Graph:
         if self.output not in seen:
             raise GraphError(f"graph output '{self.output}' is never produced")
         self.shapes()
+
+
+def require_captured(graph: Graph, action: str) -> None:
+    """ValueError unless every node is fastsr's own (no opaque PyTorch module)."""
+    opaque = [node.name or node.op for node in graph.nodes if OPS[node.op].kind == "opaque"]
+    if opaque:
+        raise ValueError(
+            f"cannot {action}: {', '.join(opaque)} runs as a PyTorch module (it could not be "
+            f"captured: {graph.meta.get('fallback', 'unsupported ops')}); only captured "
+            "graphs can be saved or exported. Load the original weight file instead"
+        )
 
 
 def image_color(graph: Graph) -> str | None:

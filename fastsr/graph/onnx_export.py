@@ -10,7 +10,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from fastsr.graph.ir import CUBIC_A, Graph, Node
+from fastsr.graph.ir import CUBIC_A, Graph, Node, require_captured
 from fastsr.graph.onnx_import import META_KEY, MIN_OPSET
 
 
@@ -27,6 +27,7 @@ def export_onnx(
     if opset < MIN_OPSET:
         raise ValueError(f"opset {opset} is too old; {MIN_OPSET} or newer is needed")
     graph.validate()
+    require_captured(graph, "export to ONNX")
     if clamp_output:
         graph = _clamped_to_unit(graph)
     exporter = _Exporter(graph)
@@ -157,6 +158,9 @@ class _Exporter:
             return self._op("PRelu", [x, self._channel_vector(param)], output)
         if op == "leaky_relu":
             return self._op("LeakyRelu", [x], output, alpha=float(param))
+        if op == "silu":  # ONNX has no SiLU before opset 24: x * Sigmoid(x)
+            gate = self._op("Sigmoid", [x], f"{output}/gate")
+            return self._op("Mul", [x, gate], output)
         return self._op(_ACTIVATION_OPS[op], [x], output)
 
     def _resize(self, x: str, mode: str, factor: int, output: str) -> str:
@@ -224,5 +228,6 @@ _EXPORTERS = {
     "leaky_relu": _Exporter._pointwise,
     "tanh": _Exporter._pointwise,
     "sigmoid": _Exporter._pointwise,
+    "silu": _Exporter._pointwise,
     "clamp": _Exporter._clamp,
 }

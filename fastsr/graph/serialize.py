@@ -17,7 +17,7 @@ import numpy as np
 from safetensors import SafetensorError, safe_open
 from safetensors.numpy import save
 
-from fastsr.graph.ir import Graph, GraphError, Node
+from fastsr.graph.ir import Graph, GraphError, Node, require_captured
 
 FORMAT = "fastsr.graph"
 VERSION = 1
@@ -29,6 +29,7 @@ _SCALARS = (type(None), bool, int, float, str)
 def save_graph(graph: Graph, path: str | Path) -> Path:
     """Write `graph` to `path` (replaced whole: a reader never sees half a file)."""
     graph.validate()
+    require_captured(graph, "save this graph")
     path = Path(path)
     ir = {
         "version": VERSION,

@@ -1,0 +1,107 @@
+"""spandrel architectures: fastsr (kernels, or the PyTorch fallback) against eager
+PyTorch running spandrel's module, same weights, same run, each output checked first.
+
+Full mode (--benchmark-only) uses the published model sizes at FASTSR_SPANDREL_SIZE
+(default 480x270); plain `pytest` runs tiny models once. The README's table comes from
+`pytest benchmarks/bench_spandrel.py --benchmark-only`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from spandrel_cases import SPANDREL_CASES, build  # noqa: E402
+
+import fastsr  # noqa: E402
+from fastsr.graph.from_spandrel import import_spandrel, needs_torch  # noqa: E402
+
+
+def _full_size_models():
+    import_spandrel()
+    from spandrel.architectures.Compact import Compact
+    from spandrel.architectures.ESRGAN import ESRGAN
+    from spandrel.architectures.SPAN import SPAN
+    from spandrel.architectures.SwinIR import SwinIR
+
+    return {  # realesr-general-x4v3 / animevideov3 shapes, RealESRGAN_x4plus, SPAN x4, SwinIR light
+        "compact_64x16_x4": lambda: Compact(num_feat=64, num_conv=16, upscale=4,
+                                            act_type="prelu"),
+        "rrdb_64x23_x4": lambda: ESRGAN(num_filters=64, num_blocks=23, scale=4),
+        "span_48_x4": lambda: SPAN(num_in_ch=3, num_out_ch=3, feature_channels=48, upscale=4),
+        "swinir_light_x2": lambda: SwinIR(upscale=2, img_size=64, window_size=8,
+                                          embed_dim=60, depths=[6, 6, 6, 6],
+                                          num_heads=[6, 6, 6, 6], mlp_ratio=2,
+                                          upsampler="pixelshuffledirect"),
+    }
+
+
+def _cases(quick: bool):
+    if quick:
+        return {name: (lambda name=name: build(name)) for name in SPANDREL_CASES}
+    return _full_size_models()
+
+
+def pytest_generate_tests(metafunc):
+    if "spandrel_case" in metafunc.fixturenames:
+        quick = not metafunc.config.getoption("benchmark_only", False)
+        names = sorted(_cases(quick))
+        pairs = [(n, r) for n in names for r in ("fastsr", "eager")]
+        metafunc.parametrize(("spandrel_case", "runner"), pairs,
+                             ids=[f"{n}-{r}" for n, r in pairs])
+
+
+def _size(quick: bool) -> tuple[int, int]:
+    if quick:
+        return 24, 20
+    w, h = os.environ.get("FASTSR_SPANDREL_SIZE", "480x270").split("x")
+    return int(w), int(h)
+
+
+def test_spandrel_speed(benchmark, timed, quick, threads, spandrel_case, runner, tmp_path):
+    spandrel = import_spandrel()
+    torch.manual_seed(0)
+    module = _cases(quick)[spandrel_case]().eval()
+    path = tmp_path / f"{spandrel_case}.pth"
+    torch.save(module.state_dict(), str(path))
+    descriptor = spandrel.ModelLoader().load_from_file(str(path))
+    descriptor.model.eval()
+    w, h = _size(quick)
+    image = np.random.default_rng(0).random((h, w, 3), dtype=np.float32)
+    x = torch.from_numpy(image).permute(2, 0, 1)[None]
+    with torch.inference_mode():
+        expected = descriptor(x.clone()).clamp(0, 1)[0].permute(1, 2, 0).numpy()
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        up = fastsr.Upscaler(model=str(path), threads=threads)
+    if runner == "fastsr":
+        def run(img):
+            return up(img)
+        arg = image
+    else:
+        def run(t):
+            with torch.inference_mode():
+                return descriptor(t.clone()).clamp(0, 1)[0].permute(1, 2, 0).numpy()
+        arg = x
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        start = time.perf_counter()
+        output = run(arg)  # warm-up: plans and packs; its time sizes the rounds
+        first_seconds = time.perf_counter() - start
+        max_err = float(np.abs(output - expected).max())
+        benchmark.group = f"spandrel {spandrel_case} {w}x{h}"
+        benchmark.extra_info.update(
+            kind="spandrel", model=spandrel_case, runner=runner, width=w, height=h,
+            threads=threads, max_err=max_err,
+            path="torch" if needs_torch(up.graph) else "kernels",
+        )
+        assert max_err <= 1e-4, f"{runner} drifts from spandrel's eager module: {max_err:.3g}"
+        timed(run, arg, first_seconds)
