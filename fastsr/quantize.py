@@ -24,6 +24,18 @@ PERCENTILE = 99.99
 CROP = 96
 
 
+AUTO_BUDGET_DB = 0.1  # the Set5 PSNR an automatic choice may give up for speed
+
+
+def auto_precision(graph: Graph, backend) -> str:
+    """int8 where the backend runs it and the model's measured int8 PSNR cost (recorded
+    as meta["int8"]["psnr_cost_db"]) is within AUTO_BUDGET_DB; fp32 otherwise."""
+    cost = graph.meta.get("int8", {}).get("psnr_cost_db")
+    if "int8" in backend.precisions() and cost is not None and cost <= AUTO_BUDGET_DB:
+        return "int8"
+    return "fp32"
+
+
 def quantize_weight(weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """OIHW float -> (int8 OIHW with |q| <= INT8_WEIGHT_MAX, float32 scale per channel)."""
     peak = np.abs(weight).reshape(weight.shape[0], -1).max(axis=1)
@@ -116,7 +128,7 @@ def calibration_inputs(
 def calibrate(
     graph: Graph,
     inputs: list[np.ndarray],
-    estimator: str = "percentile",
+    estimator: str = "mse",
     layers: list[str] | None = None,
     source: str = "",
 ) -> Graph:
@@ -158,7 +170,7 @@ def quantize_model(
     model,
     calibration: str | Path,
     output: str | Path | None = None,
-    estimator: str = "percentile",
+    estimator: str = "mse",
     count: int = 16,
 ) -> Graph:
     """Calibrate `model` (a shipped name or model file, as fastsr.load takes) on the images
@@ -173,3 +185,50 @@ def quantize_model(
     if output is not None:
         save_graph(calibrated, output)
     return calibrated
+
+
+def int8_cost(graph: Graph, data: str | Path, dataset: str = "Set5") -> dict:
+    """Y-PSNR of `graph` (calibrated) on `dataset` at fp32 and int8 on the CPU backend."""
+    from fastsr.api import Upscaler
+    from fastsr.evaluate import evaluate
+
+    scale = int(graph.meta["scale"])
+    scores = {}
+    for precision in ("fp32", "int8"):
+        up = Upscaler(graph, backend="cpu", precision=precision)
+        result = evaluate(up, data, scale, datasets=[dataset], bicubic=False)
+        scores[precision] = result[dataset]["model"]["psnr"]
+    return {"dataset": dataset, **scores, "psnr_cost_db": scores["fp32"] - scores["int8"]}
+
+
+def main() -> None:
+    """Calibrate every shipped model on the training images, measure its Set5 cost, and
+    record both in its JSON config and its graph file (`python -m fastsr.quantize`)."""
+    import json
+
+    from fastsr.evaluate import default_data_dir
+    from fastsr.graph.serialize import save_graph
+    from fastsr.graph.shipped import graph_path, load_shipped, shipped
+
+    train = Path("/work/shared/datasets/train")
+    for name, json_path in sorted(shipped().items()):
+        graph = load_shipped(json_path)
+        inputs = calibration_inputs(train, graph)
+        calibrated = calibrate(
+            graph,
+            inputs,
+            "mse",
+            source="datasets/train (T91, General100, BSD200), LR by bicubic downscale, seed 0",
+        )
+        cost = int8_cost(calibrated, default_data_dir())
+        calibrated.meta["int8"]["psnr_cost_db"] = cost["psnr_cost_db"]
+        calibrated.meta["int8"]["measured"] = cost
+        config = json.loads(json_path.read_text())
+        config["int8"] = calibrated.meta["int8"]
+        json_path.write_text(json.dumps(config, indent=2) + "\n")
+        save_graph(calibrated, graph_path(json_path))
+        print(f"{name}: Set5 fp32 {cost['fp32']:.4f} int8 {cost['int8']:.4f} dB", flush=True)
+
+
+if __name__ == "__main__":
+    main()

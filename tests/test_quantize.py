@@ -53,9 +53,15 @@ def test_value_range_estimators():
         value_range(values, "median")
 
 
+def uncalibrated(name: str):
+    graph = load(name)
+    graph.meta.pop("int8", None)  # shipped graphs carry their own calibration
+    return graph
+
+
 @pytest.fixture(scope="module")
 def fast_x2_int8():
-    graph = load("fast_x2")
+    graph = uncalibrated("fast_x2")
     return graph, calibrate(graph, smooth_images(4, 48, 48, 1), "percentile")
 
 
@@ -80,19 +86,65 @@ def test_int8_program_is_close_to_the_torch_reference(fast_x2_int8):
 def test_int8_needs_a_calibrated_graph():
     assert "int8" in get_backend("cpu").precisions()
     with pytest.raises(ValueError, match="fastsr quantize"):
-        Engine(load("fast_x2"), "cpu", "int8").run(np.zeros((1, 8, 8, 1), np.float32))
+        Engine(uncalibrated("fast_x2"), "cpu", "int8").run(np.zeros((1, 8, 8, 1), np.float32))
 
 
 def test_int8_plan_bytes_are_what_the_program_allocates(fast_x2_int8):
     _, calibrated = fast_x2_int8
     backend = get_backend("cpu")
     plan = make_plan(calibrated, 1, 20, 28)
-    assert backend.plan_bytes(calibrated, plan, "int8", 2) == backend.compile(
-        calibrated, plan, "int8", 2
-    ).nbytes
+    assert (
+        backend.plan_bytes(calibrated, plan, "int8", 2)
+        == backend.compile(calibrated, plan, "int8", 2).nbytes
+    )
 
 
 def test_calibrate_rejects_bad_layers():
-    graph = load("fast_x2")
+    graph = uncalibrated("fast_x2")
     with pytest.raises(ValueError, match="not conv outputs"):
         calibrate(graph, smooth_images(1, 16, 16, 1), layers=["nope"])
+
+
+def test_auto_picks_int8_only_within_the_budget(fast_x2_int8):
+    from fastsr.quantize import auto_precision
+
+    _, calibrated = fast_x2_int8
+    cpu = get_backend("cpu")
+    assert auto_precision(load("fast_x2"), get_backend("reference")) == "fp32"
+    cheap, costly = calibrated.copy(), calibrated.copy()
+    cheap.meta["int8"]["psnr_cost_db"] = 0.02
+    costly.meta["int8"]["psnr_cost_db"] = 0.5
+    assert auto_precision(cheap, cpu) == "int8" and auto_precision(costly, cpu) == "fp32"
+    assert Engine(cheap, "cpu", "auto").precision == "int8"
+
+
+def test_cli_quantize_writes_a_loadable_int8_model(tmp_path):
+    from PIL import Image
+
+    from fastsr.api import Upscaler
+    from fastsr.cli import main
+
+    pictures = tmp_path / "calib"
+    pictures.mkdir()
+    for i, image in enumerate(smooth_images(2, 64, 80, 3)):
+        Image.fromarray((image[0] * 255).astype(np.uint8)).save(pictures / f"{i}.png")
+    out = tmp_path / "fast_int8.safetensors"
+    args = ["quantize", "fast_x2", "--calibration", str(pictures), "-o", str(out), "--images", "2"]
+    assert main(args) == 0
+    assert main(args) != 0  # exists, no --overwrite
+    graph = load(str(out))
+    assert graph.meta["int8"]["calibration"]["images"] == 2
+    lr = (smooth_images(1, 20, 24, 3, seed=9)[0][0] * 255).astype(np.uint8)
+    sr = Upscaler(str(out), backend="cpu", precision="int8")(lr)
+    want = Upscaler("fast_x2", backend="cpu")(lr)
+    assert sr.shape == want.shape == (40, 48, 3)
+    assert np.abs(sr.astype(int) - want.astype(int)).max() <= 3
+
+
+def test_shipped_fast_models_carry_a_calibration_within_the_auto_budget():
+    from fastsr.quantize import AUTO_BUDGET_DB
+
+    for name in ("fast_x2", "fast_x4"):
+        meta = load(name).meta["int8"]
+        assert meta["estimator"] == "mse" and meta["calibration"]["images"] == 16
+        assert meta["psnr_cost_db"] <= AUTO_BUDGET_DB
