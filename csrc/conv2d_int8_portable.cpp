@@ -52,7 +52,8 @@ struct I8 {
   static Lanes8 to_float(const Acc& a) { return Ops::map([&](int k) { return float(a.v[k]); }); }
   static Acc to_int(const Lanes8& f) {
     Acc a;
-    for (int k = 0; k < V; ++k) a.v[k] = int32_t(std::nearbyint(f.v[k]));  // ties to even
+    // Only clamped [0, 255] values come here: 1.5 * 2^23 rounds them ties-to-even.
+    for (int k = 0; k < V; ++k) a.v[k] = int32_t((f.v[k] + 12582912.f) - 12582912.f);
     return a;
   }
   static void store(int32_t* p, const Acc& a) { std::memcpy(p, a.v, sizeof a.v); }

@@ -61,6 +61,11 @@ def _add_model_options(parser: argparse.ArgumentParser, tiles: bool = True) -> N
     parser.add_argument(
         "--threads", type=_positive, help="CPU threads for the backend (at most the cores)"
     )
+    parser.add_argument(
+        "--precision", default="fp32", choices=["fp32", "int8", "auto"],
+        help="fp32 (default); int8 (cpu, calibrated models: see fastsr quantize); auto: "
+        "int8 where its measured PSNR cost is within 0.1 dB",
+    )  # fmt: skip
     if tiles:
         parser.add_argument(
             "--tile", type=_positive, help="tile size in input pixels (default: by memory)"
@@ -98,6 +103,7 @@ def _upscaler(args, progress: bool = False):
         tile=getattr(args, "tile", None),
         max_memory=(getattr(args, "max_memory", None) or DEFAULT_MAX_MEMORY >> 20) << 20,
         progress=progress,
+        precision=args.precision,
     )
 
 
@@ -325,6 +331,20 @@ def _run_export_onnx(args) -> int:
     return 0
 
 
+def _run_quantize(args) -> int:
+    from fastsr.quantize import quantize_model
+
+    output = Path(args.output)
+    if output.exists() and not args.overwrite:
+        raise FileExistsError(f"{output} exists; pass --overwrite to replace it")
+    if not Path(args.calibration).is_dir():
+        raise FileNotFoundError(f"no calibration folder at {args.calibration}")
+    graph = quantize_model(args.model, args.calibration, output, args.estimator, args.images)
+    layers = len(graph.meta["int8"]["layers"])
+    print(f"{output}: {layers} int8 convs, {args.estimator} ranges from {args.images} crops")
+    return 0
+
+
 def _run_info(args) -> int:
     import torch
 
@@ -338,6 +358,7 @@ def _run_info(args) -> int:
         from fastsr import _C
 
         print(f"cpu kernels: {_C.simd_level()} SIMD, {_C.max_threads()} threads")
+        print(f"int8 kernels: {_C.int8_isa()} (bf16: none, this build has no bf16 kernels)")
     except ImportError as error:
         print(f"cpu kernels: not built ({error})")
     try:
@@ -350,12 +371,30 @@ def _run_info(args) -> int:
     print(f"cuda: {torch.cuda.get_device_name(0) if cuda else 'no device'}")
     models = shipped_models()
     print(f"shipped models: {', '.join(m['name'] for m in models) or 'none installed'}")
+    _print_auto_precision(models)
     if args.model is not None:
         from fastsr.graph import load
         from fastsr.model_info import model_lines
 
         print("\n".join(model_lines(load(args.model))))
     return 0
+
+
+def _print_auto_precision(models) -> None:
+    from fastsr.backends import availability, get_backend
+    from fastsr.graph import load
+    from fastsr.quantize import auto_precision
+
+    if availability("cpu") is not None:
+        return
+    for model in models:
+        graph = load(model["name"])
+        cost = graph.meta.get("int8", {}).get("psnr_cost_db")
+        measured = "no int8 calibration" if cost is None else f"int8 costs {cost:.3f} dB Set5"
+        print(
+            f"  {model['name']}: precision auto -> {auto_precision(graph, get_backend('cpu'))}"
+            f" on cpu ({measured})"
+        )
 
 
 def _run_bench(args) -> int:
@@ -465,6 +504,17 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--scale", type=_positive)
     export.add_argument("--overwrite", action="store_true")
     export.set_defaults(run=_run_export_onnx)
+
+    quantize = commands.add_parser(
+        "quantize", help="calibrate a model for int8 and write it as a loadable graph file"
+    )
+    quantize.add_argument("model", metavar="MODEL", help="shipped name or model file")
+    quantize.add_argument("--calibration", required=True, metavar="DIR", help="folder of images")
+    quantize.add_argument("-o", "--output", required=True, metavar="OUT.safetensors")
+    quantize.add_argument("--estimator", default="mse", choices=["max", "percentile", "mse"])
+    quantize.add_argument("--images", type=_positive, default=16, help="crops (default 16)")
+    quantize.add_argument("--overwrite", action="store_true")
+    quantize.set_defaults(run=_run_quantize)
 
     info = commands.add_parser("info", help="version, backends, CPU features, models")
     info.add_argument("model", metavar="MODEL", nargs="?",

@@ -66,6 +66,10 @@ class Engine:
         reason = self.backend.availability()
         if reason is not None:
             raise RuntimeError(f"backend '{self.backend.name}' is not available: {reason}")
+        if precision == "auto":
+            from fastsr.quantize import auto_precision
+
+            precision = auto_precision(graph, self.backend)
         check_precision(self.backend, precision)
         self.precision, self.threads = precision, threads
         graph.validate()

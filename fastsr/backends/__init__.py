@@ -56,8 +56,10 @@ def backend_status() -> dict[str, str | None]:
 
 
 def check_precision_name(precision) -> None:
-    if precision not in PRECISIONS:
-        raise ValueError(f"unknown precision {precision!r}, expected one of {list(PRECISIONS)}")
+    """A precision or "auto" (fastsr.quantize.auto_precision picks per model and backend)."""
+    if precision != "auto" and precision not in PRECISIONS:
+        choices = [*PRECISIONS, "auto"]
+        raise ValueError(f"unknown precision {precision!r}, expected one of {choices}")
 
 
 def check_precision(backend, precision: str) -> None:

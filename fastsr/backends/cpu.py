@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fastsr.backends.cpu_int8 import Int8Steps, Int8Tensors
 from fastsr.color import RGB_TO_YCBCR, YCBCR_OFFSET
 from fastsr.graph.ir import CONV_OPS as CONVS
 from fastsr.graph.ir import ELEMENTWISE_OPS, KERNEL_OPS, Graph, Node, image_color
@@ -250,8 +251,17 @@ class Layout:
                     floats += self.plan.batch * c * out_w * (out_h + skip_h)
                 spec = self.convs[node.output]
                 cout, cin, k_h, k_w = spec.weight.shape
-                if c_module.winograd_fits(cin, cout, k_h, k_w, spec.stride, spec.dilation,
-                                          spec.pad_top, spec.pad_left, spec.shuffle):
+                if c_module.winograd_fits(
+                    cin,
+                    cout,
+                    k_h,
+                    k_w,
+                    spec.stride,
+                    spec.dilation,
+                    spec.pad_top,
+                    spec.pad_left,
+                    spec.shuffle,
+                ):
                     floats += threads * c_module.winograd_scratch_floats(cin, cout)
         if image_color(self.graph) == "y":
             _, h, w = self.plan.shapes[self.graph.input]
@@ -263,7 +273,7 @@ class Layout:
 class ProgramBuilder:
     """Turns a Layout's buffers into Program buffers and its nodes into Program steps."""
 
-    def __init__(self, graph: Graph, plan, threads: int):
+    def __init__(self, graph: Graph, plan, threads: int, precision: str = "fp32"):
         self._C = _c_module()
         self.graph, self.plan = graph, plan
         self.layout = Layout(graph, plan)
@@ -272,14 +282,20 @@ class ProgramBuilder:
         self.buffer_of = self.layout.buffer_of
         for geometry in self.layout.buffers:
             self.program.add_buffer(*geometry)
+        self.int8 = Int8Steps(self) if precision == "int8" else None
+        if self.int8:
+            self.int8.quantize_if_read(graph.input)
         for node in graph.nodes:
             self._add_step(node)
+            if self.int8:
+                self.int8.quantize_if_read(node.output)
         self.program.set_input(self.view(graph.input))
         self.program.set_output(self.view(graph.output))
         color = image_color(graph)
         if color is not None:
-            self.program.set_color(color, RGB_TO_YCBCR.astype(np.float32),
-                                   YCBCR_OFFSET.astype(np.float32))
+            self.program.set_color(
+                color, RGB_TO_YCBCR.astype(np.float32), YCBCR_OFFSET.astype(np.float32)
+            )
 
     def view(self, tensor: str):
         root, offset = self.root(tensor)
@@ -343,6 +359,9 @@ class ProgramBuilder:
             skip = scratch
         activation = node.epilogue("activation") or "none"
         alpha = node.epilogue("activation_param") if activation == "leaky_relu" else 0.0
+        if self.int8 and self.int8.runs(node):
+            self.int8.add_conv(node, out, skip, activation, alpha)
+            return
         self.program.conv2d(
             ins[0],
             out,
@@ -387,7 +406,7 @@ class CpuBackend:
         return None
 
     def precisions(self) -> tuple[str, ...]:
-        return ("fp32",)
+        return ("fp32", "int8")
 
     def unsupported(self, graph: Graph) -> list[str]:
         return [problem for node in graph.nodes for problem in _problems(node)]
@@ -396,10 +415,13 @@ class CpuBackend:
         return _c_module().max_threads()
 
     def plan_bytes(self, graph: Graph, plan, precision: str = "fp32", threads=None) -> int:
-        return Layout(graph, plan).nbytes(threads or self.default_threads())
+        layout = Layout(graph, plan)
+        extra = Int8Tensors(graph, plan, layout.convs).nbytes() if precision == "int8" else 0
+        return layout.nbytes(threads or self.default_threads()) + extra
 
     def compile(self, graph: Graph, plan, precision: str = "fp32", threads: int | None = None):
-        return CompiledProgram(ProgramBuilder(graph, plan, threads=threads or 0).program)
+        builder = ProgramBuilder(graph, plan, threads=threads or 0, precision=precision)
+        return CompiledProgram(builder.program)
 
 
 BACKEND = CpuBackend()

@@ -1,0 +1,243 @@
+"""Post-training int8: per-channel weight scales, activation scales from calibration images.
+
+A calibrated graph carries `meta["int8"]`:
+  layers       conv outputs whose conv runs in int8 (the others stay fp32)
+  activations  tensor -> [scale, zero point] of every tensor an int8 conv reads (u8,
+               asymmetric: real = scale * (q - zero)); the conv writes such a tensor
+               straight as u8 when only int8 convs read it
+  estimator    how the ranges were chosen, calibration: what they were chosen on
+Weights are quantised when the backend compiles the graph (`quantize_weight`), so the
+graph keeps its fp32 parameters and runs at either precision.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from fastsr.graph.ir import Graph
+
+INT8_WEIGHT_MAX = 63  # 7-bit weights: see csrc/conv2d_int8.h (AVX2's saturating int16 pairs)
+ESTIMATORS = ("max", "percentile", "mse")
+PERCENTILE = 99.99
+CROP = 96
+
+
+AUTO_BUDGET_DB = 0.1  # the Set5 PSNR an automatic choice may give up for speed
+
+
+def auto_precision(graph: Graph, backend) -> str:
+    """int8 where the backend runs it and the model's measured int8 PSNR cost (recorded
+    as meta["int8"]["psnr_cost_db"]) is within AUTO_BUDGET_DB; fp32 otherwise."""
+    cost = graph.meta.get("int8", {}).get("psnr_cost_db")
+    if "int8" in backend.precisions() and cost is not None and cost <= AUTO_BUDGET_DB:
+        return "int8"
+    return "fp32"
+
+
+def quantize_weight(weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """OIHW float -> (int8 OIHW with |q| <= INT8_WEIGHT_MAX, float32 scale per channel)."""
+    peak = np.abs(weight).reshape(weight.shape[0], -1).max(axis=1)
+    scale = np.where(peak > 0, peak / INT8_WEIGHT_MAX, 1.0).astype(np.float32)
+    q = np.rint(weight / scale.reshape(-1, 1, 1, 1))
+    return np.clip(q, -INT8_WEIGHT_MAX, INT8_WEIGHT_MAX).astype(np.int8), scale
+
+
+def scale_and_zero(lo: float, hi: float) -> tuple[float, int]:
+    """u8 parameters covering [lo, hi] (widened to hold 0, so zero padding is exact)."""
+    lo, hi = min(float(lo), 0.0), max(float(hi), 0.0)
+    scale = (hi - lo) / 255 if hi > lo else 1.0
+    return scale, int(np.clip(np.rint(-lo / scale), 0, 255))
+
+
+def _mse_range(values: np.ndarray) -> tuple[float, float]:
+    """The clipping range, among shrinkings of [min, max], with the least u8 round-trip MSE."""
+    sample = values[:: max(1, values.size // 200_000)]
+    lo, hi = float(values.min()), float(values.max())
+    best, best_err = (lo, hi), np.inf
+    for shrink in np.linspace(1.0, 0.3, 36):
+        scale, zero = scale_and_zero(lo * shrink, hi * shrink)
+        q = np.clip(np.rint(sample / scale) + zero, 0, 255)
+        err = float(np.mean((scale * (q - zero) - sample) ** 2))
+        if err < best_err:
+            best, best_err = (lo * shrink, hi * shrink), err
+    return best
+
+
+def value_range(values: np.ndarray, estimator: str) -> tuple[float, float]:
+    if estimator == "max":
+        return float(values.min()), float(values.max())
+    if estimator == "percentile":
+        lo, hi = np.percentile(values, [100 - PERCENTILE, PERCENTILE])
+        return float(lo), float(hi)
+    if estimator == "mse":
+        return _mse_range(values)
+    raise ValueError(f"unknown estimator {estimator!r}, expected one of {', '.join(ESTIMATORS)}")
+
+
+def default_int8_layers(graph: Graph) -> list[str]:
+    """Convs to run in int8: all but a conv reading the image (1-3 channels: little work,
+    and its input is the image itself) and the conv that writes the output image."""
+    first = {n.output for n in graph.nodes if n.inputs[0] == graph.input}
+    return [
+        n.output
+        for n in graph.nodes
+        if n.op in ("conv2d", "conv_transpose2d")
+        and n.output not in first
+        and n.output != graph.output
+    ]
+
+
+def _prefix(graph: Graph, tensor: str) -> Graph:
+    """The part of `graph` that computes `tensor`, as a graph with that output."""
+    nodes = []
+    for node in graph.nodes:
+        nodes.append(node)
+        if node.output == tensor:
+            break
+    meta = {k: v for k, v in graph.meta.items() if k != "color"}
+    return Graph(graph.input, graph.input_channels, tensor, nodes, graph.params, meta)
+
+
+def calibration_inputs(
+    folder: str | Path, graph: Graph, count: int = 16, crop: int = CROP, seed: int = 0
+) -> list[np.ndarray]:
+    """`count` model inputs (1 x crop x crop x C float32): random crops of the LR images
+    (bicubic-downscaled by the model's scale) of the images under `folder`."""
+    from fastsr.color import RGB_TO_YCBCR, YCBCR_OFFSET
+    from fastsr.data import degrade, image_paths, load_rgb
+
+    paths = image_paths(folder)
+    if not paths:
+        raise ValueError(f"no .png or .bmp calibration images under {folder}")
+    rng = np.random.default_rng(seed)
+    scale = int(graph.meta.get("scale", 1))
+    inputs = []
+    for path in rng.permutation(np.array(paths, dtype=object))[:count]:
+        lr, _ = degrade(load_rgb(path), scale)
+        h, w = lr.shape[:2]
+        top, left = rng.integers(0, max(1, h - crop + 1)), rng.integers(0, max(1, w - crop + 1))
+        rgb = lr[top : top + crop, left : left + crop].astype(np.float32) / 255
+        if graph.input_channels == 1:
+            rgb = (rgb @ RGB_TO_YCBCR[0] + YCBCR_OFFSET[0])[..., None]
+        inputs.append(np.ascontiguousarray(rgb[None], dtype=np.float32))
+    return inputs
+
+
+def calibrate(
+    graph: Graph,
+    inputs: list[np.ndarray],
+    estimator: str = "mse",
+    layers: list[str] | None = None,
+    source: str = "",
+) -> Graph:
+    """A copy of `graph` with meta["int8"] from the fp32 activations of `inputs`."""
+    from fastsr.engine import Engine
+
+    if not inputs:
+        raise ValueError("calibration needs at least one input")
+    value_range(np.zeros(1, np.float32), estimator)  # reject an unknown estimator early
+    layers = default_int8_layers(graph) if layers is None else list(layers)
+    producers = graph.producers()
+    unknown = [
+        name
+        for name in layers
+        if name not in producers or producers[name].op not in ("conv2d", "conv_transpose2d")
+    ]
+    if unknown:
+        raise ValueError(f"not conv outputs of this graph: {unknown}")
+    read = sorted({producers[name].inputs[0] for name in layers})
+    activations = {}
+    for tensor in read:
+        if tensor == graph.input:
+            values = np.concatenate([x.ravel() for x in inputs])
+        else:
+            engine = Engine(_prefix(graph, tensor), "cpu", optimize_graph=False)
+            values = np.concatenate([engine.run(x).ravel() for x in inputs])
+        activations[tensor] = list(scale_and_zero(*value_range(values, estimator)))
+    out = graph.copy()
+    out.meta["int8"] = {
+        "layers": layers,
+        "activations": activations,
+        "estimator": estimator,
+        "calibration": {"images": len(inputs), "crop": int(inputs[0].shape[1]), "source": source},
+    }
+    return out
+
+
+def quantize_model(
+    model,
+    calibration: str | Path,
+    output: str | Path | None = None,
+    estimator: str = "mse",
+    count: int = 16,
+) -> Graph:
+    """Calibrate `model` (a shipped name or model file, as fastsr.load takes) on the images
+    under `calibration`; writes the int8-annotated graph to `output` if given."""
+    from fastsr.graph import load
+    from fastsr.graph.serialize import save_graph
+
+    graph = load(model)
+    calibrated = calibrate(
+        graph, calibration_inputs(calibration, graph, count), estimator, source=str(calibration)
+    )
+    if output is not None:
+        save_graph(calibrated, output)
+    return calibrated
+
+
+def int8_cost(graph: Graph, data: str | Path, dataset: str = "Set5", fp32: float | None = None):
+    """Y-PSNR of `graph` (calibrated) on `dataset` at fp32 and int8 on the CPU backend."""
+    from fastsr.api import Upscaler
+    from fastsr.evaluate import evaluate
+
+    scale = int(graph.meta["scale"])
+    scores = {} if fp32 is None else {"fp32": fp32}
+    for precision in ("fp32", "int8"):
+        if precision not in scores:
+            up = Upscaler(graph, backend="cpu", precision=precision)
+            result = evaluate(up, data, scale, datasets=[dataset], bicubic=False)
+            scores[precision] = result[dataset]["model"]["psnr"]
+    return {"dataset": dataset, **scores, "psnr_cost_db": scores["fp32"] - scores["int8"]}
+
+
+SHIPPED_ESTIMATORS = ("mse", "percentile")  # max never won on the shipped models
+
+
+def main() -> None:
+    """Calibrate every shipped model on the training images with each of
+    SHIPPED_ESTIMATORS, keep the one with the best Set5 PSNR, and record it and its cost
+    in the model's JSON config and graph file (`python -m fastsr.quantize`)."""
+    import json
+
+    from fastsr.evaluate import default_data_dir
+    from fastsr.graph.serialize import save_graph
+    from fastsr.graph.shipped import graph_path, load_shipped, shipped
+
+    train = Path("/work/shared/datasets/train")
+    source = "datasets/train (T91, General100, BSD200), LR by bicubic downscale, seed 0"
+    for name, json_path in sorted(shipped().items()):
+        graph = load_shipped(json_path)
+        graph.meta.pop("int8", None)
+        inputs = calibration_inputs(train, graph)
+        tried, fp32 = {}, None
+        for estimator in SHIPPED_ESTIMATORS:
+            calibrated = calibrate(graph, inputs, estimator, source=source)
+            cost = int8_cost(calibrated, default_data_dir(), fp32=fp32)
+            fp32 = cost["fp32"]
+            tried[estimator] = (cost, calibrated)
+        best = min(tried, key=lambda e: tried[e][0]["psnr_cost_db"])
+        cost, calibrated = tried[best]
+        meta = calibrated.meta["int8"]
+        meta["psnr_cost_db"] = cost["psnr_cost_db"]
+        meta["measured"] = {**cost, "by_estimator": {e: c["int8"] for e, (c, _) in tried.items()}}
+        config = json.loads(json_path.read_text())
+        config["int8"] = meta
+        json_path.write_text(json.dumps(config, indent=2) + "\n")
+        save_graph(calibrated, graph_path(json_path))
+        print(f"{name}: Set5 fp32 {fp32:.4f}, int8 {cost['int8']:.4f} dB ({best})", flush=True)
+
+
+if __name__ == "__main__":
+    main()
