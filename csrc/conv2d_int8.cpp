@@ -19,10 +19,11 @@ static bool cpu_has(const char* feature) {
 
 Int8Isa active_int8_isa() {
   const Simd simd = active_simd();
+  const bool x86 = simd == Simd::Avx2 || simd == Simd::Avx512;
   if (simd == Simd::Avx512 && cpu_has("avx512vnni")) return Int8Isa::Avx512Vnni;
-  if (simd >= Simd::Avx2 && cpu_has("avxvnni")) return Int8Isa::AvxVnni;
-  if (simd >= Simd::Avx2) return Int8Isa::Avx2;
-  return Int8Isa::Portable;
+  if (x86 && cpu_has("avxvnni")) return Int8Isa::AvxVnni;
+  if (x86) return Int8Isa::Avx2;
+  return Int8Isa::Portable;  // NEON int8 (sdot/udot) is not written yet
 }
 
 const char* int8_isa_name(Int8Isa isa) {
@@ -96,7 +97,7 @@ Int8ConvLayer pack_conv_int8(const int8_t* weight, const float* w_scale, const f
 
 void conv2d_int8(const Int8ConvJob& job) {
   switch (job.layer->isa) {
-#ifndef FASTSR_PORTABLE_ONLY
+#ifdef FASTSR_HAS_X86_KERNELS
     case Int8Isa::Avx512Vnni: conv2d_int8_avx512vnni(job); return;
     case Int8Isa::AvxVnni: conv2d_int8_avxvnni(job); return;
     case Int8Isa::Avx2: conv2d_int8_avx2(job); return;

@@ -21,6 +21,8 @@ FLAGS = ["-O3", "-std=c++17", "-fopenmp", "-fno-math-errno", "-Wall", "-Wno-mayb
 X86_FLAGS = {
     "_avx512.cpp": ["-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl", "-mfma", "-mavx2"],
     "_avx2.cpp": ["-mavx2", "-mfma", "-mf16c"],
+    "_avxvnni.cpp": ["-mavx2", "-mfma", "-mavxvnni"],
+    "_avx512vnni.cpp": ["-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl", "-mavx512vnni"],
 }
 
 
@@ -43,7 +45,7 @@ def sources(arch: str) -> list[Path]:
     chosen = []
     for path in sorted(CSRC.glob("*.cpp")):
         name = path.name
-        if name == "binding.cpp":
+        if name.startswith("binding"):
             continue
         is_x86 = any(name.endswith(suffix) for suffix in X86_FLAGS)
         if (is_x86 and arch != "x86_64") or (name.endswith("_neon.cpp") and arch != "aarch64"):
