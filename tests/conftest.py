@@ -10,3 +10,5 @@ if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
 sys.path.insert(0, str(Path(__file__).parent))
+
+from simd_levels import simd  # noqa: E402, F401  (the fixture, for every test module)

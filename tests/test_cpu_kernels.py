@@ -16,23 +16,11 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from simd_levels import AVAILABLE, LEVELS
 
 from fastsr import _C
 from fastsr.backends.cpu import conv_spec
 from fastsr.graph.ir import Graph, Node
-
-LEVELS = ["portable", "avx2", "avx512", "neon"]
-AVAILABLE = _C.supported_simd_levels()
-
-
-@pytest.fixture(params=LEVELS)
-def simd(request):
-    if request.param not in AVAILABLE:
-        pytest.skip(f"{request.param} not supported by this CPU")
-    before = _C.simd_level()
-    _C.set_simd_level(request.param)
-    yield request.param
-    _C.set_simd_level(before)
 
 
 def rng_array(shape, seed=0, scale=1.0):

@@ -6,22 +6,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from simd_levels import AVAILABLE
 
 from fastsr import _C
 
-LEVELS = ["portable", "avx2", "avx512"]
-AVAILABLE = LEVELS[: LEVELS.index(_C.detected_simd_level()) + 1]
 F32 = np.float32
-
-
-@pytest.fixture(params=LEVELS)
-def simd(request):
-    if request.param not in AVAILABLE:
-        pytest.skip(f"{request.param} not supported by this CPU")
-    before = _C.simd_level()
-    _C.set_simd_level(request.param)
-    yield request.param
-    _C.set_simd_level(before)
 
 
 def quantize_ref(x, scale, zero):
