@@ -166,3 +166,14 @@ def test_info_says_which_path_a_model_takes(name, says, tmp_path, capsys):
     _save(build(name), path)
     assert cli.main(["info", str(path)]) == 0
     assert says in capsys.readouterr().out
+
+
+def test_fallback_never_writes_the_callers_image(tmp_path):
+    path = tmp_path / "rcan.pth"  # RCAN's forward scales its input tensor in place
+    _save(build("rcan_x2"), path)
+    image = _image(12, 13, 3)
+    before = image.copy()
+    first, _ = _upscale(path, image)
+    second, _ = _upscale(path, image)
+    np.testing.assert_array_equal(image, before)
+    np.testing.assert_array_equal(first, second)

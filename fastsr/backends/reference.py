@@ -78,7 +78,8 @@ def run_node(graph: Graph, node: Node, ins: list[torch.Tensor]) -> torch.Tensor:
     if node.op == "resize":
         return resize(x, a["mode"], a["factor"])
     if node.op == "torch_module":
-        return a["module"].call(x).clone()  # spandrel returns an inference-mode tensor
+        # a copy in (RCAN scales its input in place), a copy out (an inference-mode tensor)
+        return a["module"].call(x.clone()).clone()
     if node.op == "clamp":
         return torch.clamp(x, a["min"], a["max"])
     return activation(graph, x, node.op, a.get("slope", a.get("alpha")))
