@@ -162,6 +162,52 @@ FASTSR_INLINE void read_rows(const Image& src, float scale, ColorModel model, co
   }
 }
 
+// One output row of a Y model on a colour image (luma from the network, chroma from the
+// bicubic upscale) back to RGB, into three planes of w values: dense loads and stores,
+// the matrix in locals, restrict pointers, so the compiler vectorises it (interleaved
+// RGB stores would not be).
+FASTSR_INLINE void merge_chroma_row(const float* __restrict in, int64_t step,
+                                    const float* __restrict cbcr, const YCbCr& ycc, int w,
+                                    float* __restrict planes) {
+  const float y0 = ycc.offset[0], cb0 = ycc.offset[1], cr0 = ycc.offset[2];
+  const float* m = ycc.inverse;
+  const float m0 = m[0], m1 = m[1], m2 = m[2], m3 = m[3], m4 = m[4], m5 = m[5];
+  const float m6 = m[6], m7 = m[7], m8 = m[8];
+  float* __restrict red = planes;
+  float* __restrict green = planes + w;
+  float* __restrict blue = planes + 2 * w;
+  for (int x = 0; x < w; ++x) {
+    const float luma = in[x * step] - y0;
+    const float cb = unit(cbcr[2 * x]) - cb0, cr = unit(cbcr[2 * x + 1]) - cr0;
+    red[x] = unit(m0 * luma + m1 * cb + m2 * cr);
+    green[x] = unit(m3 * luma + m4 * cb + m5 * cr);
+    blue[x] = unit(m6 * luma + m7 * cb + m8 * cr);
+  }
+}
+
+// Three planes of w values in [0, 1] into one RGB image row, converted to T.
+template <class T>
+FASTSR_INLINE void store_planar_row(const Image& dst, const float* planes, float full, char* line) {
+  const int w = dst.w;
+  if (dst.pix == int64_t(sizeof(T)) * 3 && dst.ch == int64_t(sizeof(T))) {
+    std::vector<float>& staged = row_scratch(1, size_t(3 * w * int64_t(sizeof(T)) / 4 + 1));
+    T* __restrict converted = reinterpret_cast<T*>(staged.data());
+    const float *red = planes, *green = planes + w, *blue = planes + 2 * w;
+    for (int x = 0; x < w; ++x) {
+      converted[3 * x] = Element<T>::convert(red[x], full);
+      converted[3 * x + 1] = Element<T>::convert(green[x], full);
+      converted[3 * x + 2] = Element<T>::convert(blue[x], full);
+    }
+    std::memcpy(line, converted, size_t(3 * w) * sizeof(T));
+    return;
+  }
+  for (int x = 0; x < w; ++x)
+    for (int k = 0; k < 3; ++k) {
+      const T v = Element<T>::convert(planes[k * w + x], full);
+      std::memcpy(line + x * dst.pix + k * dst.ch, &v, sizeof(T));
+    }
+}
+
 template <class T>
 FASTSR_INLINE void write_rows(const View& out, int top, int left, const ResizeJob* chroma, ColorModel model,
                 const YCbCr& ycc, float full, const Image& dst) {
@@ -188,14 +234,9 @@ FASTSR_INLINE void write_rows(const View& out, int top, int left, const ResizeJo
       // The vertical bicubic pass of this row's chroma, then YCbCr -> RGB.
       float* cbcr = row_scratch(1, size_t(chroma->scratch.w) * 2).data();
       blend_row(*chroma, b, top + y, cbcr);
-      cbcr += 2 * left;
-      for (int x = 0; x < dst.w; ++x) {
-        const float luma = in[x * step] - ycc.offset[0];
-        const float cb = unit(cbcr[2 * x]) - ycc.offset[1];
-        const float cr = unit(cbcr[2 * x + 1]) - ycc.offset[2];
-        for (int k = 0; k < 3; ++k)
-          values[3 * x + k] = unit(inv[3 * k] * luma + inv[3 * k + 1] * cb + inv[3 * k + 2] * cr);
-      }
+      merge_chroma_row(in, step, cbcr + 2 * left, ycc, dst.w, values);
+      store_planar_row<T>(dst, values, full, dst.data + b * dst.img + y * dst.row);
+      continue;
     }
     store_row<T>(dst, values, full, dst.data + b * dst.img + y * dst.row);
   }
