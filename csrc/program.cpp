@@ -41,17 +41,27 @@ size_t Program::bytes() const {
   return bytes;
 }
 
-View Program::view(int buffer, int channel_offset, int channels) const {
-  const BufferShape& s = shapes_.at(size_t(buffer));
-  View v;
+namespace {
+
+// `channels` channels from `channel_offset` on of a bordered NHWC buffer starting at `base`
+// (float View or uint8 ByteView: the same geometry).
+template <class ViewT, class T>
+ViewT bordered_view(const BufferShape& s, T* base, int channel_offset, int channels) {
+  ViewT v;
   v.n = s.n, v.h = s.h, v.w = s.w, v.c = channels, v.pad = s.pad;
   v.pix = s.c;
   v.row = int64_t(s.w + 2 * s.pad) * s.c;
   v.img = int64_t(s.h + 2 * s.pad) * v.row;
-  // Buffers are never reallocated, so this pointer outlives the view.
-  v.data = const_cast<float*>(buffers_[size_t(buffer)].data()) + s.pad * v.row + s.pad * v.pix +
-           channel_offset;
+  v.data = base + s.pad * v.row + s.pad * v.pix + channel_offset;
   return v;
+}
+
+}  // namespace
+
+View Program::view(int buffer, int channel_offset, int channels) const {
+  // Buffers are never reallocated, so this pointer outlives the view.
+  float* base = const_cast<float*>(buffers_.at(size_t(buffer)).data());
+  return bordered_view<View>(shapes_.at(size_t(buffer)), base, channel_offset, channels);
 }
 
 int Program::buffer_of(const View& v) const {
@@ -164,15 +174,8 @@ int Program::add_byte_buffer(const BufferShape& s, uint8_t fill) {
 }
 
 ByteView Program::byte_view(int buffer, int channel_offset, int channels) const {
-  const BufferShape& s = byte_shapes_.at(size_t(buffer));
-  ByteView v;
-  v.n = s.n, v.h = s.h, v.w = s.w, v.c = channels, v.pad = s.pad;
-  v.pix = s.c;
-  v.row = int64_t(s.w + 2 * s.pad) * s.c;
-  v.img = int64_t(s.h + 2 * s.pad) * v.row;
-  v.data = const_cast<uint8_t*>(byte_buffers_[size_t(buffer)].data()) + s.pad * v.row +
-           s.pad * v.pix + channel_offset;
-  return v;
+  uint8_t* base = const_cast<uint8_t*>(byte_buffers_.at(size_t(buffer)).data());
+  return bordered_view<ByteView>(byte_shapes_.at(size_t(buffer)), base, channel_offset, channels);
 }
 
 int Program::byte_buffer_of(const ByteView& v) const {
