@@ -345,14 +345,23 @@ def _run_quantize(args) -> int:
     return 0
 
 
-def _run_info(args) -> int:
-    import torch
+def _installed_version(package: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
 
-    from fastsr.backends import backend_status
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return "not installed"
+
+
+def _run_info(args) -> int:
+    """Imports torch only where a GPU driver is present (to ask CUDA) or a model needs it."""
+    from fastsr.backends import backend_status, gpu_driver_present
     from fastsr.graph import shipped_models
 
-    print(f"fastsr {fastsr.__version__} (torch {torch.__version__})")
-    for name, reason in backend_status().items():
+    print(f"fastsr {fastsr.__version__} (torch {_installed_version('torch')})")
+    status = backend_status()
+    for name, reason in status.items():
         print(f"backend {name}: {'available' if reason is None else 'unavailable: ' + reason}")
     try:
         from fastsr import _C
@@ -361,14 +370,8 @@ def _run_info(args) -> int:
         print(f"int8 kernels: {_C.int8_isa()} (bf16: none, this build has no bf16 kernels)")
     except ImportError as error:
         print(f"cpu kernels: not built ({error})")
-    try:
-        import triton
-
-        print(f"triton: {triton.__version__}")
-    except ImportError:
-        print("triton: not installed")
-    cuda = torch.cuda.is_available()
-    print(f"cuda: {torch.cuda.get_device_name(0) if cuda else 'no device'}")
+    print(f"triton: {_installed_version('triton')}")
+    print(f"cuda: {_cuda_device() if gpu_driver_present() else 'no device (no GPU driver)'}")
     models = shipped_models()
     print(f"shipped models: {', '.join(m['name'] for m in models) or 'none installed'}")
     _print_auto_precision(models)
@@ -378,6 +381,14 @@ def _run_info(args) -> int:
 
         print("\n".join(model_lines(load(args.model))))
     return 0
+
+
+def _cuda_device() -> str:
+    try:
+        import torch
+    except ImportError:
+        return "unknown (torch not installed)"
+    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no device"
 
 
 def _print_auto_precision(models) -> None:

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+
+import pytest
 
 HEAVY = ("torch", "onnx", "fastsr.models", "fastsr.graph.from_torch", "triton")
 
 
-def _imported_after(code: str) -> list[str]:
+def _imported_after(code: str, env: dict | None = None) -> list[str]:
     script = f"""
 import sys
+
+import pytest
 {code}
 print(sorted(m for m in sys.modules if m.split(".")[0] in {HEAVY!r} or m in {HEAVY!r}))
 """
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env)
     assert done.returncode == 0, done.stderr
     return eval(done.stdout.strip().splitlines()[-1])
 
@@ -35,3 +40,26 @@ up = fastsr.Upscaler(model="fast", threads=1)
 assert up(image[..., 0]).ndim == 2
 """
     assert _imported_after(code) == []
+
+
+def test_info_imports_no_torch_where_no_gpu_driver_is_present():
+    from fastsr.backends import gpu_driver_present
+
+    if gpu_driver_present():
+        pytest.skip("a GPU driver is present, so `fastsr info` asks torch for the CUDA device")
+    code = "from fastsr.cli import main\nassert main(['info']) == 0"
+    without_interpreter = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    assert _imported_after(code, without_interpreter) == []
+
+
+def test_a_missing_package_makes_a_backend_unavailable_without_importing_it(monkeypatch):
+    import importlib.util
+
+    from fastsr import backends
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name: None if name == "triton" else real_find_spec(name)
+    )
+    assert backends.availability("triton") == "triton not installed"
+    assert backends.availability("reference") is None

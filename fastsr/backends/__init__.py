@@ -26,11 +26,33 @@ A Compiled plan has
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import os
+import sys
+from dataclasses import dataclass
 
 BACKEND_MODULES = {
     "reference": "fastsr.backends.reference",
     "cpu": "fastsr.backends.cpu",
     "triton": "fastsr.backends.triton",
+}
+
+
+@dataclass(frozen=True)
+class Prerequisites:
+    """What a backend's module needs before it is worth importing (torch alone takes
+    seconds to import): packages, and a GPU unless the Triton interpreter is asked for.
+    enough: the backend runs wherever these are met, so its module need not be asked."""
+
+    packages: tuple[str, ...] = ()
+    gpu: bool = False
+    enough: bool = False
+
+
+PREREQUISITES = {
+    "reference": Prerequisites(("torch",), enough=True),
+    "cpu": Prerequisites(),
+    "triton": Prerequisites(("torch", "triton"), gpu=True),
 }
 PRECISIONS = ("fp32", "bf16", "fp16", "int8")
 
@@ -42,8 +64,33 @@ def get_backend(name: str):
     return importlib.import_module(BACKEND_MODULES[name]).BACKEND
 
 
+def gpu_driver_present() -> bool:
+    """False only where a GPU surely cannot be used: Linux with neither the NVIDIA nor the
+    ROCm device files. Elsewhere (macOS, Windows) it cannot tell, so True."""
+    if not sys.platform.startswith("linux"):
+        return True
+    return any(os.path.exists(path) for path in ("/dev/nvidiactl", "/dev/kfd"))
+
+
+def missing_prerequisite(name: str) -> str | None:
+    """Why backend `name` cannot run here, found without importing it; None: ask it."""
+    needs = PREREQUISITES[name]
+    missing = [p for p in needs.packages if importlib.util.find_spec(p) is None]
+    if missing:
+        return f"{', '.join(missing)} not installed"
+    if needs.gpu and not gpu_driver_present() and os.environ.get("TRITON_INTERPRET") != "1":
+        return (
+            "no GPU driver found (set TRITON_INTERPRET=1 to run Triton kernels in the "
+            "interpreter on CPU)"
+        )
+    return None
+
+
 def availability(name: str) -> str | None:
     """None if backend `name` is usable on this machine, else why not."""
+    reason = missing_prerequisite(name) if name in PREREQUISITES else None
+    if reason is not None or PREREQUISITES.get(name, Prerequisites()).enough:
+        return reason
     try:
         return get_backend(name).availability()
     except ImportError as error:
