@@ -100,6 +100,7 @@ def _seconds_of(command: list[str]) -> float:
 STARTUP_COMMANDS = {
     "import fastsr": [sys.executable, "-c", "import fastsr"],
     "fastsr --help": [str(FASTSR_CLI), "--help"],
+    "fastsr info": [str(FASTSR_CLI), "info"],
     "import torch (peer)": [sys.executable, "-c", "import torch"],
 }
 

@@ -10,12 +10,14 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "binding_int8.h"
 #include "conv_op.h"
 #include "fma_peak.h"
 #include "program.h"
 #include "simd.h"
+#include "vocabulary.h"
 
 namespace py = pybind11;
 using fastsr::Program;
@@ -101,32 +103,6 @@ void expect_disjoint(const Program& p, const View& x, const View& out, const std
   throw py::value_error(op + ": output overlaps its input");
 }
 
-fastsr::Act parse_act(const std::string& name) {
-  using fastsr::Act;
-  if (name.empty() || name == "none") return Act::None;
-  if (name == "relu") return Act::Relu;
-  if (name == "prelu") return Act::Prelu;
-  if (name == "leaky_relu") return Act::LeakyRelu;
-  if (name == "tanh") return Act::Tanh;
-  if (name == "sigmoid") return Act::Sigmoid;
-  if (name == "silu") return Act::Silu;
-  throw py::value_error("unknown conv activation '" + name +
-                        "', expected none, relu, prelu, leaky_relu, tanh, sigmoid or silu");
-}
-
-fastsr::Pointwise parse_pointwise(const std::string& name) {
-  using fastsr::Pointwise;
-  if (name == "relu") return Pointwise::Relu;
-  if (name == "prelu") return Pointwise::Prelu;
-  if (name == "leaky_relu") return Pointwise::LeakyRelu;
-  if (name == "tanh") return Pointwise::Tanh;
-  if (name == "sigmoid") return Pointwise::Sigmoid;
-  if (name == "clamp") return Pointwise::Clamp;
-  if (name == "silu") return Pointwise::Silu;
-  throw py::value_error("unknown activation '" + name +
-                        "', expected relu, prelu, leaky_relu, tanh, sigmoid, silu or clamp");
-}
-
 void add_conv2d(Program& p, const View& x, const View& out, py::handle weight_obj,
                 py::handle bias_obj, int stride, int pad_top, int pad_left, int dilation,
                 const std::string& activation, py::handle slope_obj, float alpha, int shuffle,
@@ -155,7 +131,7 @@ void add_conv2d(Program& p, const View& x, const View& out, py::handle weight_ob
   if (skip) expect_same(*skip, out, "conv2d skip");
   std::vector<float> bias(size_t(cout), 0.f);
   if (!bias_obj.is_none()) bias = per_channel(bias_obj, "conv2d bias", cout);
-  const fastsr::Act act = parse_act(activation);
+  const fastsr::Act act = fastsr::parse_act(activation);
   std::vector<float> slope;
   if (act == fastsr::Act::Prelu) {
     if (slope_obj.is_none()) throw py::value_error("conv2d: prelu needs a slope array");
@@ -323,6 +299,21 @@ PYBIND11_MODULE(_C, m) {
                                        shuffle, fastsr::active_simd());
         },
         "Whether conv2d(algorithm='auto') runs this layer as Winograd at the active SIMD level.");
+  m.def("vocabulary",
+        [] {
+          auto names = [](const auto& table) {
+            std::vector<std::string> out;
+            for (const auto& entry : table) out.push_back(entry.first);
+            return out;
+          };
+          py::dict d;
+          d["conv_activations"] = names(fastsr::conv_activations());
+          d["pointwise"] = names(fastsr::pointwise_kinds());
+          d["resize_modes"] = names(fastsr::resize_modes());
+          d["cubic_a"] = fastsr::kCubicA;
+          return d;
+        },
+        "The op names this build parses, for the test that they are fastsr.graph.ir's.");
   m.def("max_threads", &fastsr::default_threads,
         "Threads a Program made with threads=0 uses (set_max_threads, else OpenMP's default).");
   m.def("set_max_threads",
@@ -425,7 +416,7 @@ PYBIND11_MODULE(_C, m) {
              expect_owned(p, {&x, &out});
              expect_same(x, out, kind);
              fastsr::PointwiseParams params;
-             params.kind = parse_pointwise(kind);
+             params.kind = fastsr::parse_pointwise(kind);
              params.alpha = alpha, params.lo = lo, params.hi = hi;
              std::vector<float> slopes;
              if (params.kind == fastsr::Pointwise::Prelu) {

@@ -5,22 +5,11 @@
 #include <algorithm>
 #include <cstdint>
 #include <cmath>
-#include <stdexcept>
 
 namespace fastsr {
 
-ResizeMode parse_resize_mode(const std::string& name) {
-  if (name == "nearest") return ResizeMode::Nearest;
-  if (name == "bilinear") return ResizeMode::Bilinear;
-  if (name == "bicubic") return ResizeMode::Bicubic;
-  throw std::invalid_argument("unknown resize mode '" + name +
-                              "', expected one of: nearest, bilinear, bicubic");
-}
-
 namespace {
 
-// Keys' cubic convolution with a = -0.75, as PyTorch's upsample_bicubic2d.
-constexpr float kCubicA = -0.75f;
 float cubic_near(float x) { return ((kCubicA + 2) * x - (kCubicA + 3)) * x * x + 1; }
 float cubic_far(float x) { return ((kCubicA * x - 5 * kCubicA) * x + 8 * kCubicA) * x - 4 * kCubicA; }
 

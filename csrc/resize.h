@@ -2,7 +2,6 @@
 // bicubic a=-0.75 with the border clamped; bilinear; nearest), done as two separable
 // passes through a scratch image.
 #pragma once
-#include <string>
 #include <vector>
 
 #include "view.h"
@@ -10,7 +9,8 @@
 namespace fastsr {
 
 enum class ResizeMode { Nearest, Bilinear, Bicubic };
-ResizeMode parse_resize_mode(const std::string& name);
+// Keys' cubic convolution with a = -0.75, as PyTorch's upsample_bicubic2d.
+constexpr float kCubicA = -0.75f;
 
 // For each output coordinate: `taps` input indices and their weights.
 struct ResizeTaps {

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator
 from fastsr import tiling
 from fastsr.backends import BACKEND_MODULES, availability, check_precision_name
 from fastsr.engine import Engine
-from fastsr.graph.ir import Graph, image_color
+from fastsr.graph.ir import RESIZE_MODES, Graph, image_color
 from fastsr.pixels import PixelView, as_pixels, constant_alpha
 
 DEFAULT_MODEL = "quality"
@@ -116,7 +116,6 @@ def _out_of_memory_errors() -> tuple[type[BaseException], ...]:
 # allocator's fragmentation across tiles, loading and compiling the model); measured at
 # 64 MiB to 1 GiB budgets on 1080p and 4K frames.
 _TILE_SHARE = 0.75
-_BICUBIC_REACH = 3  # LR pixels a bicubic upscale reads around a pixel (chroma of Y models)
 
 
 class Upscaler:
@@ -170,7 +169,7 @@ class Upscaler:
                 "would change its output; leave tile=None"
             )
         if self._halo is not None and self.color == "y":
-            self._halo = max(self._halo, _BICUBIC_REACH)
+            self._halo = max(self._halo, RESIZE_MODES["bicubic"].reach)  # the chroma
         self._align = tiling.alignment(self.graph)
         self._engines: dict[str, Engine] = {}
         self._tile_plans: dict[tuple, tiling.TilePlan | None] = {}

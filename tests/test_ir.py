@@ -57,3 +57,14 @@ def test_strided_graph_refuses_input_sizes_it_cannot_divide():
     assert graph.shapes()["y"].bind(8, 6) == (8, 4, 3)
     with pytest.raises(ValueError, match="multiple of 2"):
         graph.shapes()["y"].bind(7, 6)
+
+
+def test_the_cpu_kernels_parse_exactly_the_ir_vocabulary():
+    from fastsr.graph import ir
+
+    _C = pytest.importorskip("fastsr._C", reason="the C++ extension is not built")
+    words = _C.vocabulary()
+    assert sorted(words["conv_activations"]) == sorted(ir.EPILOGUE_ACTIVATIONS)
+    assert sorted(words["pointwise"]) == sorted(ir.ACTIVATIONS)
+    assert sorted(words["resize_modes"]) == sorted(ir.RESIZE_MODES)
+    assert words["cubic_a"] == ir.CUBIC_A

@@ -10,7 +10,7 @@ import torch.fx
 import torch.nn as nn
 import torch.nn.functional as F
 
-from fastsr.graph.ir import Graph, GraphError, Node
+from fastsr.graph.ir import RESIZE_MODES, Graph, GraphError, Node
 
 _POINTWISE_MODULES = {nn.ReLU: "relu", nn.Tanh: "tanh", nn.Sigmoid: "sigmoid", nn.SiLU: "silu"}
 _POINTWISE_FUNCTIONS = {
@@ -334,7 +334,7 @@ class _Capture:
         factors = scale_factor if isinstance(scale_factor, (tuple, list)) else (scale_factor,) * 2
         if len(set(factors)) != 1 or float(factors[0]) != int(factors[0]) or factors[0] < 1:
             raise GraphError(f"{where}: resize factor {scale_factor} must be one whole number")
-        if mode not in ("bicubic", "bilinear", "nearest"):
+        if mode not in RESIZE_MODES:
             raise GraphError(f"{where}: resize mode '{mode}' is not supported")
         if align_corners:
             raise GraphError(f"{where}: align_corners=True is not supported")
