@@ -23,6 +23,7 @@ See docs/SCALE-OUT.md for how this behaves on many machines.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import warnings
 from contextlib import contextmanager
@@ -72,6 +73,20 @@ def ray_session(address: str | None = None):
         ray.shutdown()
 
 
+class _Counter:
+    """Images or frames done by the workers since the driver last asked (a Ray actor)."""
+
+    def __init__(self):
+        self.count = 0
+
+    def add(self, count: int) -> None:
+        self.count += count
+
+    def take(self) -> int:
+        count, self.count = self.count, 0
+        return count
+
+
 def _pool_size(ray, workers: int | None, threads_per_worker: int) -> int:
     if workers is not None:
         return workers
@@ -89,17 +104,19 @@ def _worker_upscaler(upscaler_options: dict, threads: int):
 
 
 class _ImageWorker:
-    """A Ray Data actor: one Upscaler, many batches of (source, target) rows."""
+    """A Ray Data actor: one Upscaler, many batches of (source, target) rows; it tells
+    `counter` of each image it finishes, for the driver's progress bar."""
 
-    def __init__(self, upscaler_options: dict, threads: int, options: ImageOptions, skip: bool):
+    def __init__(self, upscaler_options: dict, threads: int, options: ImageOptions, skip: bool,
+                 counter):  # fmt: skip
         self.up = _worker_upscaler(upscaler_options, threads)
-        self.options, self.skip = options, skip
+        self.options, self.skip, self.counter = options, skip, counter
 
     def __call__(self, batch: dict) -> dict:
-        results = [
-            upscale_image(self.up, source, target, self.options, self.skip)
-            for source, target in zip(batch["source"], batch["target"], strict=True)
-        ]
+        results = []
+        for source, target in zip(batch["source"], batch["target"], strict=True):
+            results.append(upscale_image(self.up, source, target, self.options, self.skip))
+            self.counter.add.remote(1)
         return {
             "index": batch["index"],
             "status": [r.status for r in results],
@@ -145,6 +162,7 @@ def run_batch_on_ray(
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = False  # fastsr's own bar covers the job
         context.print_on_execution_start = False
+        counter = ray.remote(num_cpus=0)(_Counter).remote()
         pool = min(_pool_size(ray, workers, threads_per_worker), len(jobs))
         size = batch_size or max(1, min(8, len(jobs) // (4 * pool)))
         rows = [{"index": i, "source": str(s), "target": str(t)} for i, (s, t) in enumerate(jobs)]
@@ -153,7 +171,9 @@ def run_batch_on_ray(
             warnings.simplefilter("ignore", DeprecationWarning)
             results = results.map_batches(
                 _ImageWorker,
-                fn_constructor_args=(upscaler_options, threads_per_worker, options, skip_existing),
+                fn_constructor_args=(
+                    upscaler_options, threads_per_worker, options, skip_existing, counter
+                ),
                 batch_size=size,
                 compute=ray.data.ActorPoolStrategy(size=pool),
                 num_cpus=threads_per_worker,
@@ -163,19 +183,47 @@ def run_batch_on_ray(
         done: dict[int, ImageResult] = {}
         disable = None if progress is None else not progress  # None: on a terminal only
         with tqdm(total=len(jobs), unit="image", delay=1, disable=disable) as bar:
-            for rows_done in results.iter_batches(batch_size=None, batch_format="numpy"):
-                for k, index in enumerate(rows_done["index"]):
-                    source, target = jobs[int(index)]
-                    result = ImageResult(
-                        source, target, str(rows_done["status"][k]), str(rows_done["reason"][k]),
-                        float(rows_done["seconds"][k]), int(rows_done["width"][k]),
-                        int(rows_done["height"][k]), int(rows_done["bytes"][k]),
-                    )  # fmt: skip
-                    done[int(index)] = result
-                bar.update(len(rows_done["index"]))
+            collecting = _Background(_collect_results, results, jobs, done)
+            try:
+                while collecting.is_alive():
+                    collecting.join(_POLL_SECONDS)
+                    finished = ray.get(counter.take.remote(), timeout=_CALL_TIMEOUT)
+                    bar.update(min(finished, bar.total - bar.n))  # a retried batch recounts
+            finally:
+                ray.kill(counter)
+            bar.update(bar.total - bar.n)
+    if collecting.error is not None:
+        raise collecting.error
     report.results.extend(done[i] for i in range(len(jobs)))
     report.seconds = time.perf_counter() - start
     return report
+
+
+def _collect_results(results, jobs, done: dict[int, ImageResult]) -> None:
+    for rows_done in results.iter_batches(batch_size=None, batch_format="numpy"):
+        for k, index in enumerate(rows_done["index"]):
+            source, target = jobs[int(index)]
+            done[int(index)] = ImageResult(
+                source, target, str(rows_done["status"][k]), str(rows_done["reason"][k]),
+                float(rows_done["seconds"][k]), int(rows_done["width"][k]),
+                int(rows_done["height"][k]), int(rows_done["bytes"][k]),
+            )  # fmt: skip
+
+
+class _Background(threading.Thread):
+    """run(*args), started in a thread; what it raises is kept in .error for the caller."""
+
+    def __init__(self, run, *args):
+        super().__init__(daemon=True)
+        self.run_args, self.error = (run, args), None
+        self.start()
+
+    def run(self) -> None:
+        run, args = self.run_args
+        try:
+            run(*args)
+        except BaseException as error:  # handed to the caller's thread
+            self.error = error
 
 
 # -- videos -------------------------------------------------------------------------------
@@ -204,18 +252,6 @@ class _SegmentWorker:
         return result
 
 
-class _FrameCounter:
-    """Frames done by the workers since the driver last asked."""
-
-    def __init__(self):
-        self.frames = 0
-
-    def add(self, frames: int) -> None:
-        self.frames += frames
-
-    def take(self) -> int:
-        frames, self.frames = self.frames, 0
-        return frames
 
 
 class _Pool:
@@ -338,7 +374,7 @@ def upscale_video_on_ray(
     seconds = SEGMENT_SECONDS if segment_seconds is None else segment_seconds
     manifest = open_job(src, dst, job_identity(src, up, encoding), seconds, resume, overwrite)
     with ray_session(address) as ray:
-        counter = ray.remote(num_cpus=0)(_FrameCounter).remote()
+        counter = ray.remote(num_cpus=0)(_Counter).remote()
         todo = sum(not manifest.finished(s) for s in manifest.segments)
         size = max(1, min(_pool_size(ray, workers, threads_per_worker), todo))
         worker_class = ray.remote(num_cpus=threads_per_worker)(_SegmentWorker)

@@ -96,6 +96,36 @@ def test_an_image_that_fails_is_reported_and_the_rest_done(tmp_path, capsys):
     )
 
 
+def test_the_folder_progress_bar_moves_image_by_image(tmp_path, monkeypatch):
+    import tqdm
+
+    from fastsr.batch import plan_batch
+    from fastsr.distributed import run_batch_on_ray
+
+    updates = []
+
+    class Recorder(tqdm.tqdm):
+        def update(self, n=1):
+            updates.append(n)
+            return super().update(n)
+
+    monkeypatch.setattr(tqdm, "tqdm", Recorder)
+    from PIL import Image
+
+    source = tmp_path / "in"
+    source.mkdir()
+    rng = np.random.default_rng(5)
+    for i in range(6):
+        Image.fromarray(rng.integers(0, 256, (96, 128, 3), np.uint8)).save(source / f"{i}.png")
+    batch = plan_batch([source], tmp_path / "out")
+    options = {"model": "quality_x2", "backend": "cpu"}
+    report = within(JOB_SECONDS, run_batch_on_ray, batch, options, workers=1,
+                    threads_per_worker=2, batch_size=6, progress=True)  # fmt: skip
+    assert len(report.done) == 6
+    assert sum(updates) == 6
+    assert len([n for n in updates if n > 0]) > 1, f"one batch of 6 came as {updates}"
+
+
 def test_the_ray_options_need_ray(tmp_path, capsys):
     argv = ["upscale", str(image_folder(tmp_path / "in", 1)), "-o", str(tmp_path / "out")]
     assert main([*argv, "--workers", "2"]) == 1
