@@ -307,6 +307,21 @@ def front_door_table(bench: dict) -> list[str]:
                 f"| {info['user_over_engine']:.3f} |"
             )
         lines.append("")
+    for info, _ in _infos(bench, "video_stages"):
+        steps = list(info["shares"])
+        lines += [
+            f"## `fastsr video` with {info['model']}, {info['width']}×{info['height']}, "
+            f"{info['threads']} threads",
+            "",
+            f"{info['fps']:.1f} frames/s end to end; the model step (uint8 RGB in and out) "
+            f"{info['model_step_fps']:.1f}, the engine alone {info['engine_fps']:.1f}. Share "
+            "of the wall time each step is busy (they overlap):",
+            "",
+            "| " + " | ".join(steps) + " |",
+            "|" + "---|" * len(steps),
+            "| " + " | ".join(f"{100 * info['shares'][s]:.0f} %" for s in steps) + " |",
+            "",
+        ]
     if starts:
         lines += ["## Start-up", "", "| command | s (median) |", "|---|---|"]
         for info, stats in starts:

@@ -22,8 +22,10 @@ from __future__ import annotations
 import os
 import queue
 import threading
+import time
 import warnings
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -38,6 +40,8 @@ DEFAULT_CRF = 18  # visually near-lossless for x264/x265; upscaled detail is wor
 QUEUE_FRAMES = 4  # frames in flight per stage: enough to overlap, little memory
 COPIED_STREAM_TYPES = ("audio", "subtitle")
 _END = ("end", None)
+# The steps a frame goes through, by thread: decode thread, calling thread, encode thread.
+STAGE_STEPS = ("decode", "to RGB", "model", "to YUV", "encode and mux")
 _POLL_SECONDS = 0.1  # how often a blocked stage checks whether the others have stopped
 # Encoders a container/codec mismatch error suggests, in order, when they are built in.
 SUGGESTED_CODECS = ("libx264", "libx265", "libvpx-vp9", "libaom-av1", "libsvtav1", "mpeg4")
@@ -69,6 +73,9 @@ class VideoResult:
     path: Path
     frames: int
     skipped: int = 0  # undecodable packets left out
+    seconds: float = 0.0  # wall time of the transcode
+    # seconds each step was busy (STAGE_STEPS); the steps overlap, so they may sum to more
+    stage_seconds: dict[str, float] = field(default_factory=dict)
 
     def summary(self) -> str:
         skipped = f", {self.skipped} undecodable packets skipped" if self.skipped else ""
@@ -152,14 +159,16 @@ def upscale_video(
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
+        start = time.perf_counter()
         failure = transcoder.run(progress)
+        seconds = time.perf_counter() - start
     done, skipped = transcoder.frames_written, transcoder.skipped
     if failure is None and done == 0:
         rejected = f" ({skipped} packets rejected by the decoder)" if skipped else ""
         failure = ValueError(f"{src} has no decodable video frame{rejected}")
     if failure is None:
         os.replace(tmp, dst)
-        return VideoResult(dst, done, skipped)
+        return VideoResult(dst, done, skipped, seconds, dict(transcoder.busy))
     if all_or_nothing or done == 0:
         tmp.unlink(missing_ok=True)
         if done == 0:  # nothing was done: the plain error says it all
@@ -298,6 +307,7 @@ class _Transcoder:
             self.output.close()
             raise
         self.frames_written = self.skipped = 0
+        self.busy = dict.fromkeys(STAGE_STEPS, 0.0)
         self.stop = threading.Event()
         self.decoded: queue.Queue = queue.Queue(QUEUE_FRAMES)
         self.upscaled: queue.Queue = queue.Queue(QUEUE_FRAMES)
@@ -335,6 +345,14 @@ class _Transcoder:
         return out
 
     # -- stages ---------------------------------------------------------------------------
+    @contextmanager
+    def _timed(self, step: str):
+        start = time.perf_counter()
+        try:
+            yield
+        finally:  # one thread per step, so no two threads add to the same entry
+            self.busy[step] += time.perf_counter() - start
+
     def _put(self, target: queue.Queue, item) -> bool:
         """Put unless the run has stopped; False when it has."""
         while not self.stop.is_set():
@@ -364,13 +382,16 @@ class _Transcoder:
                     if packet.dts is not None and not self._put(self.decoded, ("packet", packet)):
                         return
                     continue
-                for frame in self._decoded_frames(packet):
+                with self._timed("decode"):
+                    frames = self._decoded_frames(packet)
+                for frame in frames:
                     if frame.pts is not None and end is not None and frame.pts >= end:
                         self._put(self.decoded, _END)  # frames come in time order: done
                         return
                     if frame.pts is not None and start is not None and frame.pts < start:
                         continue  # a frame of the segment before (open GOP)
-                    rgb = frame.to_ndarray(format=self.rgb_format, **self._to_rgb)
+                    with self._timed("to RGB"):
+                        rgb = frame.to_ndarray(format=self.rgb_format, **self._to_rgb)
                     if not self._put(self.decoded, ("frame", (rgb, frame.pts))):
                         return
             self._put(self.decoded, _END)
@@ -401,9 +422,13 @@ class _Transcoder:
                     item.stream = self.copied[item.stream.index]
                     self.output.mux(item)
                     continue
-                self.output.mux(self.video_out.encode(self._frame(*item)))
+                with self._timed("to YUV"):
+                    frame = self._frame(*item)
+                with self._timed("encode and mux"):
+                    self.output.mux(self.video_out.encode(frame))
                 self.frames_written += 1
-            self.output.mux(self.video_out.encode(None))  # flush: what was encoded plays
+            with self._timed("encode and mux"):
+                self.output.mux(self.video_out.encode(None))  # flush: what was encoded plays
         except BaseException as error:
             self.stage_error = self.stage_error or error
             self.stop.set()
@@ -439,7 +464,8 @@ class _Transcoder:
                     raise item
                 if kind == "frame":
                     rgb, pts = item
-                    item = (self.up(rgb), pts)
+                    with self._timed("model"):
+                        item = (self.up(rgb), pts)
                     bar.update(1)
                 if not self._put(self.upscaled, (kind, item)) or kind == "end":
                     break

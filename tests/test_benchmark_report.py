@@ -184,3 +184,17 @@ def test_front_door_table_shows_user_time_over_engine_time(bench):
     text = report.render(bench)
     assert "| fast_x2 | 640×360 | 2 | 100.0 | 105.0 | 1.050 |" in text
     assert "| `fastsr --help` | 0.07 |" in text
+
+
+def test_video_table_shows_rates_and_each_steps_share(bench):
+    shares = {"decode": 0.04, "to RGB": 0.05, "model": 0.8, "to YUV": 0.06, "encode and mux": 0.3}
+    bench["benchmarks"].append(
+        _entry(3.0, kind="video_stages", model="fast_x2", width=640, height=360, threads=2,
+               frames=72, fps=24.0, model_step_fps=28.0, engine_fps=30.0,
+               shares=shares)  # fmt: skip
+    )
+    text = report.render(bench)
+    assert "24.0 frames/s end to end; the model step (uint8 RGB in and out) 28.0, " in text
+    assert "the engine alone 30.0." in text
+    assert "| decode | to RGB | model | to YUV | encode and mux |" in text
+    assert "| 4 % | 5 % | 80 % | 6 % | 30 % |" in text

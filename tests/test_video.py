@@ -10,7 +10,7 @@ from test_api import one_torch_thread, tiny_graph  # noqa: F401
 
 import fastsr
 from fastsr.cli import main
-from fastsr.video import PartialOutputError, temporary_path, upscale_video
+from fastsr.video import STAGE_STEPS, PartialOutputError, temporary_path, upscale_video
 
 av = pytest.importorskip("av", reason="video needs PyAV")
 
@@ -127,6 +127,13 @@ def test_video_is_upscaled_with_audio_and_subtitles_copied(tmp_path, up, clip):
     assert output["subtitle"] == [(SUBTITLE, pytest.approx(0.1))]
     assert output["pix_fmt"] == "yuv420p"
     assert not temporary_path(result.path).exists()
+
+
+def test_the_result_says_how_long_each_step_was_busy(tmp_path, up, clip):
+    result = upscale_video(clip, tmp_path / "out.mkv", up, progress=False)
+    assert list(result.stage_seconds) == list(STAGE_STEPS)
+    for step, busy in result.stage_seconds.items():
+        assert 0 < busy <= result.seconds, step
 
 
 def test_colours_survive_decode_upscale_encode(tmp_path, up, clip):
