@@ -1,6 +1,7 @@
 #include "image_io.h"
 
 #include "isa_clones.h"
+#include "scratch.h"
 
 #include <algorithm>
 #include <cmath>
@@ -53,12 +54,6 @@ uint16_t float_to_half(float f) {
   return uint16_t(sign | half);
 }
 
-// The rows of one thread's pass: float values in the caller's channel order, dense.
-std::vector<float>& row_scratch(int which, size_t floats) {
-  static thread_local std::vector<float> rows[2];
-  if (rows[which].size() < floats) rows[which].resize(floats);
-  return rows[which];
-}
 
 FASTSR_INLINE float unit(float v) { return std::min(std::max(v, 0.f), 1.f); }
 

@@ -1,10 +1,12 @@
 #include "resize.h"
 
 #include "isa_clones.h"
+#include "scratch.h"
 
 #include <algorithm>
 #include <cstdint>
 #include <cmath>
+#include <cstring>
 
 namespace fastsr {
 
@@ -12,6 +14,35 @@ namespace {
 
 float cubic_near(float x) { return ((kCubicA + 2) * x - (kCubicA + 3)) * x * x + 1; }
 float cubic_far(float x) { return ((kCubicA * x - 5 * kCubicA) * x + 8 * kCubicA) * x - 4 * kCubicA; }
+
+// Fills t.shift/first/last: around the middle input of each phase, the widest range of
+// inputs whose outputs have consecutive indices and bit-identical weights (borders clamp
+// their indices; a factor that is not a power of two may round weights differently).
+void find_uniform_runs(ResizeTaps& t, int in_size, int factor) {
+  const int T = t.taps;
+  t.factor = factor;
+  t.shift.assign(size_t(factor), 0);
+  t.first.assign(size_t(factor), 0);
+  t.last.assign(size_t(factor), 0);
+  for (int p = 0; p < factor; ++p) {
+    const int mid = in_size / 2;
+    const int* ref_index = &t.index[size_t(factor * mid + p) * T];
+    const float* ref_weight = &t.weight[size_t(factor * mid + p) * T];
+    const int shift = ref_index[0] - mid;
+    auto uniform = [&](int i) {
+      const int* idx = &t.index[size_t(factor * i + p) * T];
+      const float* w = &t.weight[size_t(factor * i + p) * T];
+      for (int k = 0; k < T; ++k)
+        if (idx[k] != i + shift + k || w[k] != ref_weight[k]) return false;
+      return true;
+    };
+    if (!uniform(mid)) continue;  // an empty run: every output blends alone
+    int lo = mid, hi = mid + 1;
+    while (lo > 0 && uniform(lo - 1)) --lo;
+    while (hi < in_size && uniform(hi)) ++hi;
+    t.shift[size_t(p)] = shift, t.first[size_t(p)] = lo, t.last[size_t(p)] = hi;
+  }
+}
 
 }  // namespace
 
@@ -43,6 +74,7 @@ ResizeTaps make_taps(ResizeMode mode, int in_size, int factor) {
       for (int k = 0; k < 4; ++k) idx[k] = clamp(i0 - 1 + k), w[k] = ws[k];
     }
   }
+  find_uniform_runs(t, in_size, factor);
   return t;
 }
 
@@ -68,24 +100,58 @@ FASTSR_INLINE void blend_rows(const float* const* src, const float* w, int64_t c
   }
 }
 
+template <int TAPS>
+FASTSR_INLINE void blend_output(const ResizeTaps& t, const float* line, int64_t pix, int c, int o,
+                                float* dst) {
+  const float* src[TAPS];
+  for (int k = 0; k < TAPS; ++k) src[k] = line + t.index[size_t(o) * TAPS + k] * pix;
+  blend_pixels<TAPS>(src, &t.weight[size_t(o) * TAPS], c, dst);
+}
+
+// One row of the horizontal pass over dense pixels: each phase's uniform run is a
+// blend of TAPS shifted spans of the row (dense, so it vectorises, whatever the channel
+// count), spread to every factor-th output pixel; the outputs near the borders blend alone.
+template <int TAPS, int CH>
+FASTSR_INLINE void resize_dense_row(const ResizeTaps& t, const float* line, int in_w, int c,
+                                    float* dst) {
+  const int f = t.factor;
+  float* run = row_scratch(2, size_t(in_w) * c).data();
+  for (int p = 0; p < f; ++p) {
+    const int first = t.first[size_t(p)], last = t.last[size_t(p)];
+    if (last > first) {
+      const float* src[TAPS];
+      for (int k = 0; k < TAPS; ++k) src[k] = line + int64_t(first + t.shift[size_t(p)] + k) * c;
+      blend_rows<TAPS>(src, &t.weight[size_t(f * first + p) * TAPS], int64_t(last - first) * c,
+                       run);
+      for (int i = first; i < last; ++i)
+        std::memcpy(dst + int64_t(f * i + p) * c, run + int64_t(i - first) * c,
+                    sizeof(float) * size_t(CH ? CH : c));
+    }
+    for (int i = 0; i < in_w; ++i) {
+      if (i == first && last > first) i = last;
+      if (i < in_w) blend_output<TAPS>(t, line, c, c, f * i + p, dst + int64_t(f * i + p) * c);
+    }
+  }
+}
+
 // CH: the channel count when it is small and known (unrolled), else 0 (x.c at run time).
 template <int TAPS, int CH>
 FASTSR_INLINE void resize_width_rows(const ResizeJob& job) {
   const View &x = job.x, &tmp = job.scratch;
   const int c = CH ? CH : x.c;
   const int in_rows = x.n * x.h;
-  const int* index = job.along_w->index.data();
-  const float* weight = job.along_w->weight.data();
+  const ResizeTaps& t = *job.along_w;
+  const bool dense = x.pix == c && tmp.pix == c && t.factor * x.w == tmp.w;
 #pragma omp for schedule(static)
   for (int r = 0; r < in_rows; ++r) {
     const int n = r / x.h, y = r % x.h;
     const float* line = x.at(n, y, 0);
     float* dst = tmp.at(n, y, 0);
-    for (int ox = 0; ox < tmp.w; ++ox, dst += tmp.pix) {
-      const float* src[TAPS];
-      for (int k = 0; k < TAPS; ++k) src[k] = line + index[ox * TAPS + k] * x.pix;
-      blend_pixels<TAPS>(src, weight + ox * TAPS, c, dst);
+    if (dense) {
+      resize_dense_row<TAPS, CH>(t, line, x.w, c, dst);
+      continue;
     }
+    for (int ox = 0; ox < tmp.w; ++ox, dst += tmp.pix) blend_output<TAPS>(t, line, x.pix, c, ox, dst);
   }
 }
 

@@ -17,6 +17,11 @@ struct ResizeTaps {
   int taps = 1;
   std::vector<int> index;
   std::vector<float> weight;
+  // Output o = factor * i + phase reads inputs i + shift[phase] + k (k < taps) with the
+  // same weights for every i in [first[phase], last[phase]): the bulk of each phase,
+  // which the horizontal pass computes as dense runs.
+  int factor = 1;
+  std::vector<int> shift, first, last;
 };
 ResizeTaps make_taps(ResizeMode mode, int in_size, int factor);
 

@@ -275,11 +275,12 @@ def test_transposed_conv_as_subpixel_conv_matches_torch(simd, k, stride, padding
 
 @pytest.mark.parametrize("mode", ["nearest", "bilinear", "bicubic"])
 @pytest.mark.parametrize("factor", [2, 3, 4])
-def test_resize_matches_torch_interpolate(mode, factor):
-    x = rng_array((2, 5, 9, 3), 13)
+@pytest.mark.parametrize("width,c", [(9, 3), (1, 2), (2, 1), (37, 2), (40, 5)])
+def test_resize_matches_torch_interpolate(mode, factor, width, c):
+    x = rng_array((2, 5, width, c), 13)
     p = _C.Program(2)
-    xin = p.view(p.add_buffer(2, 5, 9, 3), 0, 3)
-    out = p.view(p.add_buffer(2, 5 * factor, 9 * factor, 3), 0, 3)
+    xin = p.view(p.add_buffer(2, 5, width, c), 0, c)
+    out = p.view(p.add_buffer(2, 5 * factor, width * factor, c), 0, c)
     p.set_input(xin), p.set_output(out)
     p.resize(xin, out, mode, factor)
     align = None if mode == "nearest" else False
