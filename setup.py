@@ -3,7 +3,9 @@
 Sources named `*_avx512.cpp` / `*_avx2.cpp` are compiled with those ISA flags only; the
 rest is compiled for the baseline ISA, and the extension picks the kernels at run time,
 so one build runs on CPUs with and without AVX-512. `*_neon.cpp` is built on AArch64
-(Linux and macOS), where Advanced SIMD is baseline; other CPUs get the portable path.
+(Linux and macOS), where Advanced SIMD is baseline, and `*_neon_dotprod.cpp` there with
+the dot-product extension (used only where the CPU reports it); other CPUs get the
+portable path.
 """
 
 import os
@@ -33,15 +35,19 @@ ISA_FLAGS = {
     ],
     "_avxvnni.cpp": ["-mavx2", "-mfma", "-mavxvnni"],
 }
+# GCC's arm_neon.h offers sdot only to armv8.2-a code; no LSE atomics are emitted there.
+NEON_ISA_FLAGS = {"_neon_dotprod.cpp": ["-march=armv8.2-a+dotprod"]}
 
 
 # The int8 kernels' fp32 epilogue rounds every multiply and add as numpy does, so the tests
 # can compare it bit for bit; GCC would otherwise fuse intrinsic mul + add into an FMA.
-EXACT_FLOAT_FLAGS = ["-ffp-contract=off"]
+# GCC's pre-allocation scheduler (on by default for AArch64 only) hoists the NEON int8
+# kernels' weight loads and spills accumulators to the stack; without it none spill.
+EXACT_FLOAT_FLAGS = ["-ffp-contract=off", "-fno-schedule-insns"]
 
 
 def _isa_flags(source: str) -> list[str]:
-    for suffix, flags in ISA_FLAGS.items():
+    for suffix, flags in {**ISA_FLAGS, **NEON_ISA_FLAGS}.items():
         if source.endswith(suffix):
             return flags
     return []
@@ -75,9 +81,9 @@ class BuildExt(build_ext):
 
 
 def _for_this_cpu(source: str) -> bool:
-    if _isa_flags(source):
-        return IS_X86
-    return IS_ARM64 if source.endswith("_neon.cpp") else True
+    if source.endswith(("_neon.cpp", *NEON_ISA_FLAGS)):
+        return IS_ARM64
+    return IS_X86 if _isa_flags(source) else True
 
 
 def _sources() -> list[str]:

@@ -134,7 +134,8 @@ void expect_same(const View& a, const ByteView& b, const Program& p) {
 
 void bind_int8(py::module_& m, py::class_<Program>& program) {
   m.def("int8_isa", [] { return std::string(fastsr::int8_isa_name(fastsr::active_int8_isa())); },
-        "Kernel family int8 convolutions use now: portable, avx2, avxvnni or avx512vnni.");
+        "Kernel family int8 convolutions use now: portable, avx2, avxvnni, avx512vnni, "
+        "neon or neon-dotprod.");
   m.attr("INT8_WEIGHT_MAX") = fastsr::kInt8WeightMax;
   py::class_<ByteView>(m, "ByteView", "A channel window onto one of a Program's uint8 buffers.")
       .def_readonly("n", &ByteView::n)

@@ -5,6 +5,15 @@
 #include <stdexcept>
 #include <string>
 
+#if FASTSR_HAS_NEON_KERNELS && defined(__linux__)
+#include <sys/auxv.h>
+#ifndef HWCAP_ASIMDDP
+#define HWCAP_ASIMDDP (1 << 20)  // Linux's arch/arm64 uapi hwcap.h, for older libc headers
+#endif
+#elif FASTSR_HAS_NEON_KERNELS && defined(__APPLE__)
+#include <sys/sysctl.h>
+#endif
+
 namespace fastsr {
 
 static bool cpu_has(const char* feature) {
@@ -12,6 +21,14 @@ static bool cpu_has(const char* feature) {
   __builtin_cpu_init();
   if (std::string(feature) == "avxvnni") return __builtin_cpu_supports("avxvnni");
   if (std::string(feature) == "avx512vnni") return __builtin_cpu_supports("avx512vnni");
+#elif FASTSR_HAS_NEON_KERNELS && defined(__linux__)
+  if (std::string(feature) == "dotprod") return (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0;
+#elif FASTSR_HAS_NEON_KERNELS && defined(__APPLE__)
+  if (std::string(feature) == "dotprod") {
+    int value = 0;
+    size_t size = sizeof value;
+    return sysctlbyname("hw.optional.arm.FEAT_DotProd", &value, &size, nullptr, 0) == 0 && value;
+  }
 #endif
   (void)feature;
   return false;
@@ -23,7 +40,8 @@ Int8Isa active_int8_isa() {
   if (simd == Simd::Avx512 && cpu_has("avx512vnni")) return Int8Isa::Avx512Vnni;
   if (x86 && cpu_has("avxvnni")) return Int8Isa::AvxVnni;
   if (x86) return Int8Isa::Avx2;
-  return Int8Isa::Portable;  // NEON int8 (sdot/udot) is not written yet
+  if (simd == Simd::Neon) return cpu_has("dotprod") ? Int8Isa::NeonDotprod : Int8Isa::Neon;
+  return Int8Isa::Portable;
 }
 
 const char* int8_isa_name(Int8Isa isa) {
@@ -31,6 +49,8 @@ const char* int8_isa_name(Int8Isa isa) {
     case Int8Isa::Avx512Vnni: return "avx512vnni";
     case Int8Isa::AvxVnni: return "avxvnni";
     case Int8Isa::Avx2: return "avx2";
+    case Int8Isa::NeonDotprod: return "neon-dotprod";
+    case Int8Isa::Neon: return "neon";
     default: return "portable";
   }
 }
@@ -44,14 +64,16 @@ Int8ConvLayer pack_conv_int8(const int8_t* weight, const float* w_scale, const f
   for (int64_t i = 0; i < count; ++i)
     if (weight[i] > kInt8WeightMax || weight[i] < -kInt8WeightMax)
       throw std::invalid_argument("int8 conv2d: weights must lie in [-63, 63]");
-  // As for fp32: 8 or fewer channels would leave most of a 16-lane vector idle.
-  if (isa == Int8Isa::Avx512Vnni && cout <= 8) isa = Int8Isa::AvxVnni;
+  // As for fp32: 8 or fewer channels would leave most of a 16-lane vector idle. AVX-VNNI
+  // (VEX) is not implied by AVX512_VNNI: Zen 4 has only the latter.
+  if (isa == Int8Isa::Avx512Vnni && cout <= 8)
+    isa = cpu_has("avxvnni") ? Int8Isa::AvxVnni : Int8Isa::Avx2;
   Int8ConvLayer L;
   L.cin = cin, L.cout = cout, L.kh = kh, L.kw = kw;
   L.stride = p.stride, L.dilation = p.dilation, L.pad_top = p.pad_top, L.pad_left = p.pad_left;
   L.isa = isa;
-  L.lanes = isa == Int8Isa::Avx512Vnni ? 16 : 8;
-  const int max_vectors = isa == Int8Isa::Avx512Vnni ? 4 : 2;
+  L.lanes = int8_tile_shape(isa).lanes;
+  const int max_vectors = int8_tile_shape(isa).max_vectors;
   L.cin4 = (cin + 3) / 4 * 4;
   L.act = p.act, L.alpha = p.alpha, L.shuffle = p.shuffle;
   L.out_u8 = p.out_u8;
@@ -80,6 +102,9 @@ Int8ConvLayer pack_conv_int8(const int8_t* weight, const float* w_scale, const f
             }
   }
   const size_t padded = size_t((cout + L.lanes - 1) / L.lanes * L.lanes);
+  // The NEON kernels sum (x - 128) * w: (x - zero) * w is that minus (zero - 128) * w.
+  const bool signed_x = isa == Int8Isa::Neon || isa == Int8Isa::NeonDotprod;
+  const int zero = signed_x ? p.x_zero - 128 : p.x_zero;
   L.zero_sum.assign(padded, 0);
   L.scale.assign(padded, 0.f);
   L.bias.assign(padded, 0.f);
@@ -87,7 +112,7 @@ Int8ConvLayer pack_conv_int8(const int8_t* weight, const float* w_scale, const f
   for (int co = 0; co < cout; ++co) {
     int32_t sum = 0;
     for (int64_t i = 0; i < int64_t(cin) * kh * kw; ++i) sum += weight[co * int64_t(cin) * kh * kw + i];
-    L.zero_sum[size_t(co)] = p.x_zero * sum;
+    L.zero_sum[size_t(co)] = zero * sum;
     L.scale[size_t(co)] = p.x_scale * w_scale[co];
     if (bias) L.bias[size_t(co)] = bias[co];
     if (p.slope) L.slope[size_t(co)] = p.slope[co];
@@ -101,6 +126,10 @@ void conv2d_int8(const Int8ConvJob& job) {
     case Int8Isa::Avx512Vnni: conv2d_int8_avx512vnni(job); return;
     case Int8Isa::AvxVnni: conv2d_int8_avxvnni(job); return;
     case Int8Isa::Avx2: conv2d_int8_avx2(job); return;
+#endif
+#ifdef FASTSR_HAS_NEON_KERNELS
+    case Int8Isa::NeonDotprod: conv2d_int8_neon_dotprod(job); return;
+    case Int8Isa::Neon: conv2d_int8_neon(job); return;
 #endif
     default: conv2d_int8_portable(job);
   }

@@ -7,7 +7,9 @@
 // Weights are limited to |q| <= 63 (7 bits): AVX2 has no u8 x s8 dot product into int32,
 // and its vpmaddubsw adds two u8 x s8 products into a saturating int16, which 7-bit
 // weights keep exact (2 * 255 * 63 < 32767). The VNNI kernels (vpdpbusd, exact for any
-// s8) run the same 7-bit weights, so every ISA computes the same integers.
+// s8) run the same 7-bit weights, so every ISA computes the same integers. The NEON
+// kernels multiply signed bytes only (sdot, smull): they take x - 128 (x ^ 0x80) and fold
+// the 128 into zero_sum, an exact rewrite of the same integer sum.
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -27,10 +29,33 @@ struct ByteView {
   uint8_t* at(int b, int y, int x) const { return data + b * img + y * row + x * pix; }
 };
 
-// Kernel families for int8; the VNNI ones are chosen by cpuid on top of active_simd().
-enum class Int8Isa { Portable, Avx2, AvxVnni, Avx512Vnni };
+// Kernel families for int8, on top of active_simd(): the VNNI ones where cpuid reports
+// them, NEON's dot-product one where HWCAP (Linux) or sysctl (macOS) reports FEAT_DotProd.
+enum class Int8Isa { Portable, Avx2, AvxVnni, Avx512Vnni, Neon, NeonDotprod };
 Int8Isa active_int8_isa();
 const char* int8_isa_name(Int8Isa isa);
+
+// Register blocking of each family, indexed by Int8Isa (see TileShape).
+constexpr TileShape kInt8TileShapes[] = {
+    {8, 2, {8, 4}},           // Portable: as the fp32 portable kernel
+    {8, 2, {10, 5}},          // Avx2: 16 ymm = accumulators + weights + broadcast + ones + product
+    {8, 2, {12, 6}},          // AvxVnni
+    {16, 4, {12, 12, 8, 6}},  // Avx512Vnni
+    {4, 4, {12, 10, 7, 5}},   // Neon: 5 px x 4 vectors = 20 accumulators + 4 weights + 3 temps
+    {4, 4, {12, 9, 6, 5}},    // NeonDotprod: 20 accumulators + 4 weights + 5 inputs (4 quads each)
+};
+constexpr const TileShape& int8_tile_shape(Int8Isa isa) { return kInt8TileShapes[int(isa)]; }
+
+// The blocking half of a kernel's integer vector type `I8` (conv2d_int8_kernel.inc).
+template <Int8Isa isa>
+struct Int8Tile {
+  static constexpr TileShape tile = int8_tile_shape(isa);
+  static constexpr int V = tile.lanes;
+  static constexpr int max_vectors = tile.max_vectors;
+  static constexpr int pixels(int nv) { return tile.pixels[nv - 1]; }
+  // Quads of one pixel that one load serves (lane-indexed dot products); 1: broadcast4.
+  static constexpr int quads_per_load = 1;
+};
 
 struct Int8ConvLayer {
   int cin = 0, cout = 0, kh = 0, kw = 0;
@@ -84,6 +109,8 @@ void conv2d_int8_portable(const Int8ConvJob& job);
 void conv2d_int8_avx2(const Int8ConvJob& job);
 void conv2d_int8_avxvnni(const Int8ConvJob& job);
 void conv2d_int8_avx512vnni(const Int8ConvJob& job);
+void conv2d_int8_neon(const Int8ConvJob& job);
+void conv2d_int8_neon_dotprod(const Int8ConvJob& job);
 void conv2d_int8(const Int8ConvJob& job);
 
 // fp32 -> u8 (round half to even, clamp) and back, elementwise, inside a parallel region.

@@ -18,10 +18,7 @@ namespace {
 #include "ops_avx512.inc"
 #include "microkernel.inc"
 
-struct I8 {
-  static constexpr int V = 16;
-  static constexpr int max_vectors = 4;
-  static constexpr int pixels(int nv) { return Ops::pixels(nv); }
+struct I8 : Int8Tile<Int8Isa::Avx512Vnni> {
   using Acc = __m512i;
   using X = __m512i;
   using W = __m512i;

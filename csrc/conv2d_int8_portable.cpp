@@ -15,10 +15,7 @@ namespace {
 #include "ops_portable.inc"
 #include "microkernel.inc"
 
-struct I8 {
-  static constexpr int V = 8;
-  static constexpr int max_vectors = 2;
-  static constexpr int pixels(int nv) { return Ops::pixels(nv); }
+struct I8 : Int8Tile<Int8Isa::Portable> {
   struct Acc {
     int32_t v[8];
   };

@@ -24,6 +24,9 @@ X86_FLAGS = {
     "_avxvnni.cpp": ["-mavx2", "-mfma", "-mavxvnni"],
     "_avx512vnni.cpp": ["-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl", "-mavx512vnni"],
 }
+# As setup.py: the ISA of each file's name, and the int8 kernels' exact float rounding.
+ARM_FLAGS = {"_neon_dotprod.cpp": ["-march=armv8.2-a+dotprod"]}
+INT8_FLAGS = ["-ffp-contract=off", "-fno-schedule-insns"]
 
 
 @dataclass(frozen=True)
@@ -47,16 +50,19 @@ def sources(arch: str) -> list[Path]:
         name = path.name
         if name.startswith("binding"):
             continue
-        is_x86 = any(name.endswith(suffix) for suffix in X86_FLAGS)
-        if (is_x86 and arch != "x86_64") or (name.endswith("_neon.cpp") and arch != "aarch64"):
+        is_x86 = name.endswith(tuple(X86_FLAGS))
+        is_arm = name.endswith(("_neon.cpp", *ARM_FLAGS))
+        if (is_x86 and arch != "x86_64") or (is_arm and arch != "aarch64"):
             continue
         chosen.append(path)
     return [*chosen, DRIVER]
 
 
 def _flags(source: Path, arch: str) -> list[str]:
-    extra = [f for suffix, f in X86_FLAGS.items() if source.name.endswith(suffix)]
-    return FLAGS + (extra[0] if extra and arch == "x86_64" else [])
+    isa = X86_FLAGS if arch == "x86_64" else ARM_FLAGS
+    extra = [f for suffix, f in isa.items() if source.name.endswith(suffix)]
+    int8 = INT8_FLAGS if "_int8" in source.name else []
+    return FLAGS + (extra[0] if extra else []) + int8
 
 
 def build(target: Target, jobs: int = 2) -> Path:

@@ -254,5 +254,8 @@ def test_int8_isa_follows_the_simd_level():
         if "avx2" in AVAILABLE:
             _C.set_simd_level("avx2")
             assert _C.int8_isa() in ("avx2", "avxvnni")
+        if "neon" in AVAILABLE:
+            _C.set_simd_level("neon")
+            assert _C.int8_isa() in ("neon", "neon-dotprod")
     finally:
         _C.set_simd_level(before)

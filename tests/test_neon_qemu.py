@@ -4,7 +4,11 @@ AArch64 and run under qemu-aarch64 at the NEON and portable levels, so the NEON 
 are proven on machines without ARM hardware.
 
 Covers odd sizes, every kernel size the zoo uses (1, 3, 5, 6, 9), stride, dilation, every
-conv epilogue (activations, pixel shuffle, skip), Winograd, the pointwise and resize steps.
+conv epilogue (activations, pixel shuffle, skip), Winograd, the pointwise and resize steps,
+and the int8 conv bit for bit against the numpy integer reference of test_int8_kernels.py.
+qemu runs the NEON level twice: as `-cpu max` (FEAT_DotProd: the sdot kernel) and as a
+Cortex-A57 (ARMv8.0: the smull kernel), and each run checks which int8 kernel family the
+binary chose from HWCAP.
 """
 
 from __future__ import annotations
@@ -12,18 +16,24 @@ from __future__ import annotations
 import os
 import platform
 import subprocess
+from dataclasses import dataclass
+from itertools import product
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from kernel_check_build import Target, build
+from test_int8_kernels import conv_int8_ref, pixel_shuffle_ref, quantize_ref, random_case
 
 SIMD = {"portable": 0, "avx2": 1, "avx512": 2, "neon": 3}
 ACT = {"none": 0, "relu": 1, "prelu": 2, "leaky_relu": 3, "tanh": 4, "sigmoid": 5}
 POINTWISE = {"relu": 0, "prelu": 1, "leaky_relu": 2, "tanh": 3, "sigmoid": 4, "clamp": 5}
 RESIZE = {"nearest": 0, "bilinear": 1, "bicubic": 2}
 ALGORITHM = {"auto": 0, "direct": 1, "winograd": 2}
+INT8_ACTS = ("none", "relu", "prelu", "leaky_relu")
+INT8_ISA = ["portable", "avx2", "avxvnni", "avx512vnni", "neon", "neon-dotprod"]  # Int8Isa
 
 NATIVE = Target("native", "g++", platform.machine())
 QEMU = Target(
@@ -40,7 +50,45 @@ def _native_levels() -> list[str]:
     return _C.supported_simd_levels()
 
 
-RUNS = [(QEMU, "neon"), (QEMU, "portable")] + [(NATIVE, level) for level in _native_levels()]
+def _cpu_flags() -> set[str]:
+    """The kernel's CPU feature names (x86 `flags`, AArch64 `Features`)."""
+    cpuinfo = Path("/proc/cpuinfo")
+    text = cpuinfo.read_text() if cpuinfo.exists() else ""
+    lines = [line for line in text.splitlines() if line.startswith(("flags", "Features"))]
+    return set(lines[0].split(":", 1)[1].split()) if lines else set()
+
+
+def _native_int8_isa(level: str) -> str:
+    """The int8 kernel family a level must pick on this CPU, from /proc/cpuinfo."""
+    flags = _cpu_flags()
+    if level == "neon":
+        return "neon-dotprod" if "asimddp" in flags else "neon"
+    if level == "portable":
+        return "portable"
+    if level == "avx512" and "avx512_vnni" in flags:
+        return "avx512vnni"
+    return "avxvnni" if "avx_vnni" in flags else "avx2"
+
+
+@dataclass(frozen=True)
+class Run:
+    target: Target
+    simd: str
+    int8_isa: str  # the int8 kernel family this run must choose
+    cpu: str | None = None  # qemu's -cpu model
+
+    def id(self):
+        return "-".join([self.target.name, *([self.cpu] if self.cpu else []), self.simd])
+
+    def command(self, binary):
+        return [*self.target.runner, *(["-cpu", self.cpu] if self.cpu else []), str(binary)]
+
+
+RUNS = [
+    Run(QEMU, "neon", "neon-dotprod", "max"),
+    Run(QEMU, "neon", "neon", "cortex-a57"),  # ARMv8.0: no dot product
+    Run(QEMU, "portable", "portable", "max"),
+] + [Run(NATIVE, level, _native_int8_isa(level)) for level in _native_levels()]
 
 
 def rng(shape, seed, scale=1.0):
@@ -103,26 +151,14 @@ class Conv:
             f"{'-skip' if self.skip else ''}-{self.algorithm}"
         )
 
+    def fields(self):
+        """The header fields conv2d and int8 conv2d share (kernel_check.cpp)."""
+        shape = [self.n, self.h, self.w, self.cin, self.conv_out, self.k, self.k]
+        geometry = [self.stride, self.dilation, self.pad, self.pad]  # the last: border
+        return [*shape, *geometry, ACT[self.act], self.shuffle, int(self.skip)]
+
     def encode(self, simd):
-        header = _ints(
-            0,
-            SIMD[simd],
-            self.n,
-            self.h,
-            self.w,
-            self.cin,
-            self.conv_out,
-            self.k,
-            self.k,
-            self.stride,
-            self.dilation,
-            self.pad,
-            self.pad,
-            ACT[self.act],
-            self.shuffle,
-            int(self.skip),
-            ALGORITHM[self.algorithm],
-        )
+        header = _ints(0, SIMD[simd], *self.fields(), ALGORITHM[self.algorithm])
         arrays = [[self.alpha], self.x, self.weight, self.bias, self.slope]
         return header + _floats(*arrays, *([self.skip_values] if self.skip else []))
 
@@ -151,6 +187,57 @@ class Conv:
         # Winograd rounds differently from the direct sum: bound the error relative to size.
         scale = 1e-5 if self.algorithm == "winograd" else 2e-6
         return scale * max(1.0, float(np.abs(expected).max()))
+
+
+class Int8Conv(Conv):
+    """One int8 conv case (fp32 input quantised by the Program): Conv's geometry and skip,
+    test_int8_kernels' random integer weights; bit exact."""
+
+    def __init__(self, *shape, out_u8=False, x_zero=131, seed=0, **options):
+        super().__init__(*shape, seed=seed, **options)
+        self.out_u8, self.x_zero = out_u8, x_zero
+        self.x, self.wq, self.w_scale, self.bias, self.slope = random_case(
+            seed, self.n, self.h, self.w, self.cin, self.conv_out, self.k
+        )
+        self.x_scale, self.out_scale, self.out_zero = 0.02, 0.05, 100
+
+    def id(self):
+        return f"int8-{super().id()}-z{self.x_zero}{'-u8' if self.out_u8 else ''}"
+
+    def encode(self, simd):
+        header = _ints(3, SIMD[simd], *self.fields(), int(self.out_u8), self.x_zero, self.out_zero)
+        scalars = [self.alpha, self.x_scale, self.out_scale]
+        arrays = [scalars, self.x, self.wq, self.w_scale, self.bias, self.slope]
+        return header + _floats(*arrays, *([self.skip_values] if self.skip else []))
+
+    def expected(self):
+        q = quantize_ref(self.x, self.x_scale, self.x_zero)
+        y = conv_int8_ref(
+            q,
+            self.x_zero,
+            self.wq,
+            self.x_scale,
+            self.w_scale,
+            self.bias,
+            self.stride,
+            self.pad,
+            self.dilation,
+            self.act,
+            self.slope,
+            self.alpha,
+        )
+        y = pixel_shuffle_ref(y, self.shuffle)
+        if self.skip:
+            y = y + self.skip_values
+        if self.out_u8:
+            zero = np.float32(self.out_zero)
+            y = (quantize_ref(y, self.out_scale, self.out_zero).astype(np.float32) - zero) * (
+                np.float32(self.out_scale)
+            )
+        return y
+
+    def tolerance(self, expected):
+        return 0.0
 
 
 class Pointwise:
@@ -230,6 +317,23 @@ CASES = [
     Conv(1, 8, 8, 64, 32, 3, act="relu", algorithm="winograd", seed=63),
     *[Pointwise(kind) for kind in POINTWISE],
     *[Resize(mode, factor) for mode in RESIZE for factor in (2, 3)],
+    # int8: 64 channels (whole 16-byte loads of 4 quads), 17 (4 quads and a single one), 1,
+    # 3, 8 and 10 (single quads only); every vector count; kernel sizes 1, 3, 5; zero points
+    Int8Conv(2, 9, 29, 64, 64, 3, seed=101),
+    Int8Conv(1, 7, 13, 3, 64, 3, x_zero=0, seed=102),  # first RGB layer
+    Int8Conv(1, 6, 11, 1, 56, 5, x_zero=255, seed=103),  # FSRCNN feature layer
+    Int8Conv(1, 5, 17, 17, 24, 3, x_zero=128, seed=104),
+    Int8Conv(1, 11, 6, 32, 33, 3, stride=2, seed=105),
+    Int8Conv(1, 12, 14, 20, 12, 5, stride=2, seed=106),
+    Int8Conv(1, 9, 10, 8, 16, 3, dilation=2, seed=107),
+    Int8Conv(1, 3, 5, 16, 24, 1, seed=108),
+    Int8Conv(1, 5, 7, 10, 5, 1, seed=109),
+    # each int8 epilogue, fp32 and u8 out, with and without pixel shuffle and skip
+    *[
+        Int8Conv(1, 6, 9, 16, 12 // r, 3, act=a, shuffle=r, skip=u8 == (r == 2), out_u8=u8, seed=s)
+        for s, (a, r, u8) in enumerate(product(INT8_ACTS, (1, 2), (False, True)), 120)
+    ],
+    Int8Conv(1, 5, 6, 12, 3, 3, act="relu", shuffle=3, skip=True, out_u8=True, seed=140),
 ]
 
 
@@ -238,8 +342,9 @@ def binaries():
     return {}
 
 
-@pytest.mark.parametrize("target,simd", RUNS, ids=[f"{t.name}-{s}" for t, s in RUNS])
-def test_kernel_binary_matches_torch(binaries, target, simd):
+@pytest.mark.parametrize("run", RUNS, ids=[r.id() for r in RUNS])
+def test_kernel_binary_matches_torch(binaries, run):
+    target, simd = run.target, run.simd
     why = target.missing()
     if why is not None:
         message = f"cannot build the {target.name} kernel binary: {why}"
@@ -249,9 +354,9 @@ def test_kernel_binary_matches_torch(binaries, target, simd):
         pytest.skip(message)
     if target.name not in binaries:
         binaries[target.name] = build(target)
-    stream = b"".join(case.encode(simd) for case in CASES)
+    stream = b"".join(case.encode(simd) for case in CASES) + _ints(4, SIMD[simd])
     done = subprocess.run(
-        [*target.runner, str(binaries[target.name])], input=stream, capture_output=True, timeout=600
+        run.command(binaries[target.name]), input=stream, capture_output=True, timeout=600
     )
     assert done.returncode == 0, done.stderr.decode()
     answers, offset = done.stdout, 0
@@ -267,5 +372,7 @@ def test_kernel_binary_matches_torch(binaries, target, simd):
         error = float(np.abs(got.reshape(expected.shape) - expected).max())
         if not error <= case.tolerance(expected):
             failures.append(f"{case.id()}: max error {error:.3g}")
-    assert offset == len(answers)
+    assert offset + 8 == len(answers)  # and last the int8 family: a count of 1, its index
+    chosen = INT8_ISA[int(np.frombuffer(answers, np.float32, 1, offset + 4)[0])]
+    assert chosen == run.int8_isa, f"{run.id()} chose the {chosen} int8 kernels"
     assert not failures, f"{target.name} {simd}: " + "; ".join(failures)

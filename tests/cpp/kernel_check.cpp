@@ -8,6 +8,11 @@
 //                  skip (output's shape, when skip is 1)                -> output NHWC
 // op 1 activation: n h w c kind, float alpha lo hi; slope (c), x        -> NHWC
 // op 2 resize:     n h w c mode factor; x                               -> NHWC
+// op 3 int8 conv2d: n h w cin cout kh kw stride dilation pad border act shuffle skip out_u8
+//                  x_zero out_zero, float alpha x_scale out_scale; x (n h w cin, quantised
+//                  by the Program), weight (OIHW integers), w_scale, bias, slope (cout),
+//                  skip (output's shape, when skip is 1)  -> output NHWC (u8 out dequantised)
+// op 4 int8 kernel family:                                              -> {int(Int8Isa)}
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
@@ -89,6 +94,50 @@ std::vector<float> conv_case() {
   return run(p, x);
 }
 
+std::vector<float> int8_conv_case() {
+  const int n = read_int(), h = read_int(), w = read_int(), cin = read_int(), cout = read_int();
+  const int kh = read_int(), kw = read_int();
+  Int8ConvParams c;
+  c.stride = read_int(), c.dilation = read_int(), c.pad_top = c.pad_left = read_int();
+  const int border = read_int();
+  c.act = Act(read_int());
+  c.shuffle = read_int();
+  const bool skip = read_int() != 0;
+  c.out_u8 = read_int() != 0;
+  c.x_zero = read_int(), c.out_zero = read_int();
+  c.alpha = read_float(), c.x_scale = read_float(), c.out_scale = read_float();
+  const int r = c.shuffle, channels = cout / (r * r);
+  const int oh = (h + 2 * c.pad_top - c.dilation * (kh - 1) - 1) / c.stride + 1;
+  const int ow = (w + 2 * c.pad_left - c.dilation * (kw - 1) - 1) / c.stride + 1;
+  std::vector<float> x = read_floats(int64_t(n) * h * w * cin);
+  const std::vector<float> weight = read_floats(int64_t(cout) * cin * kh * kw);
+  const std::vector<float> w_scale = read_floats(cout), bias = read_floats(cout);
+  const std::vector<float> slope = read_floats(cout);
+  const int64_t out_size = int64_t(n) * oh * r * ow * r * channels;
+  const std::vector<float> skip_values = read_floats(skip ? out_size : 0);
+  const std::vector<int8_t> weight_q(weight.begin(), weight.end());
+  if (c.act == Act::Prelu) c.slope = slope.data();
+
+  Program p(2);
+  const View in = p.view(p.add_buffer({n, h, w, cin, 0}), 0, cin);
+  const int in_q_buffer = p.add_byte_buffer({n, h, w, cin, border}, uint8_t(c.x_zero));
+  const ByteView in_q = p.byte_view(in_q_buffer, 0, cin);
+  const View out = p.view(p.add_buffer({n, oh * r, ow * r, channels, 0}), 0, channels);
+  const int out_q_buffer = p.add_byte_buffer({n, oh * r, ow * r, channels, 0}, 0);
+  const ByteView out_q = p.byte_view(out_q_buffer, 0, channels);
+  const View skip_view = p.view(p.add_buffer({n, oh * r, ow * r, channels, 0}), 0, channels);
+  std::copy(skip_values.begin(), skip_values.end(), skip_view.data);  // dense: no border
+  p.set_input(in);
+  p.set_output(out);
+  p.add_quantize(in, c.x_scale, c.x_zero, in_q);
+  Int8ConvLayer layer = pack_conv_int8(weight_q.data(), w_scale.data(), bias.data(), cout, cin, kh,
+                                       kw, c, active_int8_isa());
+  p.add_conv2d_int8(in_q, c.out_u8 ? nullptr : &out, c.out_u8 ? &out_q : nullptr,
+                    skip ? &skip_view : nullptr, std::move(layer));
+  if (c.out_u8) p.add_dequantize(out_q, c.out_scale, c.out_zero, out);
+  return run(p, x);
+}
+
 std::vector<float> activation_case() {
   const int n = read_int(), h = read_int(), w = read_int(), c = read_int();
   PointwiseParams params;
@@ -127,6 +176,8 @@ int main() {
       std::vector<float> y = op == 0   ? conv_case()
                              : op == 1 ? activation_case()
                              : op == 2 ? resize_case()
+                             : op == 3 ? int8_conv_case()
+                             : op == 4 ? std::vector<float>{float(int(active_int8_isa()))}
                                        : throw std::runtime_error("unknown op");
       const int32_t count = int32_t(y.size());
       std::fwrite(&count, sizeof count, 1, stdout);

@@ -1,0 +1,26 @@
+// Int8 direct convolution, NEON baseline ARMv8.0 build (smull, no dot product).
+#include <arm_neon.h>
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstring>
+#include <utility>
+
+#include <omp.h>
+
+#include "conv2d_int8.h"
+
+namespace fastsr {
+namespace {
+
+#include "ops_neon.inc"
+#include "microkernel.inc"
+#include "int8_ops_neon.inc"
+#include "conv2d_int8_kernel.inc"
+
+}  // namespace
+
+void conv2d_int8_neon(const Int8ConvJob& job) { run_conv_int8(job); }
+
+}  // namespace fastsr

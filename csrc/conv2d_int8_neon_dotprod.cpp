@@ -1,0 +1,27 @@
+// Int8 direct convolution, NEON FEAT_DotProd build (sdot; chosen at run time by HWCAP).
+#include <arm_neon.h>
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstring>
+#include <utility>
+
+#include <omp.h>
+
+#include "conv2d_int8.h"
+
+#define FASTSR_INT8_DOTPROD 1
+namespace fastsr {
+namespace {
+
+#include "ops_neon.inc"
+#include "microkernel.inc"
+#include "int8_ops_neon.inc"
+#include "conv2d_int8_kernel.inc"
+
+}  // namespace
+
+void conv2d_int8_neon_dotprod(const Int8ConvJob& job) { run_conv_int8(job); }
+
+}  // namespace fastsr
