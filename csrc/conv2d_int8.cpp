@@ -44,8 +44,10 @@ Int8ConvLayer pack_conv_int8(const int8_t* weight, const float* w_scale, const f
   for (int64_t i = 0; i < count; ++i)
     if (weight[i] > kInt8WeightMax || weight[i] < -kInt8WeightMax)
       throw std::invalid_argument("int8 conv2d: weights must lie in [-63, 63]");
-  // As for fp32: 8 or fewer channels would leave most of a 16-lane vector idle.
-  if (isa == Int8Isa::Avx512Vnni && cout <= 8) isa = Int8Isa::AvxVnni;
+  // As for fp32: 8 or fewer channels would leave most of a 16-lane vector idle. AVX-512
+  // VNNI does not imply AVX-VNNI (Zen 4 has the first only).
+  if (isa == Int8Isa::Avx512Vnni && cout <= 8)
+    isa = cpu_has("avxvnni") ? Int8Isa::AvxVnni : Int8Isa::Avx2;
   Int8ConvLayer L;
   L.cin = cin, L.cout = cout, L.kh = kh, L.kw = kw;
   L.stride = p.stride, L.dilation = p.dilation, L.pad_top = p.pad_top, L.pad_left = p.pad_left;
