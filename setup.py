@@ -32,6 +32,15 @@ ISA_FLAGS = {
         "-mavx2",
     ],
     "_avxvnni.cpp": ["-mavx2", "-mfma", "-mavxvnni"],
+    "_avx512bf16.cpp": [
+        "-mavx512f",
+        "-mavx512bw",
+        "-mavx512dq",
+        "-mavx512vl",
+        "-mavx512bf16",
+        "-mfma",
+        "-mavx2",
+    ],
 }
 
 

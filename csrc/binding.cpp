@@ -11,6 +11,8 @@
 #include <optional>
 #include <string>
 
+#include "binding_bf16.h"
+#include "binding_checks.h"
 #include "binding_int8.h"
 #include "conv_op.h"
 #include "fma_peak.h"
@@ -20,6 +22,7 @@
 namespace py = pybind11;
 using fastsr::Program;
 using fastsr::View;
+using fastsr::binding::parse_act;
 
 namespace {
 
@@ -99,19 +102,6 @@ void expect_disjoint(const Program& p, const View& x, const View& out, const std
   const int64_t shift = x.data - out.data;
   if (shift + x.c <= 0 || shift >= out.c) return;
   throw py::value_error(op + ": output overlaps its input");
-}
-
-fastsr::Act parse_act(const std::string& name) {
-  using fastsr::Act;
-  if (name.empty() || name == "none") return Act::None;
-  if (name == "relu") return Act::Relu;
-  if (name == "prelu") return Act::Prelu;
-  if (name == "leaky_relu") return Act::LeakyRelu;
-  if (name == "tanh") return Act::Tanh;
-  if (name == "sigmoid") return Act::Sigmoid;
-  if (name == "silu") return Act::Silu;
-  throw py::value_error("unknown conv activation '" + name +
-                        "', expected none, relu, prelu, leaky_relu, tanh, sigmoid or silu");
 }
 
 fastsr::Pointwise parse_pointwise(const std::string& name) {
@@ -478,6 +468,7 @@ PYBIND11_MODULE(_C, m) {
            "Run on a float32 N x H x W x C array (channel axis contiguous). Returns a new array, "
            "or writes into `out` (same rules, any outer strides) and returns it.");
   bind_int8(m, program);
+  bind_bf16(m, program);
 
   m.def("global_avg_pool",
         [](py::handle x_obj) {
