@@ -226,17 +226,13 @@ void Program::add_conv2d_int8(const ByteView& x, const View* out, const ByteView
   auto s = std::make_shared<State>();
   s->layer = std::move(layer);
   if (skip) s->skip = *skip;
-  const int r = s->layer.shuffle;
-  View geometry;  // the output's strides, for the shuffle offsets
-  if (out) geometry = *out;
-  if (out_q) geometry.h = out_q->h, geometry.w = out_q->w, geometry.pix = out_q->pix,
-             geometry.row = out_q->row;
-  s->out_offsets = shuffle_offsets(geometry, s->layer.cout, r);
-  if (skip) s->skip_offsets = shuffle_offsets(*skip, s->layer.cout, r);
+  const int r = s->layer.shuffle, cout = s->layer.cout;
+  s->out_offsets = out ? shuffle_offsets(*out, cout, r) : shuffle_offsets(*out_q, cout, r);
+  if (skip) s->skip_offsets = shuffle_offsets(*skip, cout, r);
+  const int oh = (out ? out->h : out_q->h) / r, ow = (out ? out->w : out_q->w) / r;
   s->job = Int8ConvJob{&s->layer, x, out ? *out : View{}, out_q ? *out_q : ByteView{},
                        skip ? &s->skip : nullptr, s->out_offsets.data(),
-                       skip ? s->skip_offsets.data() : nullptr, r == 1,
-                       geometry.h / r, geometry.w / r};
+                       skip ? s->skip_offsets.data() : nullptr, r == 1, oh, ow};
   steps_.push_back([s] { conv2d_int8(s->job); });
 }
 
@@ -259,17 +255,13 @@ void Program::add_conv2d_bf16(const Bf16View& x, const View* out, const Bf16View
   auto s = std::make_shared<State>();
   s->layer = std::move(layer);
   if (skip) s->skip = *skip;
-  const int r = s->layer.conv.shuffle;
-  View geometry;  // the output's strides, for the shuffle offsets
-  if (out) geometry = *out;
-  if (out_bf16) geometry.h = out_bf16->h, geometry.w = out_bf16->w, geometry.pix = out_bf16->pix,
-                geometry.row = out_bf16->row;
-  s->out_offsets = shuffle_offsets(geometry, s->layer.conv.cout, r);
-  if (skip) s->skip_offsets = shuffle_offsets(*skip, s->layer.conv.cout, r);
+  const int r = s->layer.conv.shuffle, cout = s->layer.conv.cout;
+  s->out_offsets = out ? shuffle_offsets(*out, cout, r) : shuffle_offsets(*out_bf16, cout, r);
+  if (skip) s->skip_offsets = shuffle_offsets(*skip, cout, r);
+  const int oh = (out ? out->h : out_bf16->h) / r, ow = (out ? out->w : out_bf16->w) / r;
   const ConvJob epilogue{&s->layer.conv, View{}, out ? *out : View{},
                          skip ? &s->skip : nullptr, s->out_offsets.data(),
-                         skip ? s->skip_offsets.data() : nullptr, r == 1,
-                         geometry.h / r, geometry.w / r};
+                         skip ? s->skip_offsets.data() : nullptr, r == 1, oh, ow};
   s->job = Bf16ConvJob{&s->layer, x, epilogue, out_bf16 ? *out_bf16 : Bf16View{}};
   steps_.push_back([s] { conv2d_bf16(s->job); });
 }

@@ -363,24 +363,16 @@ class ProgramBuilder:
             skip = scratch
         activation = node.epilogue("activation") or "none"
         alpha = node.epilogue("activation_param") if activation == "leaky_relu" else 0.0
+        # Everything but the operands, as every conv step (fp32, int8, bf16) takes it.
+        conv_args = dict(
+            stride=spec.stride, pad_top=spec.pad_top, pad_left=spec.pad_left,
+            dilation=spec.dilation, activation=activation, slope=spec.slope, alpha=alpha,
+            shuffle=spec.shuffle, skip=skip,
+        )  # fmt: skip
         if self.narrow and self.narrow.runs(node):
-            self.narrow.add_conv(node, out, skip, activation, alpha)
+            self.narrow.add_conv(node, out, conv_args)
             return
-        self.program.conv2d(
-            ins[0],
-            out,
-            spec.weight,
-            spec.bias,
-            stride=spec.stride,
-            pad_top=spec.pad_top,
-            pad_left=spec.pad_left,
-            dilation=spec.dilation,
-            activation=activation,
-            slope=spec.slope,
-            alpha=alpha,
-            shuffle=spec.shuffle,
-            skip=skip,
-        )
+        self.program.conv2d(ins[0], out, spec.weight, spec.bias, **conv_args)
 
 
 class CompiledProgram:

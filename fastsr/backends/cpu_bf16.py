@@ -41,24 +41,9 @@ class Bf16Steps(NarrowSteps):
     def convert(self, tensor: str) -> None:
         self.program.to_bf16(self.builder.view(tensor), self.views[tensor])
 
-    def add_conv(self, node, out, skip, activation: str, alpha: float) -> None:
+    def add_conv(self, node, out, conv_args: dict) -> None:
         spec = self.builder.convs[node.output]
-        if node.output in self.tensors.narrow_only:
-            target = dict(out_bf16=self.views[node.output])
-        else:
-            target = dict(out=out)
-        self.program.conv2d_bf16(
-            self.views[node.inputs[0]],
-            spec.weight,
-            spec.bias,
-            stride=spec.stride,
-            pad_top=spec.pad_top,
-            pad_left=spec.pad_left,
-            dilation=spec.dilation,
-            activation=activation,
-            slope=spec.slope,
-            alpha=alpha,
-            shuffle=spec.shuffle,
-            skip=skip,
-            **target,
-        )
+        narrow = node.output in self.tensors.narrow_only
+        target = dict(out_bf16=self.views[node.output]) if narrow else dict(out=out)
+        x = self.views[node.inputs[0]]
+        self.program.conv2d_bf16(x, spec.weight, spec.bias, **conv_args, **target)

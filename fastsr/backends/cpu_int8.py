@@ -54,11 +54,10 @@ class Int8Steps(NarrowSteps):
         scale, zero = self.tensors.params[tensor]
         self.program.quantize(self.builder.view(tensor), scale, zero, self.views[tensor])
 
-    def add_conv(self, node, out, skip, activation: str, alpha: float) -> None:
+    def add_conv(self, node, out, conv_args: dict) -> None:
         spec = self.builder.convs[node.output]
         weight, w_scale = quantize_weight(spec.weight)
         x_scale, x_zero = self.tensors.params[node.inputs[0]]
-        target = {}
         if node.output in self.tensors.narrow_only:
             scale, zero = self.tensors.params[node.output]
             target = dict(out_q=self.views[node.output], out_scale=scale, out_zero=zero)
@@ -71,14 +70,6 @@ class Int8Steps(NarrowSteps):
             spec.bias,
             x_scale=x_scale,
             x_zero=x_zero,
-            stride=spec.stride,
-            pad_top=spec.pad_top,
-            pad_left=spec.pad_left,
-            dilation=spec.dilation,
-            activation=activation,
-            slope=spec.slope,
-            alpha=alpha,
-            shuffle=spec.shuffle,
-            skip=skip,
+            **conv_args,
             **target,
         )

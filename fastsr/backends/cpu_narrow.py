@@ -64,5 +64,7 @@ class NarrowSteps:
     def convert(self, tensor: str) -> None:
         raise NotImplementedError
 
-    def add_conv(self, node, out, skip, activation: str, alpha: float) -> None:
+    def add_conv(self, node, out, conv_args: dict) -> None:
+        """The narrow conv computing `node` (fp32 `out` unless its output is narrow only);
+        conv_args: stride, padding, dilation and epilogue as Program.conv2d takes them."""
         raise NotImplementedError
