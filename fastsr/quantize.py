@@ -25,8 +25,9 @@ CROP = 96
 
 
 AUTO_BUDGET_DB = 0.1  # the Set5 PSNR an automatic choice may give up for speed
-# Lower precisions, fastest first, as benchmarks/bench_int8.py measures them on the
-# shipped models (int8 > bf16 > fp32 on every one; README, docs/DESIGN.md).
+# Lower precisions, fastest first. This is the order benchmarks/bench_int8.py measures
+# on the fast models (Zen 4: int8 1.4-2.2x fp32, bf16 1.5-1.7x; README). On the quality
+# models int8 is over the budget and bf16 only runs the last conv.
 AUTO_ORDER = ("int8", "bf16")
 
 
