@@ -16,6 +16,8 @@ that allocates nothing but the returned tensor. Choices made here and in csrc/:
   channel, stored through the pixel-shuffle epilogue (sub-pixel convolution).
 - A bicubic-resized skip is resized once into a scratch buffer that the last conv's
   epilogue adds.
+- precision="int8" / "bf16" runs some convs narrow (cpu_int8.py, cpu_bf16.py; which
+  tensors are narrow: cpu_narrow.py); every other step stays fp32.
 - A frame goes in and out through `Program.run_image`: the caller's pixels are converted
   (dtype, BT.601 luma for Y models) straight into the input buffer and the output back
   (chroma, clamp, round, dtype) in the same GIL-free call; no numpy or torch op per frame.
