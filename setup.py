@@ -34,6 +34,15 @@ ISA_FLAGS = {
         "-mavx2",
     ],
     "_avxvnni.cpp": ["-mavx2", "-mfma", "-mavxvnni"],
+    "_avx512bf16.cpp": [
+        "-mavx512f",
+        "-mavx512bw",
+        "-mavx512dq",
+        "-mavx512vl",
+        "-mavx512bf16",
+        "-mfma",
+        "-mavx2",
+    ],
 }
 # GCC's arm_neon.h offers sdot only to armv8.2-a code; no LSE atomics are emitted there.
 NEON_ISA_FLAGS = {"_neon_dotprod.cpp": ["-march=armv8.2-a+dotprod"]}

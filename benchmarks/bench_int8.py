@@ -1,5 +1,6 @@
-"""Shipped models at fp32 and int8 on the CPU backend, one group per model so the rows
-compare in the same run; each int8 run is first checked against fp32 (> 40 dB)."""
+"""Shipped models at fp32, int8 and bf16 on the CPU backend, one group per model so the
+rows compare in the same run; each int8 run is first checked against fp32 (> 40 dB), each
+bf16 run against fp32 (> 60 dB, as tests/test_bf16_kernels.py bounds it)."""
 
 from __future__ import annotations
 
@@ -32,6 +33,10 @@ def natural_frame(height: int, width: int, channels: int) -> np.ndarray:
     return np.ascontiguousarray(rgb[None], np.float32)
 
 
+def precision_group(model: str, width: int, height: int) -> str:
+    return f"{model} {width}x{height} cpu fp32 vs int8 vs bf16"
+
+
 @pytest.mark.parametrize("precision", ["fp32", "int8"])
 @pytest.mark.parametrize("model", MODELS)
 def test_int8_speed(benchmark, timed, quick, threads, model, precision):
@@ -48,10 +53,37 @@ def test_int8_speed(benchmark, timed, quick, threads, model, precision):
     psnr = 10 * np.log10(1 / max(float(np.mean((y - reference) ** 2)), 1e-12))
     assert psnr > 40, f"{model} int8 strays from fp32: {psnr:.1f} dB"
     compiled = engine.compiled(1, height, width)
-    benchmark.group = f"{model} {width}x{height} cpu fp32 vs int8"
+    benchmark.group = precision_group(model, width, height)
     benchmark.extra_info.update(
         kind="precision", model=model, precision=precision, width=width, height=height,
         threads=threads, psnr_vs_fp32=psnr,
         set5_psnr_cost_db=graph.meta["int8"].get("psnr_cost_db"),
+    )  # fmt: skip
+    timed(lambda _: compiled.program.run_steps(), None, first)
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_bf16_speed(benchmark, timed, quick, threads, model):
+    """bf16 beside test_int8_speed's fp32 and int8 rows of the same model and frame."""
+    from fastsr.backends import get_backend
+
+    if "bf16" not in get_backend("cpu").precisions():
+        pytest.skip("no bf16 kernel on this CPU (avx512_bf16 at the avx512 SIMD level)")
+    graph = load(model)
+    height, width = (36, 64) if quick else (360, 640)
+    x = natural_frame(height, width, graph.input_channels)
+    engine = Engine(graph, "cpu", "bf16", threads=threads)
+    start = time.perf_counter()
+    y = engine.run(x)
+    first = time.perf_counter() - start
+    reference = Engine(graph, "cpu", "fp32", threads=threads).run(x)
+    psnr = 10 * np.log10(1 / max(float(np.mean((y - reference) ** 2)), 1e-12))
+    assert psnr > 60, f"{model} bf16 strays from fp32: {psnr:.1f} dB"
+    compiled = engine.compiled(1, height, width)
+    benchmark.group = precision_group(model, width, height)
+    benchmark.extra_info.update(
+        kind="precision", model=model, precision="bf16", width=width, height=height,
+        threads=threads, psnr_vs_fp32=psnr,
+        set5_psnr_cost_db=graph.meta.get("bf16", {}).get("psnr_cost_db"),
     )  # fmt: skip
     timed(lambda _: compiled.program.run_steps(), None, first)

@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "binding_bf16.h"
+#include "binding_checks.h"
 #include "binding_int8.h"
 #include "conv_op.h"
 #include "fma_peak.h"
@@ -469,6 +471,7 @@ PYBIND11_MODULE(_C, m) {
            "Run on a float32 N x H x W x C array (channel axis contiguous). Returns a new array, "
            "or writes into `out` (same rules, any outer strides) and returns it.");
   bind_int8(m, program);
+  bind_bf16(m, program);
 
   m.def("global_avg_pool",
         [](py::handle x_obj) {

@@ -6,6 +6,8 @@
 #include <optional>
 #include <string>
 
+#include "binding_checks.h"
+
 namespace py = pybind11;
 using fastsr::ByteView;
 using fastsr::Program;
@@ -13,27 +15,11 @@ using fastsr::View;
 
 namespace {
 
-template <class T>
-using Array = py::array_t<T, py::array::c_style | py::array::forcecast>;
-
-template <class T>
-Array<T> exact(py::handle obj, const std::string& what, int ndim) {
-  if (!py::isinstance<py::array>(obj) ||
-      !py::reinterpret_borrow<py::array>(obj).dtype().is(py::dtype::of<T>()))
-    throw py::type_error(what + " must be a numpy array of " +
-                         std::string(py::str(py::dtype::of<T>())));
-  Array<T> a = Array<T>::ensure(obj);
-  if (a.ndim() != ndim)
-    throw py::value_error(what + " must have " + std::to_string(ndim) + " dimensions");
-  return a;
-}
-
-std::vector<float> channels(py::handle obj, const std::string& what, int n) {
-  Array<float> a = exact<float>(obj, what, 1);
-  if (a.shape(0) != n)
-    throw py::value_error(what + " must have " + std::to_string(n) + " entries");
-  return std::vector<float>(a.data(), a.data() + n);
-}
+using fastsr::binding::Array;
+using fastsr::binding::channels;
+using fastsr::binding::check_conv_window;
+using fastsr::binding::dims;
+using fastsr::binding::exact;
 
 fastsr::Act int8_act(const std::string& name) {
   using fastsr::Act;
@@ -43,11 +29,6 @@ fastsr::Act int8_act(const std::string& name) {
   if (name == "leaky_relu") return Act::LeakyRelu;
   throw py::value_error("int8 conv2d activation must be none, relu, prelu or leaky_relu, got '" +
                         name + "'");
-}
-
-std::string dims(int n, int h, int w, int c) {
-  return "(" + std::to_string(n) + ", " + std::to_string(h) + ", " + std::to_string(w) + ", " +
-         std::to_string(c) + ")";
 }
 
 void check_zero(int zero) {
@@ -76,26 +57,11 @@ void add_conv2d_int8(Program& p, const ByteView& x, py::handle weight_obj, py::h
   Array<int8_t> weight = exact<int8_t>(weight_obj, "conv2d_int8 weight", 4);
   const int cout = int(weight.shape(0)), cin = int(weight.shape(1));
   const int kh = int(weight.shape(2)), kw = int(weight.shape(3));
-  if (stride < 1 || dilation < 1 || shuffle < 1 || kh < 1 || kw < 1)
-    throw py::value_error("conv2d_int8: stride, dilation, pixel shuffle and kernel size must be >= 1");
-  if (cin != x.c)
-    throw py::value_error("conv2d_int8: weight expects " + std::to_string(cin) +
-                          " input channels, the input view has " + std::to_string(x.c));
-  const int on = out ? out->n : out_q->n, oh_full = out ? out->h : out_q->h;
-  const int ow_full = out ? out->w : out_q->w, oc = out ? out->c : out_q->c;
-  if (cout != oc * shuffle * shuffle || oh_full % shuffle || ow_full % shuffle || on != x.n)
-    throw py::value_error("conv2d_int8: output " + dims(on, oh_full, ow_full, oc) +
-                          " does not fit " + std::to_string(cout) + " channels shuffled by " +
-                          std::to_string(shuffle));
-  if (skip && (skip->n != on || skip->h != oh_full || skip->w != ow_full || skip->c != oc))
-    throw py::value_error("conv2d_int8 skip: shapes differ from the output");
-  const int oh = oh_full / shuffle, ow = ow_full / shuffle;
-  const int64_t bottom = int64_t(oh - 1) * stride - pad_top + int64_t(dilation) * (kh - 1);
-  const int64_t right = int64_t(ow - 1) * stride - pad_left + int64_t(dilation) * (kw - 1);
-  if (pad_top < 0 || pad_left < 0 || pad_top > x.pad || pad_left > x.pad ||
-      bottom > x.h - 1 + x.pad || right > x.w - 1 + x.pad)
-    throw py::value_error("conv2d_int8: the input view's border (" + std::to_string(x.pad) +
-                          " px) is too small for this kernel, padding and output size");
+  const fastsr::binding::ConvWindow window{cout, cin, kh, kw, stride, dilation,
+                                           pad_top, pad_left, shuffle};
+  const View* skip_view = skip ? &*skip : nullptr;
+  if (out) check_conv_window("conv2d_int8", x, *out, skip_view, window);
+  else check_conv_window("conv2d_int8", x, *out_q, skip_view, window);
   std::vector<float> w_scale = channels(w_scale_obj, "conv2d_int8 weight scale", cout);
   std::vector<float> bias(size_t(cout), 0.f);
   if (!bias_obj.is_none()) bias = channels(bias_obj, "conv2d_int8 bias", cout);

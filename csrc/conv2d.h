@@ -58,7 +58,16 @@ ConvLayer pack_conv(const float* weight, const float* bias, int cout, int cin, i
 
 // Output (and skip) address of conv channel c' at low-resolution pixel (0,0): with
 // pixel-shuffle factor r, channel c' = co*r*r + i*r + j lands at (i, j), channel co.
-std::vector<int64_t> shuffle_offsets(const View& v, int conv_channels, int r);
+// In elements of v (float, uint8 or bf16).
+template <class T>
+std::vector<int64_t> shuffle_offsets(const NhwcView<T>& v, int conv_channels, int r) {
+  std::vector<int64_t> offsets(static_cast<size_t>(conv_channels));
+  for (int c = 0; c < conv_channels; ++c) {
+    const int co = c / (r * r), i = (c / r) % r, j = c % r;
+    offsets[size_t(c)] = i * v.row + j * v.pix + co;
+  }
+  return offsets;
+}
 
 struct ConvJob {
   const ConvLayer* layer;

@@ -20,14 +20,7 @@ namespace fastsr {
 
 constexpr int kInt8WeightMax = 63;
 
-// A window onto an NHWC uint8 tensor (strides in bytes; see View).
-struct ByteView {
-  uint8_t* data = nullptr;
-  int n = 0, h = 0, w = 0, c = 0;
-  int64_t pix = 0, row = 0, img = 0;
-  int pad = 0;
-  uint8_t* at(int b, int y, int x) const { return data + b * img + y * row + x * pix; }
-};
+using ByteView = NhwcView<uint8_t>;  // u8 tensors of int8 layers (view.h)
 
 // Kernel families for int8, on top of active_simd(): the VNNI ones where cpuid reports
 // them, NEON's dot-product one where HWCAP (Linux) or sysctl (macOS) reports FEAT_DotProd.

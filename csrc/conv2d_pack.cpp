@@ -44,13 +44,4 @@ ConvLayer pack_conv(const float* weight, const float* bias, int cout, int cin, i
   return L;
 }
 
-std::vector<int64_t> shuffle_offsets(const View& v, int conv_channels, int r) {
-  std::vector<int64_t> offsets(static_cast<size_t>(conv_channels));
-  for (int c = 0; c < conv_channels; ++c) {
-    int co = c / (r * r), i = (c / r) % r, j = c % r;
-    offsets[size_t(c)] = i * v.row + j * v.pix + co;
-  }
-  return offsets;
-}
-
 }  // namespace fastsr

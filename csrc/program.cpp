@@ -3,6 +3,7 @@
 #include <omp.h>
 
 #include <atomic>
+#include <stdexcept>
 
 #include "conv_config.h"
 #include "rearrange.h"
@@ -37,14 +38,14 @@ size_t Program::bytes() const {
     floats += size_t(in.n) * 2 * (size_t(in.h) * in.w + size_t(in.h) * out.w);
   }
   size_t bytes = floats * sizeof(float);
-  for (const auto& b : byte_buffers_) bytes += b.size();
+  for (const auto& b : narrow_) bytes += b.bytes.size();
   return bytes;
 }
 
 namespace {
 
 // `channels` channels from `channel_offset` on of a bordered NHWC buffer starting at `base`
-// (float View or uint8 ByteView: the same geometry).
+// (float, uint8 or bf16 elements: the same geometry).
 template <class ViewT, class T>
 ViewT bordered_view(const BufferShape& s, T* base, int channel_offset, int channels) {
   ViewT v;
@@ -163,28 +164,56 @@ void Program::add_global_avg_pool(const View& x, const View& out) {
   steps_.push_back([x, out, partial] { global_avg_pool(x, out, *partial); });
 }
 
-// The dot products read channels 4 at a time: a slack of a vector past the last pixel.
+int Program::add_narrow_buffer(const BufferShape& s, size_t element_bytes, size_t slack,
+                               uint8_t fill) {
+  const int64_t hp = s.h + 2 * s.pad, wp = s.w + 2 * s.pad;
+  narrow_.push_back({s, element_bytes,
+                     std::vector<uint8_t>(size_t(s.n * hp * wp * s.c) * element_bytes + slack, fill)});
+  return int(narrow_.size()) - 1;
+}
+
+// The int8 dot products read channels 4 at a time: a slack of a vector past the last pixel.
+// The bf16 kernel reads no channel past a view's last (an odd channel is read alone).
 constexpr size_t kByteSlack = 64;
 
 int Program::add_byte_buffer(const BufferShape& s, uint8_t fill) {
-  const int64_t hp = s.h + 2 * s.pad, wp = s.w + 2 * s.pad;
-  byte_shapes_.push_back(s);
-  byte_buffers_.emplace_back(size_t(s.n * hp * wp * s.c) + kByteSlack, fill);
-  return int(byte_buffers_.size()) - 1;
+  return add_narrow_buffer(s, 1, kByteSlack, fill);
 }
 
-ByteView Program::byte_view(int buffer, int channel_offset, int channels) const {
-  uint8_t* base = const_cast<uint8_t*>(byte_buffers_.at(size_t(buffer)).data());
-  return bordered_view<ByteView>(byte_shapes_.at(size_t(buffer)), base, channel_offset, channels);
+int Program::add_bf16_buffer(const BufferShape& s) { return add_narrow_buffer(s, 2, 0, 0); }
+
+template <class T>
+NhwcView<T> Program::narrow_view(int buffer, int channel_offset, int channels) const {
+  const NarrowBuffer& b = narrow_.at(size_t(buffer));
+  if (b.element_bytes != sizeof(T)) throw std::out_of_range("a narrow buffer of another type");
+  T* base = reinterpret_cast<T*>(const_cast<uint8_t*>(b.bytes.data()));
+  return bordered_view<NhwcView<T>>(b.shape, base, channel_offset, channels);
 }
 
-int Program::byte_buffer_of(const ByteView& v) const {
-  for (size_t b = 0; b < byte_buffers_.size(); ++b) {
-    const uint8_t* begin = byte_buffers_[b].data();
-    if (v.data >= begin && v.data < begin + byte_buffers_[b].size() - kByteSlack) return int(b);
+template <class T>
+int Program::narrow_buffer_of(const NhwcView<T>& v) const {
+  const uint8_t* p = reinterpret_cast<const uint8_t*>(v.data);
+  for (size_t i = 0; i < narrow_.size(); ++i) {
+    const NarrowBuffer& b = narrow_[i];
+    const size_t slack = b.element_bytes == 1 ? kByteSlack : 0;
+    if (b.element_bytes == sizeof(T) && p >= b.bytes.data() &&
+        p < b.bytes.data() + b.bytes.size() - slack)
+      return int(i);
   }
   return -1;
 }
+
+ByteView Program::byte_view(int buffer, int channel_offset, int channels) const {
+  return narrow_view<uint8_t>(buffer, channel_offset, channels);
+}
+
+Bf16View Program::bf16_view(int buffer, int channel_offset, int channels) const {
+  return narrow_view<uint16_t>(buffer, channel_offset, channels);
+}
+
+int Program::byte_buffer_of(const ByteView& v) const { return narrow_buffer_of(v); }
+
+int Program::bf16_buffer_of(const Bf16View& v) const { return narrow_buffer_of(v); }
 
 void Program::add_conv2d_int8(const ByteView& x, const View* out, const ByteView* out_q,
                               const View* skip, Int8ConvLayer layer) {
@@ -197,17 +226,13 @@ void Program::add_conv2d_int8(const ByteView& x, const View* out, const ByteView
   auto s = std::make_shared<State>();
   s->layer = std::move(layer);
   if (skip) s->skip = *skip;
-  const int r = s->layer.shuffle;
-  View geometry;  // the output's strides, for the shuffle offsets
-  if (out) geometry = *out;
-  if (out_q) geometry.h = out_q->h, geometry.w = out_q->w, geometry.pix = out_q->pix,
-             geometry.row = out_q->row;
-  s->out_offsets = shuffle_offsets(geometry, s->layer.cout, r);
-  if (skip) s->skip_offsets = shuffle_offsets(*skip, s->layer.cout, r);
+  const int r = s->layer.shuffle, cout = s->layer.cout;
+  s->out_offsets = out ? shuffle_offsets(*out, cout, r) : shuffle_offsets(*out_q, cout, r);
+  if (skip) s->skip_offsets = shuffle_offsets(*skip, cout, r);
+  const int oh = (out ? out->h : out_q->h) / r, ow = (out ? out->w : out_q->w) / r;
   s->job = Int8ConvJob{&s->layer, x, out ? *out : View{}, out_q ? *out_q : ByteView{},
                        skip ? &s->skip : nullptr, s->out_offsets.data(),
-                       skip ? s->skip_offsets.data() : nullptr, r == 1,
-                       geometry.h / r, geometry.w / r};
+                       skip ? s->skip_offsets.data() : nullptr, r == 1, oh, ow};
   steps_.push_back([s] { conv2d_int8(s->job); });
 }
 
@@ -217,6 +242,36 @@ void Program::add_quantize(const View& x, float scale, int zero, const ByteView&
 
 void Program::add_dequantize(const ByteView& x, float scale, int zero, const View& out) {
   steps_.push_back([x, scale, zero, out] { dequantize_u8(x, scale, zero, out); });
+}
+
+void Program::add_conv2d_bf16(const Bf16View& x, const View* out, const Bf16View* out_bf16,
+                              const View* skip, Bf16ConvLayer layer) {
+  struct State {
+    Bf16ConvLayer layer;
+    View skip;
+    std::vector<int64_t> out_offsets, skip_offsets;
+    Bf16ConvJob job;
+  };
+  auto s = std::make_shared<State>();
+  s->layer = std::move(layer);
+  if (skip) s->skip = *skip;
+  const int r = s->layer.conv.shuffle, cout = s->layer.conv.cout;
+  s->out_offsets = out ? shuffle_offsets(*out, cout, r) : shuffle_offsets(*out_bf16, cout, r);
+  if (skip) s->skip_offsets = shuffle_offsets(*skip, cout, r);
+  const int oh = (out ? out->h : out_bf16->h) / r, ow = (out ? out->w : out_bf16->w) / r;
+  const ConvJob epilogue{&s->layer.conv, View{}, out ? *out : View{},
+                         skip ? &s->skip : nullptr, s->out_offsets.data(),
+                         skip ? s->skip_offsets.data() : nullptr, r == 1, oh, ow};
+  s->job = Bf16ConvJob{&s->layer, x, epilogue, out_bf16 ? *out_bf16 : Bf16View{}};
+  steps_.push_back([s] { conv2d_bf16(s->job); });
+}
+
+void Program::add_to_bf16(const View& x, const Bf16View& out) {
+  steps_.push_back([x, out] { fp32_to_bf16(x, out); });
+}
+
+void Program::add_from_bf16(const Bf16View& x, const View& out) {
+  steps_.push_back([x, out] { bf16_to_fp32(x, out); });
 }
 
 void Program::run_steps() const {

@@ -8,6 +8,7 @@
 
 #include "aligned.h"
 #include "conv2d.h"
+#include "conv2d_bf16.h"
 #include "conv2d_int8.h"
 #include "image_io.h"
 #include "pointwise.h"
@@ -55,15 +56,25 @@ class Program {
   void add_pixel_shuffle(const View& x, int r, const View& out);
   void add_global_avg_pool(const View& x, const View& out);
 
-  // uint8 tensors for int8 layers; `fill` (the tensor's zero point) is what the border reads.
+  // Narrow tensors, numbered apart from the float buffers: uint8 for int8 layers, whose
+  // border reads `fill` (the tensor's zero point), and bf16 for bf16 layers (border zero).
+  // A view of a buffer of the other element type does not belong to the Program.
   int add_byte_buffer(const BufferShape& shape, uint8_t fill);
+  int add_bf16_buffer(const BufferShape& shape);
   ByteView byte_view(int buffer, int channel_offset, int channels) const;
+  Bf16View bf16_view(int buffer, int channel_offset, int channels) const;
   int byte_buffer_of(const ByteView& v) const;
+  int bf16_buffer_of(const Bf16View& v) const;
   // Exactly one of out (fp32) and out_q (u8, layer.out_u8) is given.
   void add_conv2d_int8(const ByteView& x, const View* out, const ByteView* out_q,
                        const View* skip, Int8ConvLayer layer);
   void add_quantize(const View& x, float scale, int zero, const ByteView& out);
   void add_dequantize(const ByteView& x, float scale, int zero, const View& out);
+  // Exactly one of out (fp32) and out_bf16 (layer.out_bf16) is given.
+  void add_conv2d_bf16(const Bf16View& x, const View* out, const Bf16View* out_bf16,
+                       const View* skip, Bf16ConvLayer layer);
+  void add_to_bf16(const View& x, const Bf16View& out);
+  void add_from_bf16(const Bf16View& x, const View& out);
 
   // input/output: the Program's input and output views laid over caller memory.
   void run(const View& input, const View& output) const;
@@ -80,8 +91,17 @@ class Program {
   int threads_;
   std::vector<BufferShape> shapes_;
   std::vector<AlignedFloats> buffers_;
-  std::vector<BufferShape> byte_shapes_;
-  std::vector<std::vector<uint8_t>> byte_buffers_;
+  struct NarrowBuffer {
+    BufferShape shape;
+    size_t element_bytes;
+    std::vector<uint8_t> bytes;
+  };
+  std::vector<NarrowBuffer> narrow_;
+  int add_narrow_buffer(const BufferShape& shape, size_t element_bytes, size_t slack, uint8_t fill);
+  template <class T>
+  NhwcView<T> narrow_view(int buffer, int channel_offset, int channels) const;
+  template <class T>
+  int narrow_buffer_of(const NhwcView<T>& v) const;
   size_t scratch_floats_ = 0;
   std::vector<std::function<void()>> steps_;
   View input_, output_;

@@ -62,9 +62,9 @@ def _add_model_options(parser: argparse.ArgumentParser, tiles: bool = True) -> N
         "--threads", type=_positive, help="CPU threads for the backend (at most the cores)"
     )
     parser.add_argument(
-        "--precision", default="fp32", choices=["fp32", "int8", "auto"],
-        help="fp32 (default); int8 (cpu, calibrated models: see fastsr quantize); auto: "
-        "int8 where its measured PSNR cost is within 0.1 dB",
+        "--precision", default="fp32", choices=["fp32", "int8", "bf16", "auto"],
+        help="fp32 (default); int8 (cpu, calibrated models: see fastsr quantize); bf16 (cpu "
+        "with avx512_bf16); auto: the fastest whose measured PSNR cost is within 0.1 dB",
     )  # fmt: skip
     if tiles:
         parser.add_argument(
@@ -367,7 +367,9 @@ def _run_info(args) -> int:
         from fastsr import _C
 
         print(f"cpu kernels: {_C.simd_level()} SIMD, {_C.max_threads()} threads")
-        print(f"int8 kernels: {_C.int8_isa()} (bf16: none, this build has no bf16 kernels)")
+        print(f"int8 kernels: {_C.int8_isa()}")
+        bf16 = "avx512bf16" if _C.bf16_supported() else "none (needs avx512_bf16 at avx512)"
+        print(f"bf16 kernels: {bf16}")
     except ImportError as error:
         print(f"cpu kernels: not built ({error})")
     print(f"triton: {_installed_version('triton')}")
@@ -394,14 +396,18 @@ def _cuda_device() -> str:
 def _print_auto_precision(models) -> None:
     from fastsr.backends import availability, get_backend
     from fastsr.graph import load
-    from fastsr.quantize import auto_precision
+    from fastsr.quantize import AUTO_ORDER, auto_precision
 
     if availability("cpu") is not None:
         return
     for model in models:
         graph = load(model["name"])
-        cost = graph.meta.get("int8", {}).get("psnr_cost_db")
-        measured = "no int8 calibration" if cost is None else f"int8 costs {cost:.3f} dB Set5"
+        costs = [
+            f"{p} costs {graph.meta[p]['psnr_cost_db']:.3f} dB Set5"
+            for p in AUTO_ORDER
+            if graph.meta.get(p, {}).get("psnr_cost_db") is not None
+        ]
+        measured = ", ".join(costs) or "no measured cost of a lower precision"
         print(
             f"  {model['name']}: precision auto -> {auto_precision(graph, get_backend('cpu'))}"
             f" on cpu ({measured})"

@@ -25,14 +25,20 @@ CROP = 96
 
 
 AUTO_BUDGET_DB = 0.1  # the Set5 PSNR an automatic choice may give up for speed
+# Lower precisions, fastest first. This is the order benchmarks/bench_int8.py measures
+# on the fast models (Zen 4: int8 1.4-2.2x fp32, bf16 1.5-1.7x; README). On the quality
+# models int8 is over the budget and bf16 only runs the last conv.
+AUTO_ORDER = ("int8", "bf16")
 
 
 def auto_precision(graph: Graph, backend) -> str:
-    """int8 where the backend runs it and the model's measured int8 PSNR cost (recorded
-    as meta["int8"]["psnr_cost_db"]) is within AUTO_BUDGET_DB; fp32 otherwise."""
-    cost = graph.meta.get("int8", {}).get("psnr_cost_db")
-    if "int8" in backend.precisions() and cost is not None and cost <= AUTO_BUDGET_DB:
-        return "int8"
+    """The first of AUTO_ORDER that the backend runs here and whose measured Set5 PSNR
+    cost on this model (meta[precision]["psnr_cost_db"]) is within AUTO_BUDGET_DB; fp32
+    when none is."""
+    for precision in AUTO_ORDER:
+        cost = graph.meta.get(precision, {}).get("psnr_cost_db")
+        if precision in backend.precisions() and cost is not None and cost <= AUTO_BUDGET_DB:
+            return precision
     return "fp32"
 
 
@@ -187,33 +193,50 @@ def quantize_model(
     return calibrated
 
 
-def int8_cost(graph: Graph, data: str | Path, dataset: str = "Set5", fp32: float | None = None):
-    """Y-PSNR of `graph` (calibrated) on `dataset` at fp32 and int8 on the CPU backend."""
+def psnr_cost(
+    graph: Graph,
+    precision: str,
+    data: str | Path,
+    dataset: str = "Set5",
+    fp32: float | None = None,
+) -> dict:
+    """Y-PSNR of `graph` on `dataset` at fp32 and at `precision` on the CPU backend."""
     from fastsr.api import Upscaler
     from fastsr.evaluate import evaluate
 
     scale = int(graph.meta["scale"])
     scores = {} if fp32 is None else {"fp32": fp32}
-    for precision in ("fp32", "int8"):
-        if precision not in scores:
-            up = Upscaler(graph, backend="cpu", precision=precision)
+    for name in ("fp32", precision):
+        if name not in scores:
+            up = Upscaler(graph, backend="cpu", precision=name)
             result = evaluate(up, data, scale, datasets=[dataset], bicubic=False)
-            scores[precision] = result[dataset]["model"]["psnr"]
-    return {"dataset": dataset, **scores, "psnr_cost_db": scores["fp32"] - scores["int8"]}
+            scores[name] = result[dataset]["model"]["psnr"]
+    return {"dataset": dataset, **scores, "psnr_cost_db": scores["fp32"] - scores[precision]}
 
 
 SHIPPED_ESTIMATORS = ("mse", "percentile")  # max never won on the shipped models
 
 
-def main() -> None:
-    """Calibrate every shipped model on the training images with each of
-    SHIPPED_ESTIMATORS, keep the one with the best Set5 PSNR, and record it and its cost
-    in the model's JSON config and graph file (`python -m fastsr.quantize`)."""
+def _record(json_path: Path, graph: Graph, key: str, meta: dict) -> None:
+    """meta as `key` of the model's JSON config and of its graph file."""
     import json
 
-    from fastsr.evaluate import default_data_dir
     from fastsr.graph.serialize import save_graph
-    from fastsr.graph.shipped import graph_path, load_shipped, shipped
+    from fastsr.graph.shipped import graph_path
+
+    config = json.loads(json_path.read_text())
+    config[key] = meta
+    json_path.write_text(json.dumps(config, indent=2) + "\n")
+    graph = graph.copy()
+    graph.meta[key] = meta
+    save_graph(graph, graph_path(json_path))
+
+
+def record_int8() -> None:
+    """Calibrate every shipped model on the training images with each of
+    SHIPPED_ESTIMATORS, keep the one with the best Set5 PSNR, and record it and its cost."""
+    from fastsr.evaluate import default_data_dir
+    from fastsr.graph.shipped import load_shipped, shipped
 
     train = Path("/work/shared/datasets/train")
     source = "datasets/train (T91, General100, BSD200), LR by bicubic downscale, seed 0"
@@ -224,7 +247,7 @@ def main() -> None:
         tried, fp32 = {}, None
         for estimator in SHIPPED_ESTIMATORS:
             calibrated = calibrate(graph, inputs, estimator, source=source)
-            cost = int8_cost(calibrated, default_data_dir(), fp32=fp32)
+            cost = psnr_cost(calibrated, "int8", default_data_dir(), fp32=fp32)
             fp32 = cost["fp32"]
             tried[estimator] = (cost, calibrated)
         best = min(tried, key=lambda e: tried[e][0]["psnr_cost_db"])
@@ -232,11 +255,35 @@ def main() -> None:
         meta = calibrated.meta["int8"]
         meta["psnr_cost_db"] = cost["psnr_cost_db"]
         meta["measured"] = {**cost, "by_estimator": {e: c["int8"] for e, (c, _) in tried.items()}}
-        config = json.loads(json_path.read_text())
-        config["int8"] = meta
-        json_path.write_text(json.dumps(config, indent=2) + "\n")
-        save_graph(calibrated, graph_path(json_path))
+        _record(json_path, calibrated, "int8", meta)
         print(f"{name}: Set5 fp32 {fp32:.4f}, int8 {cost['int8']:.4f} dB ({best})", flush=True)
+
+
+def record_bf16() -> None:
+    """Measure every shipped model's Set5 cost at bf16 (no calibration: the CPU backend
+    rounds to bf16 the layers it runs in bf16 here) and record it."""
+    from fastsr.evaluate import default_data_dir
+    from fastsr.graph.shipped import load_shipped, shipped
+
+    for name, json_path in sorted(shipped().items()):
+        graph = load_shipped(json_path)
+        cost = psnr_cost(graph, "bf16", default_data_dir())
+        _record(json_path, graph, "bf16", {"psnr_cost_db": cost["psnr_cost_db"], "measured": cost})
+        print(f"{name}: Set5 fp32 {cost['fp32']:.4f}, bf16 {cost['bf16']:.4f} dB", flush=True)
+
+
+RECORDERS = {"int8": record_int8, "bf16": record_bf16}
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m fastsr.quantize [int8] [bf16]`: record the measured cost of each
+    precision (default int8) in every shipped model's JSON config and graph file."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m fastsr.quantize", description=main.__doc__)
+    parser.add_argument("precisions", nargs="*", choices=sorted(RECORDERS), default=["int8"])
+    for precision in parser.parse_args(argv).precisions:
+        RECORDERS[precision]()
 
 
 if __name__ == "__main__":

@@ -112,6 +112,8 @@ def test_auto_picks_int8_only_within_the_budget(fast_x2_int8):
     cpu = get_backend("cpu")
     assert auto_precision(load("fast_x2"), get_backend("reference")) == "fp32"
     cheap, costly = calibrated.copy(), calibrated.copy()
+    for graph in (cheap, costly):
+        graph.meta.pop("bf16", None)  # int8 alone (bf16's turn: test_bf16_kernels)
     cheap.meta["int8"]["psnr_cost_db"] = 0.02
     costly.meta["int8"]["psnr_cost_db"] = 0.5
     assert auto_precision(cheap, cpu) == "int8" and auto_precision(costly, cpu) == "fp32"

@@ -16,6 +16,8 @@ that allocates nothing but the returned tensor. Choices made here and in csrc/:
   channel, stored through the pixel-shuffle epilogue (sub-pixel convolution).
 - A bicubic-resized skip is resized once into a scratch buffer that the last conv's
   epilogue adds.
+- precision="int8" / "bf16" runs some convs narrow (cpu_int8.py, cpu_bf16.py; which
+  tensors are narrow: cpu_narrow.py); every other step stays fp32.
 - A frame goes in and out through `Program.run_image`: the caller's pixels are converted
   (dtype, BT.601 luma for Y models) straight into the input buffer and the output back
   (chroma, clamp, round, dtype) in the same GIL-free call; no numpy or torch op per frame.
@@ -27,6 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fastsr.backends.cpu_bf16 import Bf16Steps, Bf16Tensors
 from fastsr.backends.cpu_int8 import Int8Steps, Int8Tensors
 from fastsr.color import RGB_TO_YCBCR, YCBCR_OFFSET
 from fastsr.graph.ir import CONV_OPS as CONVS
@@ -58,6 +61,14 @@ class ConvSpec:
         bottom = (out_h - 1) * self.stride - self.pad_top + self.dilation * (k_h - 1)
         right = (out_w - 1) * self.stride - self.pad_left + self.dilation * (k_w - 1)
         return max(self.pad_top, self.pad_left, bottom - (h - 1), right - (w - 1), 0)
+
+    def runs_winograd(self) -> bool:
+        """Whether the C++ side runs this conv (in fp32) as Winograd at the active SIMD level."""
+        cout, cin, k_h, k_w = self.weight.shape
+        return _c_module().winograd_fits(
+            cin, cout, k_h, k_w, self.stride, self.dilation, self.pad_top, self.pad_left,
+            self.shuffle,
+        )  # fmt: skip
 
 
 def _per_channel(graph: Graph, node: Node, channels: int) -> tuple[np.ndarray, np.ndarray | None]:
@@ -250,24 +261,18 @@ class Layout:
                     _, skip_h, _ = self.plan.shapes[node.inputs[1]]
                     floats += self.plan.batch * c * out_w * (out_h + skip_h)
                 spec = self.convs[node.output]
-                cout, cin, k_h, k_w = spec.weight.shape
-                if c_module.winograd_fits(
-                    cin,
-                    cout,
-                    k_h,
-                    k_w,
-                    spec.stride,
-                    spec.dilation,
-                    spec.pad_top,
-                    spec.pad_left,
-                    spec.shuffle,
-                ):
+                if spec.runs_winograd():
+                    cout, cin = spec.weight.shape[:2]
                     floats += threads * c_module.winograd_scratch_floats(cin, cout)
         if image_color(self.graph) == "y":
             _, h, w = self.plan.shapes[self.graph.input]
             _, _, out_w = self.plan.shapes[self.graph.output]
             floats += self.plan.batch * 2 * (h * w + h * out_w)
         return 4 * floats
+
+
+# precision -> (the steps a ProgramBuilder adds for its layers, the tensors they keep narrow)
+NARROW_LAYERS = {"int8": (Int8Steps, Int8Tensors), "bf16": (Bf16Steps, Bf16Tensors)}
 
 
 class ProgramBuilder:
@@ -282,13 +287,14 @@ class ProgramBuilder:
         self.buffer_of = self.layout.buffer_of
         for geometry in self.layout.buffers:
             self.program.add_buffer(*geometry)
-        self.int8 = Int8Steps(self) if precision == "int8" else None
-        if self.int8:
-            self.int8.quantize_if_read(graph.input)
+        steps = NARROW_LAYERS[precision][0] if precision in NARROW_LAYERS else None
+        self.narrow = steps(self) if steps else None
+        if self.narrow:
+            self.narrow.convert_if_read(graph.input)
         for node in graph.nodes:
             self._add_step(node)
-            if self.int8:
-                self.int8.quantize_if_read(node.output)
+            if self.narrow:
+                self.narrow.convert_if_read(node.output)
         self.program.set_input(self.view(graph.input))
         self.program.set_output(self.view(graph.output))
         color = image_color(graph)
@@ -359,24 +365,16 @@ class ProgramBuilder:
             skip = scratch
         activation = node.epilogue("activation") or "none"
         alpha = node.epilogue("activation_param") if activation == "leaky_relu" else 0.0
-        if self.int8 and self.int8.runs(node):
-            self.int8.add_conv(node, out, skip, activation, alpha)
+        # Everything but the operands, as every conv step (fp32, int8, bf16) takes it.
+        conv_args = dict(
+            stride=spec.stride, pad_top=spec.pad_top, pad_left=spec.pad_left,
+            dilation=spec.dilation, activation=activation, slope=spec.slope, alpha=alpha,
+            shuffle=spec.shuffle, skip=skip,
+        )  # fmt: skip
+        if self.narrow and self.narrow.runs(node):
+            self.narrow.add_conv(node, out, conv_args)
             return
-        self.program.conv2d(
-            ins[0],
-            out,
-            spec.weight,
-            spec.bias,
-            stride=spec.stride,
-            pad_top=spec.pad_top,
-            pad_left=spec.pad_left,
-            dilation=spec.dilation,
-            activation=activation,
-            slope=spec.slope,
-            alpha=alpha,
-            shuffle=spec.shuffle,
-            skip=skip,
-        )
+        self.program.conv2d(ins[0], out, spec.weight, spec.bias, **conv_args)
 
 
 class CompiledProgram:
@@ -406,7 +404,7 @@ class CpuBackend:
         return None
 
     def precisions(self) -> tuple[str, ...]:
-        return ("fp32", "int8")
+        return ("fp32", "int8", "bf16") if _c_module().bf16_supported() else ("fp32", "int8")
 
     def unsupported(self, graph: Graph) -> list[str]:
         return [problem for node in graph.nodes for problem in _problems(node)]
@@ -416,7 +414,8 @@ class CpuBackend:
 
     def plan_bytes(self, graph: Graph, plan, precision: str = "fp32", threads=None) -> int:
         layout = Layout(graph, plan)
-        extra = Int8Tensors(graph, plan, layout.convs).nbytes() if precision == "int8" else 0
+        tensors = NARROW_LAYERS[precision][1] if precision in NARROW_LAYERS else None
+        extra = tensors(graph, plan, layout.convs).nbytes() if tensors else 0
         return layout.nbytes(threads or self.default_threads()) + extra
 
     def compile(self, graph: Graph, plan, precision: str = "fp32", threads: int | None = None):

@@ -1,0 +1,327 @@
+"""The bf16 conv kernel and the fp32 <-> bf16 steps of fastsr._C, and precision="bf16" on
+the cpu backend, against torch: float64 convolution of the bf16-rounded input and weights
+(torch's own rounding, nearest even).
+
+Tolerance. Every bf16 x bf16 product is exact in fp32 (8 x 8 significant bits), so the
+kernel differs from the float64 sum only by fp32 additions in its own order: at most
+(terms + 2) * 2^-24 * (sum |x w| + |bias|) for `terms` products (the standard bound on a
+recursive sum), times 1.1 through the activations (silu's slope is below 1.1), plus 3e-7
+(1 + |y|) for the vector tanh / sigmoid / silu and an fp32 rounding of the skip add; a
+bf16 output adds its own rounding, half a bf16 step: 2^-8 |y|. A product dropped or read
+from the wrong tap or channel is ~ sum |x w| / terms, far above the bound.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from fastsr import _C
+from fastsr.backends import get_backend
+from fastsr.engine import Engine, make_plan
+from fastsr.graph import load
+
+pytestmark = pytest.mark.skipif(
+    not _C.bf16_supported(),
+    reason=f"no avx512_bf16 at this CPU's SIMD level ({_C.simd_level()}): no bf16 kernel to test",
+)
+
+F32 = np.float32
+U = 2.0**-24  # fp32 unit roundoff
+ACTIVATIONS = {
+    "none": lambda y, slope, alpha: y,
+    "relu": lambda y, slope, alpha: torch.relu(y),
+    "prelu": lambda y, slope, alpha: torch.where(y > 0, y, slope.view(1, -1, 1, 1) * y),
+    "leaky_relu": lambda y, slope, alpha: torch.where(y > 0, y, alpha * y),
+    "tanh": lambda y, slope, alpha: torch.tanh(y),
+    "sigmoid": lambda y, slope, alpha: torch.sigmoid(y),
+    "silu": lambda y, slope, alpha: y * torch.sigmoid(y),
+}
+
+
+def bf16(a: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(a).to(torch.bfloat16).double()
+
+
+def nchw(a: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(a)).double().permute(0, 3, 1, 2)
+
+
+def nhwc(t: torch.Tensor) -> np.ndarray:
+    return t.permute(0, 2, 3, 1).numpy()
+
+
+def reference(x, weight, bias, stride, pad, dilation, activation, slope, alpha, shuffle, skip):
+    """(y, bound): the float64 result and the elementwise bound of the module docstring."""
+    xb, wb = bf16(x).permute(0, 3, 1, 2), bf16(weight)
+    conv = dict(stride=stride, padding=pad, dilation=dilation)
+    b = torch.from_numpy(bias).double()
+    y = F.conv2d(xb, wb, b, **conv)
+    magnitude = F.conv2d(xb.abs(), wb.abs(), b.abs(), **conv)
+    terms = weight.shape[1] * weight.shape[2] * weight.shape[3]
+    slope_t = None if slope is None else torch.from_numpy(slope).double()
+    y = ACTIVATIONS[activation](y, slope_t, alpha)
+    bound = 1.1 * (terms + 2) * U * magnitude + 3e-7 * (1 + y.abs())
+    y, bound = F.pixel_shuffle(y, shuffle), F.pixel_shuffle(bound, shuffle)
+    if skip is not None:
+        y = y + nchw(skip)
+        bound = bound + U * y.abs()
+    return nhwc(y), nhwc(bound)
+
+
+def run_conv_bf16(
+    x, weight, bias, *, stride=1, pad=0, dilation=1, activation="none", slope=None, alpha=0.0,
+    shuffle=1, skip=None, bf16_out=False, threads=1,
+):  # fmt: skip
+    """One Program: x to bf16, the bf16 conv (fp32 out, or bf16 out widened back), with
+    `skip` (fp32, output-sized) read from the Program's input past x's channels."""
+    n, h, w, cin = x.shape
+    cout, _, kh, kw = weight.shape
+    oh = (h + 2 * pad - dilation * (kh - 1) - 1) // stride + 1
+    ow = (w + 2 * pad - dilation * (kw - 1) - 1) // stride + 1
+    oc = cout // (shuffle * shuffle)
+    extra = 0 if skip is None else oc
+    p = _C.Program(threads)
+    src = p.add_buffer(n, h, w, cin) if skip is None else None
+    feed = x
+    if skip is not None:  # skip rides in the input at output size: h, w = output size
+        src = p.add_buffer(n, h, w, cin + extra * shuffle * shuffle)
+        skip_lr = nhwc(F.pixel_unshuffle(nchw(skip), shuffle)).astype(F32)
+        feed = np.concatenate([x, skip_lr], axis=3)
+    p.set_input(p.view(src, 0, feed.shape[3]))
+    xb = p.bf16_view(p.add_bf16_buffer(n, h, w, cin, pad), 0, cin)
+    p.to_bf16(p.view(src, 0, cin), xb)
+    out = p.view(p.add_buffer(n, oh * shuffle, ow * shuffle, oc), 0, oc)
+    p.set_output(out)
+    skip_view = None
+    if skip is not None:
+        skip_view = p.view(p.add_buffer(n, oh * shuffle, ow * shuffle, oc), 0, oc)
+        tail = p.view(src, cin, extra * shuffle * shuffle)
+        if shuffle == 1:
+            p.copy(tail, skip_view)
+        else:
+            p.pixel_shuffle(tail, shuffle, skip_view)
+    common = dict(
+        stride=stride, pad_top=pad, pad_left=pad, dilation=dilation, activation=activation,
+        slope=slope, alpha=alpha, shuffle=shuffle, skip=skip_view,
+    )  # fmt: skip
+    if bf16_out:
+        yb = p.bf16_view(p.add_bf16_buffer(n, oh * shuffle, ow * shuffle, oc), 0, oc)
+        p.conv2d_bf16(xb, weight, bias, out_bf16=yb, **common)
+        p.from_bf16(yb, out)
+    else:
+        p.conv2d_bf16(xb, weight, bias, out=out, **common)
+    return p.run(np.ascontiguousarray(feed))
+
+
+def random_case(seed, n, h, w, cin, cout, k):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, h, w, cin)).astype(F32)
+    weight = (rng.standard_normal((cout, cin, k, k)) / np.sqrt(cin * k * k)).astype(F32)
+    bias = rng.standard_normal(cout).astype(F32)
+    slope = (rng.random(cout) * 0.5).astype(F32)
+    return x, weight, bias, slope
+
+
+def assert_within(got, want, bound):
+    excess = np.abs(got.astype(np.float64) - want) - bound
+    assert got.shape == want.shape
+    assert excess.max() <= 0, f"exceeds the bound by {excess.max():.3g} at {np.argmax(excess)}"
+
+
+@pytest.mark.parametrize("k", [1, 3, 5])
+@pytest.mark.parametrize(
+    "n,h,w,cin,cout,stride,dilation",
+    [
+        (1, 7, 9, 1, 5, 1, 1),  # one input channel: the odd channel alone
+        (2, 5, 13, 17, 24, 1, 1),  # odd channels, two images
+        (1, 11, 6, 32, 33, 2, 1),  # stride 2, a group of 3 vectors + 1 channel
+        (1, 9, 10, 8, 16, 1, 2),  # dilation 2
+        (1, 6, 29, 64, 80, 1, 1),  # two groups (64 + 16 channels), tiles of 12 and a tail
+    ],
+)
+def test_conv_bf16_matches_torch_on_rounded_operands(k, n, h, w, cin, cout, stride, dilation):
+    x, weight, bias, _ = random_case(k + cin, n, h, w, cin, cout, k)
+    pad = dilation * (k // 2)
+    got = run_conv_bf16(x, weight, bias, stride=stride, pad=pad, dilation=dilation)
+    want, bound = reference(x, weight, bias, stride, pad, dilation, "none", None, 0.0, 1, None)
+    assert_within(got, want, bound)
+
+
+@pytest.mark.parametrize("activation", list(ACTIVATIONS))
+@pytest.mark.parametrize("shuffle", [1, 2, 3])
+@pytest.mark.parametrize("with_skip", [False, True])
+@pytest.mark.parametrize("bf16_out", [False, True])
+def test_conv_bf16_epilogues(activation, shuffle, with_skip, bf16_out):
+    oc, k, h, w = 3, 3, 6, 11
+    cout = oc * shuffle * shuffle
+    x, weight, bias, slope = random_case(7 * shuffle, 1, h, w, 10, cout, k)
+    rng = np.random.default_rng(3)
+    skip = rng.standard_normal((1, h * shuffle, w * shuffle, oc)).astype(F32) if with_skip else None
+    got = run_conv_bf16(
+        x, weight, bias, pad=1, activation=activation, slope=slope, alpha=0.1, shuffle=shuffle,
+        skip=skip, bf16_out=bf16_out, threads=2,
+    )  # fmt: skip
+    want, bound = reference(x, weight, bias, 1, 1, 1, activation, slope, 0.1, shuffle, skip)
+    if bf16_out:
+        bound = bound * (1 + 2.0**-8) + 2.0**-8 * np.abs(want)
+    assert_within(got, want, bound)
+
+
+def test_conv_bf16_output_is_rounded_to_bf16():
+    """A bf16 output holds exactly the bf16 values nearest the fp32 result (ties aside)."""
+    x, weight, bias, _ = random_case(1, 1, 8, 8, 16, 16, 3)
+    fp32 = run_conv_bf16(x, weight, bias, pad=1)
+    rounded = run_conv_bf16(x, weight, bias, pad=1, bf16_out=True)
+    np.testing.assert_array_equal(rounded, bf16(fp32).float().numpy())
+
+
+def test_to_bf16_rounds_half_to_even_and_from_bf16_is_exact():
+    bits = np.array([0x3F808000, 0x3F818000, 0x3F80FFFF, 0xBF808001, 0x7F7FFFFF, 0], np.uint32)
+    rng = np.random.default_rng(0)
+    x = np.concatenate([bits.view(F32), rng.standard_normal(35).astype(F32) * 1e3])
+    x = x.reshape(1, 1, 41, 1)
+    for shape in ((1, 1, 41, 1), (1, 41, 1, 1)):  # one dense row; one pixel at a time
+        p = _C.Program(2)
+        f = p.view(p.add_buffer(*shape), 0, 1)
+        b = p.bf16_view(p.add_bf16_buffer(*shape, pad=1), 0, 1)
+        g = p.view(p.add_buffer(*shape), 0, 1)
+        p.set_input(f), p.set_output(g)
+        p.to_bf16(f, b)
+        p.from_bf16(b, g)
+        got = p.run(x.reshape(shape))
+        np.testing.assert_array_equal(got.ravel(), bf16(x.ravel()).float().numpy())
+
+
+def test_conv_bf16_rejects_bad_input():
+    p = _C.Program(1)
+    x = p.bf16_view(p.add_bf16_buffer(1, 4, 4, 3, 1), 0, 3)
+    out = p.view(p.add_buffer(1, 4, 4, 2), 0, 2)
+    ok = np.zeros((2, 3, 3, 3), F32)
+    pads = dict(pad_top=1, pad_left=1)
+    with pytest.raises(TypeError, match="float32"):
+        p.conv2d_bf16(x, ok.astype(np.float64), out=out, **pads)
+    with pytest.raises(ValueError, match="border"):
+        p.conv2d_bf16(x, np.zeros((2, 3, 5, 5), F32), out=out, pad_top=2, pad_left=2)
+    with pytest.raises(ValueError, match="input channels"):
+        p.conv2d_bf16(x, np.zeros((2, 4, 3, 3), F32), out=out, **pads)
+    with pytest.raises(ValueError, match="exactly one"):
+        p.conv2d_bf16(x, ok, **pads)
+    with pytest.raises(ValueError, match="overlaps"):
+        p.conv2d_bf16(x, np.zeros((3, 3, 3, 3), F32), out_bf16=x, **pads)
+    with pytest.raises(ValueError, match="does not fit"):
+        p.conv2d_bf16(x, ok, out=out, shuffle=2, **pads)
+    with pytest.raises(ValueError, match="activation"):
+        p.conv2d_bf16(x, ok, out=out, activation="gelu", **pads)
+    with pytest.raises(ValueError, match="slope"):
+        p.conv2d_bf16(x, ok, out=out, activation="prelu", **pads)
+    with pytest.raises(ValueError, match="bias must have 2"):
+        p.conv2d_bf16(x, ok, np.zeros(3, F32), out=out, **pads)
+    other = _C.Program(1)
+    foreign = other.bf16_view(other.add_bf16_buffer(1, 4, 4, 3, 1), 0, 3)
+    with pytest.raises(ValueError, match="belong"):
+        p.conv2d_bf16(foreign, ok, out=out, **pads)
+    with pytest.raises(ValueError, match="no bf16 buffer"):
+        p.bf16_view(7, 0, 1)
+    u8 = p.add_byte_buffer(1, 4, 4, 3)
+    with pytest.raises(ValueError, match="no bf16 buffer"):
+        p.bf16_view(u8, 0, 1)  # a uint8 buffer is not a bf16 one
+    with pytest.raises(ValueError, match="no byte buffer"):
+        p.byte_view(0, 0, 1)  # nor the other way round
+    with pytest.raises(ValueError, match="exceed"):
+        p.bf16_view(0, 2, 2)
+    with pytest.raises(ValueError, match="shapes differ"):
+        p.to_bf16(out, x)
+
+
+def test_bf16_is_unavailable_below_avx512():
+    before = _C.simd_level()
+    try:
+        _C.set_simd_level("avx2")
+        assert not _C.bf16_supported()
+        assert "bf16" not in get_backend("cpu").precisions()
+        p = _C.Program(1)
+        x = p.view(p.add_buffer(1, 2, 2, 2), 0, 2)
+        xb = p.bf16_view(p.add_bf16_buffer(1, 2, 2, 2), 0, 2)
+        with pytest.raises(ValueError, match="avx512_bf16"):
+            p.to_bf16(x, xb)
+        with pytest.raises(ValueError, match="avx512_bf16"):
+            p.conv2d_bf16(xb, np.zeros((2, 2, 1, 1), F32), out=x)
+        with pytest.raises(ValueError, match="cannot run bf16 on this machine; it runs fp32, int8"):
+            Engine(load("fast_x2"), "cpu", "bf16")
+    finally:
+        _C.set_simd_level(before)
+
+
+def test_fastsr_simd_avx2_turns_bf16_off():
+    code = (
+        "from fastsr.api import Upscaler\n"
+        "import numpy as np\n"
+        "try:\n"
+        "    Upscaler('fast_x2', backend='cpu', precision='bf16')(np.zeros((8, 8, 3), np.uint8))\n"
+        "except ValueError as e:\n"
+        "    print(e)\n"
+    )
+    env = {**os.environ, "FASTSR_SIMD": "avx2"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert "cannot run bf16 on this machine; it runs fp32, int8" in out.stdout, out.stderr
+
+
+def natural_input(graph, h=40, w=56):
+    """A crop of a validation image (the shipped models' domain), as the model's input."""
+    from fastsr.color import RGB_TO_YCBCR, YCBCR_OFFSET
+    from fastsr.data import image_paths, load_rgb
+    from fastsr.evaluate import default_data_dir
+
+    paths = image_paths(default_data_dir())
+    if not paths:
+        pytest.skip(f"no validation images under {default_data_dir()}")
+    rgb = load_rgb(paths[0])[:h, :w].astype(F32) / 255
+    if graph.input_channels == 1:
+        rgb = (rgb @ RGB_TO_YCBCR[0] + YCBCR_OFFSET[0])[..., None]
+    return np.ascontiguousarray(rgb[None], F32)
+
+
+@pytest.mark.parametrize("model", ["fast_x2", "fast_x4", "quality_x2", "quality_x4"])
+def test_shipped_model_at_bf16_is_within_60_db_of_eager_fp32(model):
+    """bf16 rounds each bf16 layer's input and weights by up to 2^-9 relative; through the
+    network that stays near 1e-4 RMS on images in [0, 1] (70-80 dB measured). 60 dB (RMS
+    1e-3, a quarter of an 8-bit step) leaves room for other images and still fails on any
+    real kernel error, which costs tens of dB."""
+    graph = load(model)
+    x = natural_input(graph)
+    want = Engine(graph, "reference").run(x)
+    engine = Engine(graph, "cpu", "bf16", threads=2)
+    got = engine.run(x)
+    psnr = 10 * np.log10(1 / np.mean((got - want) ** 2))
+    assert got.shape == want.shape and psnr > 60, f"{model} bf16: {psnr:.1f} dB"
+
+
+def test_bf16_plan_bytes_are_what_the_program_allocates():
+    graph = load("fast_x2")
+    backend = get_backend("cpu")
+    plan = make_plan(graph, 1, 20, 28)
+    assert (
+        backend.plan_bytes(graph, plan, "bf16", 2)
+        == backend.compile(graph, plan, "bf16", 2).nbytes
+        > backend.plan_bytes(graph, plan, "fp32", 2)
+    )
+
+
+def test_auto_takes_bf16_when_int8_costs_too_much():
+    from fastsr.quantize import AUTO_BUDGET_DB, auto_precision
+
+    cpu = get_backend("cpu")
+    quality = load("quality_x2")  # shipped: int8 over the budget, bf16 within it
+    assert quality.meta["int8"]["psnr_cost_db"] > AUTO_BUDGET_DB
+    assert auto_precision(quality, cpu) == "bf16"
+    costly = quality.copy()
+    costly.meta["bf16"]["psnr_cost_db"] = 0.5
+    assert auto_precision(costly, cpu) == "fp32"
+    assert auto_precision(load("fast_x2"), cpu) == "int8"  # both within: int8 is faster
