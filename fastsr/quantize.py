@@ -32,12 +32,13 @@ AUTO_ORDER = ("int8", "bf16")
 
 
 def auto_precision(graph: Graph, backend) -> str:
-    """The first of AUTO_ORDER that the backend runs here and whose measured Set5 PSNR
-    cost on this model (meta[precision]["psnr_cost_db"]) is within AUTO_BUDGET_DB; fp32
-    when none is."""
+    """The first of AUTO_ORDER that the backend runs faster than fp32 here and whose
+    measured Set5 PSNR cost on this model (meta[precision]["psnr_cost_db"]) is within
+    AUTO_BUDGET_DB; fp32 when none is."""
+    faster = backend.faster_precisions()
     for precision in AUTO_ORDER:
         cost = graph.meta.get(precision, {}).get("psnr_cost_db")
-        if precision in backend.precisions() and cost is not None and cost <= AUTO_BUDGET_DB:
+        if precision in faster and cost is not None and cost <= AUTO_BUDGET_DB:
             return precision
     return "fp32"
 

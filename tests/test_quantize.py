@@ -120,6 +120,23 @@ def test_auto_picks_int8_only_within_the_budget(fast_x2_int8):
     assert Engine(cheap, "cpu", "auto").precision == "int8"
 
 
+def test_auto_leaves_int8_alone_where_its_kernels_lose_to_fp32(fast_x2_int8):
+    from fastsr import _C
+    from fastsr.quantize import auto_precision
+
+    _, calibrated = fast_x2_int8
+    calibrated = calibrated.copy()
+    calibrated.meta.pop("bf16", None)
+    calibrated.meta["int8"]["psnr_cost_db"] = 0.02
+    before = _C.simd_level()
+    _C.set_simd_level("portable")  # int8 kernels without dot products
+    try:
+        assert _C.int8_isa() == "portable"
+        assert auto_precision(calibrated, get_backend("cpu")) == "fp32"
+    finally:
+        _C.set_simd_level(before)
+
+
 def test_cli_quantize_writes_a_loadable_int8_model(tmp_path):
     from PIL import Image
 

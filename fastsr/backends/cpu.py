@@ -406,6 +406,12 @@ class CpuBackend:
     def precisions(self) -> tuple[str, ...]:
         return ("fp32", "int8", "bf16") if _c_module().bf16_supported() else ("fp32", "int8")
 
+    def faster_precisions(self) -> tuple[str, ...]:
+        """int8 only with dot-product kernels: the portable and ARMv8.0 NEON ones have
+        none and are no faster than fp32 (docs/ARM.md)."""
+        slow = {"fp32"} | ({"int8"} if _c_module().int8_isa() in ("portable", "neon") else set())
+        return tuple(p for p in self.precisions() if p not in slow)
+
     def unsupported(self, graph: Graph) -> list[str]:
         return [problem for node in graph.nodes for problem in _problems(node)]
 

@@ -108,6 +108,9 @@ class ReferenceBackend:
     def precisions(self) -> tuple[str, ...]:
         return ("fp32",)
 
+    def faster_precisions(self) -> tuple[str, ...]:
+        return ()
+
     def unsupported(self, graph: Graph) -> list[str]:
         return []
 
