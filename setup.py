@@ -115,7 +115,9 @@ ParallelCompile("FASTSR_BUILD_JOBS", default=0, needs_recompile=_needs_recompile
 
 # GCC 12 reports hundreds of -Wmaybe-uninitialized false positives inside its own AVX-512
 # intrinsic headers; they drown real warnings.
-compile_args = ["-O3", "-std=c++17", "-fno-math-errno", "-Wall"]
+# -fno-wrapv undoes the -fwrapv in Python's own CFLAGS: wrapping int arithmetic keeps
+# GCC from vectorising loops that index with int.
+compile_args = ["-O3", "-std=c++17", "-fno-math-errno", "-fno-wrapv", "-Wall"]
 if IS_MACOS:
     compile_args += ["-Wno-unknown-pragmas"]
 else:
