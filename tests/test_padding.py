@@ -1,4 +1,5 @@
-"""Frame padding against torch's own F.pad (spandrel's reflect-then-replicate)."""
+"""Frame padding against torch's own F.pad (spandrel's reflect-then-replicate), and
+the capture of the crop back that padding comes with."""
 
 from __future__ import annotations
 
@@ -56,3 +57,30 @@ def test_a_pad_mode_fastsr_cannot_mirror_is_refused():
     graph = Graph("x", 3, "x", [], {}, {"padding": {"multiple_of": 2, "mode": "circular"}})
     with pytest.raises(ValueError, match="circular"):
         frame_padding(graph)
+
+
+class _CropsToFour(torch.nn.Module):
+    def forward(self, x):
+        return x[:, :, :4]
+
+
+class _CropsBack(torch.nn.Module):
+    def forward(self, x):
+        _, _, h, w = x.size()
+        y = F.pixel_unshuffle(x, 2)
+        return F.pixel_shuffle(y, 2)[:, :, : h * 1, : w]
+
+
+def test_capture_takes_a_crop_back_to_the_input_size_as_the_identity():
+    from fastsr.graph.from_torch import capture
+
+    graph = capture(_CropsBack(), 3)
+    assert [node.op for node in graph.nodes] == ["pixel_unshuffle", "pixel_shuffle"]
+
+
+def test_capture_refuses_any_other_crop_by_name():
+    from fastsr.graph.from_torch import capture
+    from fastsr.graph.ir import GraphError
+
+    with pytest.raises(GraphError, match="crop to slice"):
+        capture(_CropsToFour(), 3)
