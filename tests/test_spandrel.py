@@ -175,6 +175,7 @@ def test_torchvision_stand_in_does_not_stay_behind():
 
 @pytest.mark.parametrize(("name", "says"), [
     ("span_x4", "runs on: fastsr kernels"),
+    ("esrgan_x2_unshuffle", "fastsr pads the frame, reflect then replicate, output cropped"),
     ("swinir_x2", "runs on: PyTorch (fallback), because torch.fx could not trace SwinIR"),
 ])
 def test_info_says_which_path_a_model_takes(name, says, tmp_path, capsys):
