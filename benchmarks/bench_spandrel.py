@@ -28,6 +28,7 @@ def _full_size_models():
     import_spandrel()
     from spandrel.architectures.Compact import Compact
     from spandrel.architectures.ESRGAN import ESRGAN
+    from spandrel.architectures.RCAN import RCAN
     from spandrel.architectures.SPAN import SPAN
     from spandrel.architectures.SwinIR import SwinIR
 
@@ -35,6 +36,11 @@ def _full_size_models():
         "compact_64x16_x4": lambda: Compact(num_feat=64, num_conv=16, upscale=4,
                                             act_type="prelu"),
         "rrdb_64x23_x4": lambda: ESRGAN(num_filters=64, num_blocks=23, scale=4),
+        # RealESRGAN_x2plus: the x4 trunk behind a pixel-unshuffle by 2
+        "rrdb_64x23_x2_unshuffle": lambda: ESRGAN(in_nc=12, num_filters=64, num_blocks=23,
+                                                  scale=4, shuffle_factor=2),
+        # RCAN's published 10 groups x 20 blocks is ~20x this; the blocks are the same
+        "rcan_64_2x4_x2": lambda: RCAN(n_resgroups=2, n_resblocks=4, n_feats=64, scale=2),
         "span_48_x4": lambda: SPAN(num_in_ch=3, num_out_ch=3, feature_channels=48, upscale=4),
         "swinir_light_x2": lambda: SwinIR(upscale=2, img_size=64, window_size=8,
                                           embed_dim=60, depths=[6, 6, 6, 6],

@@ -444,6 +444,15 @@ PYBIND11_MODULE(_C, m) {
                                      geometry(x) + " with factor " + std::to_string(r));
              p.add_pixel_shuffle(x, r, out);
            })
+      .def("pixel_unshuffle",
+           [](Program& p, const View& x, int r, const View& out) {
+             expect_owned(p, {&x, &out});
+             expect_disjoint(p, x, out, "pixel_unshuffle");
+             if (r < 1 || x.c * r * r != out.c || x.h != out.h * r || x.w != out.w * r || out.n != x.n)
+               throw py::value_error("pixel_unshuffle: output " + geometry(out) + " does not match input " +
+                                     geometry(x) + " with factor " + std::to_string(r));
+             p.add_pixel_unshuffle(x, r, out);
+           })
       .def("global_avg_pool",
            [](Program& p, const View& x, const View& out) {
              expect_owned(p, {&x, &out});

@@ -159,6 +159,10 @@ void Program::add_pixel_shuffle(const View& x, int r, const View& out) {
   steps_.push_back([x, r, out] { pixel_shuffle(x, r, out); });
 }
 
+void Program::add_pixel_unshuffle(const View& x, int r, const View& out) {
+  steps_.push_back([x, r, out] { pixel_unshuffle(x, r, out); });
+}
+
 void Program::add_global_avg_pool(const View& x, const View& out) {
   auto partial = std::make_shared<std::vector<double>>();
   steps_.push_back([x, out, partial] { global_avg_pool(x, out, *partial); });

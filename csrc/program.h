@@ -54,6 +54,7 @@ class Program {
   void add_activation(const View& x, PointwiseParams params, std::vector<float> slope, const View& out);
   void add_copy(const View& x, const View& out);
   void add_pixel_shuffle(const View& x, int r, const View& out);
+  void add_pixel_unshuffle(const View& x, int r, const View& out);
   void add_global_avg_pool(const View& x, const View& out);
 
   // Narrow tensors, numbered apart from the float buffers: uint8 for int8 layers, whose

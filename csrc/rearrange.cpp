@@ -23,6 +23,26 @@ void pixel_shuffle(const View& x, int r, const View& out) {
   }
 }
 
+void pixel_unshuffle(const View& x, int r, const View& out) {
+  // Output channels are written in order (c*r*r + i*r + j); the r*r source pixels of a
+  // block are read as r*r channel runs that advance together.
+  const int rows = out.n * out.h, channels = x.c, taps = r * r;
+#pragma omp for schedule(static)
+  for (int row = 0; row < rows; ++row) {
+    const int n = row / out.h, y = row % out.h;
+    for (int px = 0; px < out.w; ++px) {
+      float* dst = out.at(n, y, px);
+      for (int i = 0; i < r; ++i)
+        for (int j = 0; j < r; ++j) {
+          const float* src = x.at(n, y * r + i, px * r + j);
+          float* tap = dst + i * r + j;
+#pragma omp simd
+          for (int c = 0; c < channels; ++c) tap[c * taps] = src[c];
+        }
+    }
+  }
+}
+
 void global_avg_pool(const View& x, const View& out, std::vector<double>& partial) {
   // Each thread sums its rows into its own slot, read in one pass over memory; the slots
   // are then added in thread order, so the result does not depend on timing.

@@ -11,13 +11,14 @@ cpu backend a frame is one C++ call and neither numpy nor torch computes per fra
 from __future__ import annotations
 
 import functools
+import math
 import numbers
 import sys
 import threading
 import warnings
 from collections.abc import Iterable, Iterator
 
-from fastsr import tiling
+from fastsr import padding, tiling
 from fastsr.backends import BACKEND_MODULES, availability, check_precision_name
 from fastsr.engine import Engine
 from fastsr.graph.ir import RESIZE_MODES, Graph, image_color
@@ -170,7 +171,10 @@ class Upscaler:
             )
         if self._halo is not None and self.color == "y":
             self._halo = max(self._halo, RESIZE_MODES["bicubic"].reach)  # the chroma
+        self._padding = None if self._torch_only else padding.frame_padding(self.graph)
         self._align = tiling.alignment(self.graph)
+        if self._padding is not None:
+            self._align = math.lcm(self._align, self._padding.alignment)
         self._engines: dict[str, Engine] = {}
         self._tile_plans: dict[tuple, tiling.TilePlan | None] = {}
         self._tile_budget = int(max_memory * _TILE_SHARE)  # halved after out-of-memory
@@ -204,6 +208,9 @@ class Upscaler:
         out = source.new_output(h * self.scale, w * self.scale)
         if alpha is not None:
             out[..., colour] = alpha
+        if self._padding is not None:  # the output's crop: windows write only inside `out`
+            pixels = self._padding.pad(pixels)
+            h, w = pixels.shape[1:3]
         with self._lock:  # one frame at a time: tiles of two frames never interleave
             engine = self._engine(backend)
             while True:
@@ -223,6 +230,8 @@ class Upscaler:
             compiled = engine.compiled(pixels.shape[0], window.h, window.w)
             src = pixels[:, window.y0 : window.y0 + window.h, window.x0 : window.x0 + window.w]
             dst = out[:, window.out_y0 : window.out_y1, window.out_x0 : window.out_x1]
+            if dst.shape[1] == 0 or dst.shape[2] == 0:  # a window of padding alone
+                continue
             compiled.run_image(src[..., :colour], dst[..., :colour], window.top, window.left)
             if alpha and pixels.shape[3] > colour:
                 compiled.run_image(src[..., colour:], dst[..., colour:], window.top, window.left)

@@ -26,7 +26,8 @@ def model_lines(graph: Graph) -> list[str]:
                      "not serialisable, not exportable to ONNX by fastsr")
     req = meta.get("size_requirements")
     if req and (req["minimum"] or req["multiple_of"] > 1 or req["square"]):
-        padded = "padded by spandrel, output cropped" if reason else "convolutions take any size"
+        padded = ("padded by spandrel" if reason else "fastsr pads the frame, reflect then "
+                  "replicate") + ", output cropped"
         lines.append(f"size requirements: {req} ({padded})")
     if "supports_half" in meta:
         lines.append(f"half precision safe: fp16 {meta['supports_half']}, "

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 
-from fastsr.graph.ir import CONV_OPS, GLOBAL, OPS, RESIZE_MODES, Graph
+from fastsr.graph.ir import CONV_OPS, GLOBAL, OPS, RESIZE_MODES, Graph, layout_reach
 
 GLOBAL_FIELD = None  # receptive_radius of a graph that pools over the whole image
 
@@ -60,7 +60,9 @@ def receptive_radius(graph: Graph) -> int | None:
                 parts.append(grown(node.inputs[1], RESIZE_MODES[mode].reach if mode else 0))
         elif kind == "resize":
             parts = [grown(node.inputs[0], RESIZE_MODES[node.attrs["mode"]].reach)]
-        else:  # pointwise, add/mul/concat, pixel_shuffle: no spatial reach of their own
+        elif kind == "layout":
+            parts = [grown(node.inputs[0], layout_reach(node))]
+        else:  # pointwise, add/mul/concat: no spatial reach of their own
             parts = [reach[name] for name in node.inputs]
         if any(part is GLOBAL_FIELD for part in parts):
             reach[node.output] = GLOBAL_FIELD

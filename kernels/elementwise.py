@@ -106,6 +106,32 @@ def pixel_shuffle(x: torch.Tensor, out: torch.Tensor, factor: int) -> torch.Tens
 
 
 @triton.jit
+def pixel_unshuffle_kernel(x_ptr, out_ptr, out_h, out_w, CHANNELS: tl.constexpr,
+                           FACTOR: tl.constexpr, BLOCK_SIZE: tl.constexpr):
+    """out channel c*r*r + i*r + j of pixel (y, x) = in channel c of (y*r + i, x*r + j)."""
+    per_image = out_h * out_w * FACTOR * FACTOR * CHANNELS
+    base, offsets, mask = _image_offsets(per_image, BLOCK_SIZE)
+    k = offsets % (CHANNELS * FACTOR * FACTOR)
+    pixel = offsets // (CHANNELS * FACTOR * FACTOR)
+    c, tap = k // (FACTOR * FACTOR), k % (FACTOR * FACTOR)
+    y = pixel // out_w * FACTOR + tap // FACTOR
+    x = pixel % out_w * FACTOR + tap % FACTOR
+    source = (y * out_w * FACTOR + x) * CHANNELS + c
+    tl.store(out_ptr + base + offsets, tl.load(x_ptr + base + source, mask=mask), mask=mask)
+
+
+def pixel_unshuffle(x: torch.Tensor, out: torch.Tensor, factor: int) -> torch.Tensor:
+    """out (N x H/r x W/r x C*r*r) = pixel_unshuffle(x (N x H x W x C))."""
+    n, h, w, c = x.shape
+    assert out.shape == (n, h // factor, w // factor, c * factor * factor)
+    target = launch_target(x)
+    pixel_unshuffle_kernel[_grid(x[0].numel(), n, target)](
+        x, out, h // factor, w // factor, CHANNELS=c, FACTOR=factor,
+        BLOCK_SIZE=BLOCK[target], num_warps=NUM_WARPS)
+    return out
+
+
+@triton.jit
 def copy_channels_kernel(x_ptr, out_ptr, pixels, first_channel, CHANNELS: tl.constexpr,
                          OUT_CHANNELS: tl.constexpr, BLOCK_SIZE: tl.constexpr):
     base, offsets, mask = _image_offsets(pixels * CHANNELS, BLOCK_SIZE)

@@ -136,6 +136,23 @@ class PixelShuffleAlone(nn.Module):
         return F.pixel_shuffle(torch.relu(self.conv(x)) + 0.1, 2)
 
 
+class UnshuffleBody(nn.Module):
+    """Real-ESRGAN x2 / x1 style: pixel-unshuffle the input, convs at the low size, shuffle
+    back up by more than the unshuffle took."""
+
+    def __init__(self, down=2, up=4, functional=False):
+        super().__init__()
+        self.unshuffle = (lambda x: F.pixel_unshuffle(x, down)) if functional else (
+            nn.PixelUnshuffle(down))
+        self.body = nn.Conv2d(3 * down * down, 8, 3, padding=1)
+        self.tail = nn.Conv2d(8, 3 * up * up, 3, padding=1)
+        self.up = up
+
+    def forward(self, x):
+        y = self.unshuffle(x)
+        return F.pixel_shuffle(self.tail(F.leaky_relu(self.body(y), 0.2)), self.up)
+
+
 class ShuffleTanh(nn.Module):
     """ESPCN-like: tanh convs, the last one's tanh fused with its pixel-shuffle scatter."""
 
@@ -202,7 +219,17 @@ OP_CASES = {
     "pixel_shuffle_alone": (lambda: PixelShuffleAlone(), 3),
     "winograd_block": (lambda: WinogradBlock(), 3),
     "silu_gate": (lambda: SiluGate(), 12),
+    "unshuffle_x2_body": (lambda: UnshuffleBody(2, 4, functional=True), 3),
+    "unshuffle_x4_body": (lambda: UnshuffleBody(4, 4), 3),
 }
+# Cases whose input sides must be a multiple of this (pixel-unshuffle by 4 at most).
+SIZE_MULTIPLE = {"unshuffle_x2_body": 2, "unshuffle_x4_body": 4}
+
+
+def case_size(name: str, h: int, w: int) -> tuple[int, int]:
+    """(h, w) rounded up to the size the case's network accepts."""
+    m = SIZE_MULTIPLE.get(name, 1)
+    return -(-h // m) * m, -(-w // m) * m
 
 
 def build_case(name: str) -> tuple[nn.Module, int]:

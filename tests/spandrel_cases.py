@@ -27,17 +27,20 @@ SPANDREL_CASES = {
         3, "kernels"),
     "esrgan_x4": (lambda: _arch("ESRGAN").ESRGAN(num_filters=16, num_blocks=2, scale=4),
                   3, "kernels"),
-    # Real-ESRGAN x2: pixel-unshuffle by 2 in front of an x4 RRDB; its forward pads to a
-    # multiple of 4 with Python on the shape, so fx cannot capture it yet.
+    # Real-ESRGAN x2 / x1: pixel-unshuffle by 2 / 4 in front of an x4 RRDB; the forward
+    # pads to a multiple of the factor (fastsr pads the frame instead: fastsr.padding).
     "esrgan_x2_unshuffle": (lambda: _arch("ESRGAN").ESRGAN(
         in_nc=12, out_nc=3, num_filters=16, num_blocks=1, scale=4, shuffle_factor=2),
-        3, "torch"),
+        3, "kernels"),
+    "esrgan_x1_unshuffle": (lambda: _arch("ESRGAN").ESRGAN(
+        in_nc=48, out_nc=3, num_filters=16, num_blocks=1, scale=4, shuffle_factor=4),
+        3, "kernels"),
     "span_x4": (lambda: _arch("SPAN").SPAN(num_in_ch=3, num_out_ch=3, feature_channels=16,
                                            upscale=4), 3, "kernels"),
     "safmn_x2": (lambda: _arch("SAFMN").SAFMN(dim=8, n_blocks=1, upscaling_factor=2),
                  3, "torch"),
     "rcan_x2": (lambda: _arch("RCAN").RCAN(n_resgroups=1, n_resblocks=1, n_feats=16, scale=2),
-                3, "torch"),
+                3, "kernels"),
     "omnisr_x2": (lambda: _arch("OmniSR").OmniSR(num_feat=16, up_scale=2), 3, "torch"),
     "swinir_x2": (lambda: _arch("SwinIR").SwinIR(
         upscale=2, img_size=16, window_size=8, embed_dim=12, depths=[2], num_heads=[2],

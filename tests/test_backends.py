@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from op_cases import OP_CASES, build_case
+from op_cases import OP_CASES, build_case, case_size
 
 from fastsr.backends import backend_status
 from fastsr.backends.reference import run_graph
@@ -34,7 +34,7 @@ def _input(channels: int, h: int, w: int, batch: int = 1) -> torch.Tensor:
 def test_reference_backend_matches_eager_torch_before_and_after_passes(case):
     module, channels = build_case(case)
     graph = capture(module, channels)
-    x = _input(channels, 13, 10).permute(0, 3, 1, 2)
+    x = _input(channels, *case_size(case, 13, 10)).permute(0, 3, 1, 2)
     with torch.no_grad():
         expected = module(x)
         before = run_graph(graph, x)
@@ -101,7 +101,7 @@ def simd_level(request):
 def test_backend_matches_reference(backend, simd_level, case, h, w, tolerance):
     module, channels = build_case(case)
     graph = capture(module, channels)
-    x = _input(channels, h, w, batch=2 if backend != "triton" else 1)
+    x = _input(channels, *case_size(case, h, w), batch=2 if backend != "triton" else 1)
     expected = Engine(graph, "reference").run(x)
     got = Engine(graph, backend).run(x)
     assert got.shape == expected.shape

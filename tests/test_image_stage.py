@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from op_cases import OP_CASES, build_case
+from op_cases import OP_CASES, build_case, case_size
 from test_api import random_image, tiny_graph
 
 import fastsr
@@ -67,6 +67,6 @@ def test_cpu_plan_bytes_are_what_the_program_allocates(case):
     module, channels = build_case(case)
     graph = optimize(capture(module, channels))
     backend = get_backend("cpu")
-    for h, w in [(9, 12), (32, 20)]:
+    for h, w in [case_size(case, 9, 12), (32, 20)]:
         plan = make_plan(graph, 2, h, w)
         assert backend.plan_bytes(graph, plan) == backend.compile(graph, plan).nbytes

@@ -11,7 +11,7 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from op_cases import OP_CASES, build_case
+from op_cases import OP_CASES, build_case, case_size
 from safetensors.numpy import save_file
 
 from fastsr.backends.reference import run_graph
@@ -39,8 +39,9 @@ def _assert_same_graph(got: Graph, expected: Graph) -> None:
         assert got.params[name].tobytes() == value.tobytes(), name
 
 
-def _input(channels: int) -> torch.Tensor:
-    return torch.rand(2, channels, 11, 9, generator=torch.Generator().manual_seed(3))
+def _input(channels: int, case: str = "") -> torch.Tensor:
+    h, w = case_size(case, 11, 9)
+    return torch.rand(2, channels, h, w, generator=torch.Generator().manual_seed(3))
 
 
 @pytest.mark.parametrize("optimized", [False, True], ids=["captured", "optimized"])
@@ -51,7 +52,7 @@ def test_round_trip_keeps_nodes_params_and_output(case, optimized, tmp_path):
     graph = optimize(graph) if optimized else graph
     loaded = load_graph(save_graph(graph, tmp_path / "g.graph.safetensors"))
     _assert_same_graph(loaded, graph)
-    x = _input(channels)
+    x = _input(channels, case)
     with torch.no_grad():
         torch.testing.assert_close(run_graph(loaded, x), module(x), atol=1e-5, rtol=0)
 

@@ -78,7 +78,25 @@ def test_model_file_matches_spandrel_eager(name, suffix, tmp_path):
         assert messages == []
 
 
-@pytest.mark.parametrize("name", ["esrgan_x4", "compact_prelu_x4"])
+PADDED = ["esrgan_x2_unshuffle", "esrgan_x1_unshuffle", "rcan_x2"]
+
+
+@pytest.mark.parametrize("size", [(5, 7), (1, 6), (16, 12)])
+@pytest.mark.parametrize("backend", ["cpu", "reference"])
+@pytest.mark.parametrize("name", PADDED)
+def test_padded_models_match_spandrel_on_each_backend(name, backend, size, tmp_path):
+    """Sizes below spandrel's minimum, not a multiple of it, and one that is."""
+    path = tmp_path / f"{name}.pth"
+    module = build(name)
+    _save(module, path)
+    image = _image(*size, 3)
+    got, messages = _upscale(path, image, backend=backend)
+    np.testing.assert_allclose(got, _eager(module, image), atol=1e-4)
+    assert messages == []
+
+
+@pytest.mark.parametrize(
+    "name", ["esrgan_x4", "compact_prelu_x4", "esrgan_x2_unshuffle", "esrgan_x1_unshuffle"])
 def test_tiled_equals_untiled_with_the_graph_receptive_field(name, tmp_path):
     path = tmp_path / f"{name}.pth"
     _save(build(name), path)
@@ -157,6 +175,7 @@ def test_torchvision_stand_in_does_not_stay_behind():
 
 @pytest.mark.parametrize(("name", "says"), [
     ("span_x4", "runs on: fastsr kernels"),
+    ("esrgan_x2_unshuffle", "fastsr pads the frame, reflect then replicate, output cropped"),
     ("swinir_x2", "runs on: PyTorch (fallback), because torch.fx could not trace SwinIR"),
 ])
 def test_info_says_which_path_a_model_takes(name, says, tmp_path, capsys):
@@ -168,9 +187,10 @@ def test_info_says_which_path_a_model_takes(name, says, tmp_path, capsys):
     assert says in capsys.readouterr().out
 
 
-def test_fallback_never_writes_the_callers_image(tmp_path):
-    path = tmp_path / "rcan.pth"  # RCAN's forward scales its input tensor in place
-    _save(build("rcan_x2"), path)
+@pytest.mark.parametrize("name", ["rcan_x2", "swinir_x2"])
+def test_neither_path_writes_the_callers_image(name, tmp_path):
+    path = tmp_path / f"{name}.pth"  # RCAN's forward scales its input tensor in place
+    _save(build(name), path)
     image = _image(12, 13, 3)
     before = image.copy()
     first, _ = _upscale(path, image)

@@ -168,6 +168,16 @@ CASES = {
             num_warps=elementwise.NUM_WARPS,
         ),
     ),
+    "pixel unshuffle x2 3ch": (
+        elementwise.pixel_unshuffle_kernel,
+        {"x_ptr": "fp32", "out_ptr": "fp32"},
+        dict(
+            CHANNELS=3,
+            FACTOR=2,
+            BLOCK_SIZE=elementwise.BLOCK["gpu"],
+            num_warps=elementwise.NUM_WARPS,
+        ),
+    ),
     "concat copy 64ch into 128": (
         elementwise.copy_channels_kernel,
         {"x_ptr": "fp16", "out_ptr": "fp16"},

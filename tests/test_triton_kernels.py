@@ -199,6 +199,14 @@ def test_pixel_shuffle_matches_torch():
     assert_matches(nchw(elementwise.pixel_shuffle(nhwc(x), out, 2)), F.pixel_shuffle(x, 2))
 
 
+@pytest.mark.parametrize("factor", [2, 4])
+def test_pixel_unshuffle_matches_torch(factor):
+    x = torch.randn(2, 3, 5 * factor, 3 * factor)
+    out = empty(2, 5, 3, 3 * factor * factor)
+    assert_matches(nchw(elementwise.pixel_unshuffle(nhwc(x), out, factor)),
+                   F.pixel_unshuffle(x, factor))
+
+
 def test_concat_matches_cat():
     parts = [torch.randn(2, c, 5, 7) for c in (4, 3, 5)]
     out = empty(2, 5, 7, 12)

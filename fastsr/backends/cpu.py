@@ -341,6 +341,8 @@ class ProgramBuilder:
             p.global_avg_pool(ins[0], out)
         elif node.op == "pixel_shuffle":
             p.pixel_shuffle(ins[0], a["factor"], out)
+        elif node.op == "pixel_unshuffle":
+            p.pixel_unshuffle(ins[0], a["factor"], out)
         elif node.op == "resize":
             p.resize(ins[0], out, a["mode"], a["factor"])
         elif node.op == "prelu":

@@ -75,6 +75,8 @@ def run_node(graph: Graph, node: Node, ins: list[torch.Tensor]) -> torch.Tensor:
         return x.mean(dim=(2, 3), keepdim=True)
     if node.op == "pixel_shuffle":
         return F.pixel_shuffle(x, a["factor"])
+    if node.op == "pixel_unshuffle":
+        return F.pixel_unshuffle(x, a["factor"])
     if node.op == "resize":
         return resize(x, a["mode"], a["factor"])
     if node.op == "torch_module":

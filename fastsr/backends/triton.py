@@ -165,6 +165,8 @@ def _compile_node(graph: Graph, node: Node, plan, device, dtype):
         return lambda ins, out: pool.global_avg_pool(ins[0], out)
     if op == "pixel_shuffle":
         return lambda ins, out: elementwise.pixel_shuffle(ins[0], out, a["factor"])
+    if op == "pixel_unshuffle":
+        return lambda ins, out: elementwise.pixel_unshuffle(ins[0], out, a["factor"])
     if op == "resize":
         return lambda ins, out: resize.resize(ins[0], out, a["mode"], int(a["factor"]))
     raise AssertionError(f"{op} passed unsupported() but has no kernel")

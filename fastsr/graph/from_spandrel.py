@@ -154,10 +154,23 @@ def load_spandrel(state: dict, source: Path) -> Graph:
     descriptor = describe(state, source)
     meta = spandrel_meta(descriptor, source)
     try:
-        return capture(_warmed_copy(descriptor), descriptor.input_channels, meta=meta)
+        return capture(_warmed_copy(descriptor), descriptor.input_channels, meta=meta,
+                       pad_functions=_pad_functions())
     except GraphError as error:
         meta["fallback"] = str(error)
     return fallback_graph(descriptor, meta)
+
+
+def _pad_functions() -> tuple:
+    """spandrel's pad_to_multiple, which forwards call on their input (Real-ESRGAN x2/x1,
+    RCAN): traced as one call, then applied to the whole frame (fastsr.padding)."""
+    import importlib
+
+    try:
+        helpers = importlib.import_module("spandrel.architectures.__arch_helpers.padding")
+    except ImportError:  # another spandrel layout: such models fall back to PyTorch
+        return ()
+    return (helpers.pad_to_multiple,)
 
 
 def _warmed_copy(descriptor):

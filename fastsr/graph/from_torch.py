@@ -1,8 +1,19 @@
-"""Capture a PyTorch module into a Graph with torch.fx symbolic tracing."""
+"""Capture a PyTorch module into a Graph with torch.fx symbolic tracing.
+
+Sizes read from tensors (`x.shape`, `x.size()`) are tracked symbolically, as a multiple of
+the graph input's height or width, so that a forward which pads its input to a multiple
+of a size and crops its output back (Real-ESRGAN x2, RCAN) captures: the padding
+function is traced as one call (`pad_functions`) and becomes the identity, with its
+multiple and mode in meta["padding"] for the engine's caller to apply to the whole frame
+(`fastsr.padding`); the crop back to the input's size is then the identity too.
+"""
 
 from __future__ import annotations
 
+import math
 import operator
+from dataclasses import dataclass
+from fractions import Fraction
 
 import numpy as np
 import torch
@@ -10,7 +21,7 @@ import torch.fx
 import torch.nn as nn
 import torch.nn.functional as F
 
-from fastsr.graph.ir import RESIZE_MODES, Graph, GraphError, Node
+from fastsr.graph.ir import GLOBAL, RESIZE_MODES, Graph, GraphError, Node
 
 _POINTWISE_MODULES = {nn.ReLU: "relu", nn.Tanh: "tanh", nn.Sigmoid: "sigmoid", nn.SiLU: "silu"}
 _POINTWISE_FUNCTIONS = {
@@ -23,9 +34,29 @@ _SUB = {operator.sub, torch.sub}
 _MUL = {operator.mul, torch.mul}
 
 
-def capture(module: nn.Module, input_channels: int, meta: dict | None = None) -> Graph:
+@dataclass(frozen=True)
+class _Dim:
+    """A spatial size read from a tensor: `factor` times the graph input's height or width."""
+
+    axis: int  # 2 (height) or 3 (width), as in NCHW
+    factor: Fraction
+
+
+class _Tracer(torch.fx.Tracer):
+    """Subclasses of nn.Conv2d that keep its forward (RCAN's MeanShift) stay one module."""
+
+    def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
+        if isinstance(m, nn.Conv2d) and type(m).forward is nn.Conv2d.forward:
+            return True
+        return super().is_leaf_module(m, qualname)
+
+
+def capture(module: nn.Module, input_channels: int, meta: dict | None = None,
+            pad_functions: tuple = ()) -> Graph:
     """The module's forward as a Graph, its parameters copied out as float32 numpy.
 
+    `pad_functions`: functions f(x, multiple, *, mode) that pad x at the bottom and right
+    to a multiple of `multiple` (spandrel's pad_to_multiple); see the module docstring.
     Raises GraphError naming the first op that is not supported and where it was met.
     """
     module = module.eval()
@@ -34,16 +65,22 @@ def capture(module: nn.Module, input_channels: int, meta: dict | None = None) ->
         # `self.mean = self.mean.type_as(x)`) leaves a proxy in the module after it.
         tensors = {**_plain_tensors(module), **dict(module.named_parameters()),
                    **dict(module.named_buffers())}
-        traced = torch.fx.symbolic_trace(module)
+        tracer = _Tracer(autowrap_functions=tuple(pad_functions))
+        fx_graph = tracer.trace(module)
+        traced = torch.fx.GraphModule(tracer.root, fx_graph)
     except Exception as error:
         raise GraphError(f"torch.fx could not trace {type(module).__name__}: {error}") from error
-    return _Capture(traced, tensors, input_channels, meta or {}).graph
+    return _Capture(traced, tensors, input_channels, dict(meta or {}), pad_functions).graph
 
 
 class _Capture:
     def __init__(self, traced: torch.fx.GraphModule, tensors: dict, input_channels: int,
-                 meta: dict):
+                 meta: dict, pad_functions: tuple = ()):
         self.tensors = tensors
+        self.pad_functions = pad_functions
+        self.meta = meta
+        self.input_channels = input_channels
+        self.dims: dict[str, object] = {}  # fx node name -> _Dim, int or tuple of them
         self.modules = dict(traced.named_modules())
         self.traced = traced
         self.nodes: list[Node] = []
@@ -56,6 +93,7 @@ class _Capture:
         if len(placeholders) != 1:
             raise GraphError(f"expected a module with one input, got {len(placeholders)}")
         graph_input = placeholders[0].name
+        self.graph_input = graph_input
         self.tensor_of[graph_input] = graph_input
         output = None
         for fx_node in traced.graph.nodes:
@@ -67,6 +105,63 @@ class _Capture:
             self._convert(fx_node)
         self.graph = Graph(graph_input, input_channels, output, self.nodes, self.params, meta)
         self.graph.validate()
+
+    # -- sizes -----------------------------------------------------------------------------
+    def _size_of(self, fx_node, tensor: str) -> tuple:
+        partial = Graph(self.graph_input, self.input_channels, tensor, self.nodes, self.params)
+        shape = partial.shapes()[tensor]
+        if shape.scale == GLOBAL:
+            raise GraphError(f"{self._where(fx_node)}: size of a pooled tensor is not supported")
+        return (None, shape.channels, _Dim(2, shape.scale), _Dim(3, shape.scale))
+
+    def _dim_arithmetic(self, fx_node, fn, args) -> bool:
+        """Sizes times whole numbers (a crop to `h * scale`); True when handled."""
+        values = [self.dims.get(a.name) if isinstance(a, torch.fx.Node) else a for a in args]
+        if not any(isinstance(v, torch.fx.Node) and v.name in self.dims for v in args):
+            return False
+        dims = [v for v in values if isinstance(v, _Dim)]
+        ints = [v for v in values if isinstance(v, int) and not isinstance(v, bool)]
+        if fn in _MUL and len(dims) == 1 and len(ints) == 1:
+            self.dims[fx_node.name] = _Dim(dims[0].axis, dims[0].factor * ints[0])
+            return True
+        raise GraphError(
+            f"{self._where(fx_node)}: arithmetic on a tensor's size ({values}) is not supported; "
+            "fastsr runs the network on sizes it fixes when planning"
+        )
+
+    def _getitem(self, fx_node, source, index) -> None:
+        if isinstance(source, torch.fx.Node) and source.name in self.dims:
+            self.dims[fx_node.name] = self.dims[source.name][index]
+            return
+        x = self._tensor(source, fx_node)
+        index = index if isinstance(index, tuple) else (index,)
+        if len(index) > 4 or any(not isinstance(i, slice) for i in index):
+            raise GraphError(f"{self._where(fx_node)}: indexing a tensor by {index} is not "
+                             "supported (only crops back to the size the tensor has)")
+        size = self._size_of(fx_node, x)
+        for axis, part in enumerate(index):
+            stop = self.dims.get(part.stop.name) if isinstance(part.stop, torch.fx.Node) else (
+                part.stop)
+            keeps_all = part.start in (None, 0) and part.step in (None, 1) and (
+                stop is None or (axis >= 2 and stop == size[axis]))
+            if not keeps_all:
+                raise GraphError(
+                    f"{self._where(fx_node)}: a crop to {part} on axis {axis} is not supported "
+                    "(only a crop back to the size the tensor has)")
+        self._alias(fx_node, x)
+
+    def _pad_to_multiple(self, fx_node, args, kwargs) -> None:
+        x = self._tensor(args[0], fx_node)
+        if x != self.graph_input:
+            raise GraphError(f"{self._where(fx_node)}: padding is supported only on the input")
+        multiple = int(kwargs.get("multiple", args[1] if len(args) > 1 else 1))
+        mode = kwargs.get("mode", args[2] if len(args) > 2 else "constant")
+        padding = self.meta.get("padding", {"multiple_of": 1, "mode": mode})
+        if multiple > 1 and padding["multiple_of"] > 1 and padding["mode"] != mode:
+            raise GraphError(f"{self._where(fx_node)}: a second padding mode '{mode}'")
+        padding = {"multiple_of": math.lcm(padding["multiple_of"], multiple), "mode": mode}
+        self.meta["padding"] = padding
+        self._alias(fx_node, x)
 
     # -- helpers -------------------------------------------------------------------------
     def _where(self, fx_node) -> str:
@@ -83,7 +178,7 @@ class _Capture:
         return isinstance(arg, torch.fx.Node) and arg.name in self.tensor_of
 
     def _constant(self, arg, fx_node) -> np.ndarray:
-        if isinstance(arg, (int, float)):
+        if isinstance(arg, (int, float, np.ndarray, np.generic)):
             return np.asarray(arg, dtype=np.float32)
         if isinstance(arg, torch.fx.Node) and arg.name in self.constant_of:
             return self.constant_of[arg.name]
@@ -150,6 +245,20 @@ class _Capture:
             self._set_constant(fx_node, value.detach())
         elif self._foldable(fx_node):
             self._fold(fx_node)
+        elif fx_node.op == "call_method" and fx_node.target == "size" and self._is_tensor(
+                fx_node.args[0]):
+            size = self._size_of(fx_node, self._tensor(fx_node.args[0], fx_node))
+            self.dims[fx_node.name] = size if len(fx_node.args) < 2 else size[fx_node.args[1]]
+        elif fx_node.op == "call_function" and fx_node.target is getattr and fx_node.args[1] == (
+                "shape") and self._is_tensor(fx_node.args[0]):
+            self.dims[fx_node.name] = self._size_of(fx_node, self._tensor(fx_node.args[0], fx_node))
+        elif fx_node.op == "call_function" and fx_node.target is operator.getitem:
+            self._getitem(fx_node, *fx_node.args)
+        elif fx_node.op == "call_function" and fx_node.target in self.pad_functions:
+            self._pad_to_multiple(fx_node, fx_node.args, fx_node.kwargs)
+        elif fx_node.op == "call_function" and self._dim_arithmetic(
+                fx_node, fx_node.target, fx_node.args):
+            pass
         elif fx_node.op == "call_module":
             module = self.modules[fx_node.target]
             self._convert_module(fx_node, module)
@@ -206,6 +315,8 @@ class _Capture:
             self._emit(fx_node, "leaky_relu", [x], alpha=float(mod.negative_slope))
         elif isinstance(mod, nn.PixelShuffle):
             self._emit(fx_node, "pixel_shuffle", [x], factor=int(mod.upscale_factor))
+        elif isinstance(mod, nn.PixelUnshuffle):
+            self._emit(fx_node, "pixel_unshuffle", [x], factor=int(mod.downscale_factor))
         elif isinstance(mod, nn.AdaptiveAvgPool2d) and _is_one(mod.output_size):
             self._emit(fx_node, "global_avg_pool", [x])
         elif isinstance(mod, nn.Upsample):
@@ -245,10 +356,11 @@ class _Capture:
                 fx_node, self._tensor(params["input"], fx_node), params.get("scale_factor"),
                 params.get("mode", "nearest"), params.get("align_corners"), params.get("size"),
             )
-        elif fn is F.pixel_shuffle:
-            self._emit(
-                fx_node, "pixel_shuffle", [self._tensor(args[0], fx_node)], factor=int(args[1])
-            )
+        elif fn in (F.pixel_shuffle, F.pixel_unshuffle):
+            factor = kwargs.get("upscale_factor", kwargs.get("downscale_factor"))
+            op = "pixel_shuffle" if fn is F.pixel_shuffle else "pixel_unshuffle"
+            self._emit(fx_node, op, [self._tensor(args[0], fx_node)],
+                       factor=int(args[1] if factor is None else factor))
         elif fn in (torch.clamp, torch.clip):
             lo = kwargs.get("min", args[1] if len(args) > 1 else None)
             hi = kwargs.get("max", args[2] if len(args) > 2 else None)

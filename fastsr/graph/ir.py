@@ -53,6 +53,7 @@ OPS: dict[str, OpSpec] = {
     "concat": OpSpec(arity=None, kind="concat"),
     "global_avg_pool": OpSpec(kind="reduce"),
     "pixel_shuffle": OpSpec(("factor",), kind="layout"),
+    "pixel_unshuffle": OpSpec(("factor",), kind="layout"),
     "resize": OpSpec(("mode", "factor"), kind="resize"),
     "relu": OpSpec(kind="activation"),
     "prelu": OpSpec(("slope",), kind="activation"),
@@ -219,6 +220,12 @@ def require_captured(graph: Graph, action: str) -> None:
         )
 
 
+def layout_reach(node: Node) -> int:
+    """How far (pixels of its input) an output pixel of a layout op reads beyond its own
+    position: pixel_unshuffle gathers a factor x factor block, pixel_shuffle one pixel."""
+    return node.attrs["factor"] - 1 if node.op == "pixel_unshuffle" else 0
+
+
 def image_color(graph: Graph) -> str | None:
     """How the graph sees an image: "rgb" (3 channels in and out), "y" (BT.601 luma, 1 in
     and out), or None when its channels fit neither (meta["color"] may say which)."""
@@ -310,6 +317,9 @@ def _output_shape(graph: Graph, node: Node, ins: list[TensorShape]) -> TensorSha
         if ins[0].channels % (r * r):
             raise GraphError(f"{where}: {ins[0].channels} channels not divisible by {r}^2")
         return TensorShape(ins[0].channels // (r * r), ins[0].scale * r)
+    if op == "pixel_unshuffle":
+        r = a["factor"]
+        return TensorShape(ins[0].channels * r * r, _conv_out_scale(ins[0].scale, r))
     if op == "resize":
         if a["mode"] not in RESIZE_MODES:
             raise GraphError(f"{where}: resize mode '{a['mode']}' is not supported")

@@ -11,7 +11,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from fastsr.graph.ir import CUBIC_A, Graph, Node, require_captured
-from fastsr.graph.onnx_import import META_KEY, MIN_OPSET
+from fastsr.graph.onnx_import import META_KEY, MIN_OPSET, space_to_depth_order
 
 
 def export_onnx(
@@ -194,6 +194,17 @@ class _Exporter:
         self._op("DepthToSpace", [node.inputs[0]], node.output, blocksize=node.attrs["factor"],
                  mode="CRD")
 
+    def _pixel_unshuffle(self, node: Node) -> None:
+        # SpaceToDepth orders channels block offset first; a Gather makes it PyTorch's order.
+        factor = node.attrs["factor"]
+        blocks = self._op("SpaceToDepth", [node.inputs[0]], f"{node.output}/blocks",
+                          blocksize=factor)
+        channels = self.graph.shapes()[node.inputs[0]].channels
+        indices = f"{node.output}/order"
+        self.initializers[indices] = numpy_helper.from_array(
+            space_to_depth_order(channels, factor).astype(np.int64), indices)
+        self._op("Gather", [blocks, indices], node.output, axis=1)
+
     def _resize_node(self, node: Node) -> None:
         self._resize(node.inputs[0], node.attrs["mode"], node.attrs["factor"], node.output)
 
@@ -222,6 +233,7 @@ _EXPORTERS = {
     "concat": _Exporter._simple,
     "global_avg_pool": _Exporter._simple,
     "pixel_shuffle": _Exporter._pixel_shuffle,
+    "pixel_unshuffle": _Exporter._pixel_unshuffle,
     "resize": _Exporter._resize_node,
     "relu": _Exporter._pointwise,
     "prelu": _Exporter._pointwise,

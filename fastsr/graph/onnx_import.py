@@ -107,6 +107,13 @@ def _per_channel(value: np.ndarray, where: str) -> np.ndarray:
     return value.reshape(-1).astype(np.float32)
 
 
+def space_to_depth_order(channels: int, factor: int) -> np.ndarray:
+    """Channel c*r*r + k of PyTorch's pixel_unshuffle (k = i*r + j, the offset in the
+    block) is channel k*C + c of ONNX's SpaceToDepth: the index list that Gathers one
+    order from the other."""
+    return np.arange(factor * factor * channels).reshape(factor * factor, channels).T.reshape(-1)
+
+
 class _Importer:
     def __init__(self, model: onnx.ModelProto):
         onnx_graph = model.graph
@@ -122,15 +129,21 @@ class _Importer:
             )
         graph_input = inputs[0].name
         channels = _input_channels(inputs[0])
+        self.graph_input, self.input_channels = graph_input, channels
         output_name = onnx_graph.output[0].name
         self.uses = Counter(name for node in onnx_graph.node for name in node.input)
         self.uses[output_name] += 1
         self.tensor_of = {graph_input: graph_input}  # ONNX name -> IR tensor name
         self.global_tensors: set[str] = set()  # IR tensors of spatial size 1x1 (pooled)
+        # SpaceToDepth output (ONNX name) -> (its pixel_unshuffle IR tensor, the Gather
+        # indices that turn the ONNX channel order into PyTorch's)
+        self.space_to_depth: dict[str, tuple[str, np.ndarray]] = {}
         self.nodes: list[Node] = []
         self.params: dict[str, np.ndarray] = {}
         for node in onnx_graph.node:
             self._convert(node)
+        if output_name in self.space_to_depth:
+            self._unordered(output_name)
         if output_name not in self.tensor_of:
             raise GraphError(f"graph output '{output_name}' is not computed from the input")
         meta = _read_meta(model)
@@ -149,6 +162,8 @@ class _Importer:
 
     def _tensor(self, node: onnx.NodeProto, index: int) -> str:
         name = node.input[index] if index < len(node.input) else ""
+        if name in self.space_to_depth:
+            self._unordered(name, self._where(node))
         if name not in self.tensor_of:
             kind = "a constant" if name in self.constants else "undefined"
             raise GraphError(f"{self._where(node)}: input '{name}' is {kind}, expected a tensor")
@@ -303,6 +318,39 @@ class _Importer:
             self._reorder_channels_to_crd(node, x, factor)
         self._emit(node, "pixel_shuffle", [x], factor=factor)
 
+    def _space_to_depth(self, node, attrs) -> None:
+        factor = int(attrs["blocksize"])
+        x = self._tensor(node, 0)
+        channels = self._channels(x)
+        unshuffled = self._emit(node, "pixel_unshuffle", [x], output=f"{node.output[0]}.crd",
+                                factor=factor)
+        del self.tensor_of[unshuffled]  # readable only through the Gather that reorders it
+        self.space_to_depth[node.output[0]] = (unshuffled, space_to_depth_order(channels, factor))
+
+    @staticmethod
+    def _unordered(name: str, where: str = "graph output") -> None:
+        raise GraphError(
+            f"{where}: '{name}' is a SpaceToDepth output read without the Gather that puts its "
+            "channels in PyTorch's pixel_unshuffle order; only that pair is supported"
+        )
+
+    def _gather(self, node, attrs) -> None:
+        source = self.space_to_depth.get(node.input[0])
+        indices = self.constants.get(node.input[1]) if len(node.input) > 1 else None
+        if (
+            source is None or attrs.get("axis", 0) != 1 or indices is None
+            or not np.array_equal(indices.reshape(-1), source[1])
+        ):
+            raise GraphError(
+                f"{self._where(node)}: Gather is supported only as the channel reorder after "
+                "a SpaceToDepth that makes it PyTorch's pixel_unshuffle (as fastsr exports it)"
+            )
+        self.tensor_of[node.output[0]] = source[0]
+
+    def _channels(self, tensor: str) -> int:
+        partial = Graph(self.graph_input, self.input_channels, tensor, self.nodes, self.params)
+        return partial.shapes()[tensor].channels
+
     def _reorder_channels_to_crd(self, node, x: str, factor: int) -> None:
         """Make a DCR DepthToSpace a CRD one (pixel shuffle) by permuting the output
         channels of the conv that feeds it; no other producer can be rewritten safely."""
@@ -420,6 +468,8 @@ _CONVERTERS = {
     "Div": _Importer._arithmetic,
     "Concat": _Importer._concat,
     "DepthToSpace": _Importer._depth_to_space,
+    "SpaceToDepth": _Importer._space_to_depth,
+    "Gather": _Importer._gather,
     "Resize": _Importer._resize,
     "GlobalAveragePool": _Importer._global_average_pool,
     "Clip": _Importer._clip,
