@@ -34,6 +34,17 @@ ISA_FLAGS = {
         "-mavx2",
     ],
     "_avxvnni.cpp": ["-mavx2", "-mfma", "-mavxvnni"],
+    "_amx.cpp": [
+        "-mavx512f",
+        "-mavx512bw",
+        "-mavx512dq",
+        "-mavx512vl",
+        "-mavx512vnni",
+        "-mamx-tile",
+        "-mamx-int8",
+        "-mfma",
+        "-mavx2",
+    ],
     "_avx512bf16.cpp": [
         "-mavx512f",
         "-mavx512bw",

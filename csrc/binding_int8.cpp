@@ -101,7 +101,10 @@ void expect_same(const View& a, const ByteView& b, const Program& p) {
 void bind_int8(py::module_& m, py::class_<Program>& program) {
   m.def("int8_isa", [] { return std::string(fastsr::int8_isa_name(fastsr::active_int8_isa())); },
         "Kernel family int8 convolutions use now: portable, avx2, avxvnni, avx512vnni, "
-        "neon or neon-dotprod.");
+        "amx, neon or neon-dotprod.");
+  m.def("set_int8_amx", &fastsr::set_int8_amx, py::arg("enabled"),
+        "Allow (default) or forbid the AMX int8 kernels; forbidden, the avx512 level runs "
+        "avx512vnni. Affects convolutions added afterwards.");
   m.attr("INT8_WEIGHT_MAX") = fastsr::kInt8WeightMax;
   py::class_<ByteView>(m, "ByteView", "A channel window onto one of a Program's uint8 buffers.")
       .def_readonly("n", &ByteView::n)

@@ -34,9 +34,19 @@ static bool cpu_has(const char* feature) {
   return false;
 }
 
+static bool& amx_enabled() {
+  static bool enabled = true;
+  return enabled;
+}
+
+void set_int8_amx(bool enabled) { amx_enabled() = enabled; }
+
 Int8Isa active_int8_isa() {
   const Simd simd = active_simd();
   const bool x86 = simd == Simd::Avx2 || simd == Simd::Avx512;
+#ifdef FASTSR_HAS_X86_KERNELS
+  if (simd == Simd::Avx512 && amx_enabled() && int8_amx_usable()) return Int8Isa::Amx;
+#endif
   if (simd == Simd::Avx512 && cpu_has("avx512vnni")) return Int8Isa::Avx512Vnni;
   if (x86 && cpu_has("avxvnni")) return Int8Isa::AvxVnni;
   if (x86) return Int8Isa::Avx2;
@@ -46,6 +56,7 @@ Int8Isa active_int8_isa() {
 
 const char* int8_isa_name(Int8Isa isa) {
   switch (isa) {
+    case Int8Isa::Amx: return "amx";
     case Int8Isa::Avx512Vnni: return "avx512vnni";
     case Int8Isa::AvxVnni: return "avxvnni";
     case Int8Isa::Avx2: return "avx2";
@@ -64,6 +75,9 @@ Int8ConvLayer pack_conv_int8(const int8_t* weight, const float* w_scale, const f
   for (int64_t i = 0; i < count; ++i)
     if (weight[i] > kInt8WeightMax || weight[i] < -kInt8WeightMax)
       throw std::invalid_argument("int8 conv2d: weights must lie in [-63, 63]");
+#ifdef FASTSR_HAS_X86_KERNELS
+  if (isa == Int8Isa::Amx && !int8_amx_fits(cin, cout)) isa = Int8Isa::Avx512Vnni;
+#endif
   // As for fp32: 8 or fewer channels would leave most of a 16-lane vector idle. AVX-VNNI
   // (VEX) is not implied by AVX512_VNNI: Zen 4 has only the latter.
   if (isa == Int8Isa::Avx512Vnni && cout <= 8)
@@ -123,6 +137,7 @@ Int8ConvLayer pack_conv_int8(const int8_t* weight, const float* w_scale, const f
 void conv2d_int8(const Int8ConvJob& job) {
   switch (job.layer->isa) {
 #ifdef FASTSR_HAS_X86_KERNELS
+    case Int8Isa::Amx: conv2d_int8_amx(job); return;
     case Int8Isa::Avx512Vnni: conv2d_int8_avx512vnni(job); return;
     case Int8Isa::AvxVnni: conv2d_int8_avxvnni(job); return;
     case Int8Isa::Avx2: conv2d_int8_avx2(job); return;

@@ -23,10 +23,15 @@ constexpr int kInt8WeightMax = 63;
 using ByteView = NhwcView<uint8_t>;  // u8 tensors of int8 layers (view.h)
 
 // Kernel families for int8, on top of active_simd(): the VNNI ones where cpuid reports
-// them, NEON's dot-product one where HWCAP (Linux) or sysctl (macOS) reports FEAT_DotProd.
-enum class Int8Isa { Portable, Avx2, AvxVnni, Avx512Vnni, Neon, NeonDotprod };
+// them, AMX above AVX-512 VNNI where cpuid reports AMX-INT8 and Linux grants the tile state,
+// NEON's dot-product one where HWCAP (Linux) or sysctl (macOS) reports FEAT_DotProd.
+enum class Int8Isa { Portable, Avx2, AvxVnni, Avx512Vnni, Neon, NeonDotprod, Amx };
 Int8Isa active_int8_isa();
 const char* int8_isa_name(Int8Isa isa);
+// AMX is on by default where usable; off, avx512 runs the AVX-512 VNNI kernels.
+void set_int8_amx(bool enabled);
+bool int8_amx_usable();  // conv2d_int8_amx.cpp: cpuid and the Linux tile permission
+bool int8_amx_fits(int cin, int cout);  // wide enough to fill tiles (the threshold)
 
 // Register blocking of each family, indexed by Int8Isa (see TileShape).
 constexpr TileShape kInt8TileShapes[] = {
@@ -36,6 +41,7 @@ constexpr TileShape kInt8TileShapes[] = {
     {16, 4, {12, 12, 8, 6}},  // Avx512Vnni
     {4, 4, {12, 10, 7, 5}},   // Neon: 5 px x 4 vectors = 20 accumulators + 4 weights + 3 temps
     {4, 4, {12, 9, 6, 5}},    // NeonDotprod: 20 accumulators + 4 weights + 5 inputs (4 quads each)
+    {16, 4, {12, 12, 8, 6}},  // Amx: Avx512Vnni's packing, whose tiles run the pixel tails
 };
 constexpr const TileShape& int8_tile_shape(Int8Isa isa) { return kInt8TileShapes[int(isa)]; }
 
@@ -104,6 +110,7 @@ void conv2d_int8_avxvnni(const Int8ConvJob& job);
 void conv2d_int8_avx512vnni(const Int8ConvJob& job);
 void conv2d_int8_neon(const Int8ConvJob& job);
 void conv2d_int8_neon_dotprod(const Int8ConvJob& job);
+void conv2d_int8_amx(const Int8ConvJob& job);
 void conv2d_int8(const Int8ConvJob& job);
 
 // fp32 -> u8 (round half to even, clamp) and back, elementwise, inside a parallel region.

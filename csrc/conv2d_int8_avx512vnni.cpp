@@ -17,27 +17,7 @@ namespace {
 
 #include "ops_avx512.inc"
 #include "microkernel.inc"
-
-struct I8 : Int8Tile<Int8Isa::Avx512Vnni> {
-  using Acc = __m512i;
-  using X = __m512i;
-  using W = __m512i;
-  static Acc zero() { return _mm512_setzero_si512(); }
-  static X broadcast4(const uint8_t* p) {
-    int32_t v;
-    std::memcpy(&v, p, 4);
-    return _mm512_set1_epi32(v);
-  }
-  static W load_w(const int8_t* p) { return _mm512_loadu_si512(p); }
-  static Acc dot(Acc acc, X x, W w) { return _mm512_dpbusd_epi32(acc, x, w); }
-  static Acc load(const int32_t* p) { return _mm512_loadu_si512(p); }
-  static Acc sub(Acc a, Acc b) { return _mm512_sub_epi32(a, b); }
-  // The maskz form: GCC 12's plain one warns on its own _mm512_undefined_ps.
-  static __m512 to_float(Acc a) { return _mm512_maskz_cvtepi32_ps(__mmask16(0xffff), a); }
-  static Acc to_int(__m512 v) { return _mm512_cvtps_epi32(v); }  // nearest, ties to even
-  static void store(int32_t* p, Acc a) { _mm512_storeu_si512(p, a); }
-};
-
+#include "int8_ops_512.inc"
 #include "conv2d_int8_kernel.inc"
 
 }  // namespace

@@ -23,6 +23,15 @@ X86_FLAGS = {
     "_avx2.cpp": ["-mavx2", "-mfma", "-mf16c"],
     "_avxvnni.cpp": ["-mavx2", "-mfma", "-mavxvnni"],
     "_avx512vnni.cpp": ["-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl", "-mavx512vnni"],
+    "_amx.cpp": [
+        "-mavx512f",
+        "-mavx512bw",
+        "-mavx512dq",
+        "-mavx512vl",
+        "-mavx512vnni",
+        "-mamx-tile",
+        "-mamx-int8",
+    ],
     "_avx512bf16.cpp": ["-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl", "-mavx512bf16"],
 }
 # As setup.py: the ISA of each file's name, and the int8 kernels' exact float rounding.

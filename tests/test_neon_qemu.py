@@ -33,7 +33,7 @@ POINTWISE = {"relu": 0, "prelu": 1, "leaky_relu": 2, "tanh": 3, "sigmoid": 4, "c
 RESIZE = {"nearest": 0, "bilinear": 1, "bicubic": 2}
 ALGORITHM = {"auto": 0, "direct": 1, "winograd": 2}
 INT8_ACTS = ("none", "relu", "prelu", "leaky_relu")
-INT8_ISA = ["portable", "avx2", "avxvnni", "avx512vnni", "neon", "neon-dotprod"]  # Int8Isa
+INT8_ISA = ["portable", "avx2", "avxvnni", "avx512vnni", "neon", "neon-dotprod", "amx"]  # Int8Isa
 
 NATIVE = Target("native", "g++", platform.machine())
 QEMU = Target(
@@ -65,6 +65,8 @@ def _native_int8_isa(level: str) -> str:
         return "neon-dotprod" if "asimddp" in flags else "neon"
     if level == "portable":
         return "portable"
+    if level == "avx512" and {"avx512_vnni", "amx_tile", "amx_int8"} <= flags:
+        return "amx"
     if level == "avx512" and "avx512_vnni" in flags:
         return "avx512vnni"
     return "avxvnni" if "avx_vnni" in flags else "avx2"

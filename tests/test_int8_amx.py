@@ -1,0 +1,131 @@
+"""The AMX int8 kernels (TDPBUSD tiles), bit for bit against the numpy integer reference on
+shapes that fill tiles, with pixel and channel tails, beside the avx512vnni and portable
+levels on the same cases: integer accumulation is exact, so all three must agree."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from simd_levels import AVAILABLE
+from test_int8_kernels import (
+    F32,
+    conv_int8_ref,
+    pixel_shuffle_ref,
+    quantize_ref,
+    random_case,
+    run_conv_int8,
+)
+
+from fastsr import _C
+
+
+def _cpu_flags() -> set[str]:
+    cpuinfo = Path("/proc/cpuinfo")
+    if not cpuinfo.exists():
+        return set()
+    for line in cpuinfo.read_text().splitlines():
+        if line.startswith("flags"):
+            return set(line.split(":", 1)[1].split())
+    return set()
+
+
+FLAGS = _cpu_flags()
+HAS_AMX = {"amx_tile", "amx_int8", "avx512_vnni"} <= FLAGS
+
+
+@pytest.fixture(params=["portable", "avx512vnni", "amx"])
+def int8_isa(request):
+    level = "portable" if request.param == "portable" else "avx512"
+    if level not in AVAILABLE or (level == "avx512" and "avx512_vnni" not in FLAGS):
+        pytest.skip(f"{request.param} not supported by this CPU")
+    if request.param == "amx" and not HAS_AMX:
+        pytest.skip("no AMX-INT8 on this CPU")
+    before = _C.simd_level()
+    _C.set_simd_level(level)
+    _C.set_int8_amx(request.param == "amx")
+    try:
+        assert _C.int8_isa() == request.param
+        yield request.param
+    finally:
+        _C.set_int8_amx(True)
+        _C.set_simd_level(before)
+
+
+@pytest.mark.parametrize(
+    "n,h,w,cin,cout,k,stride,dilation",
+    [
+        (1, 4, 16, 32, 16, 3, 1, 1),  # one tile exactly, at the channel threshold
+        (1, 3, 33, 48, 33, 3, 1, 1),  # 12-quad chunks, two pixel blocks and a 1-pixel tail
+        (2, 3, 47, 64, 64, 3, 1, 1),  # full 16-quad chunks, four vectors
+        (1, 3, 70, 96, 48, 1, 1, 1),  # two chunks per tap, odd vector count
+        (1, 5, 37, 128, 80, 3, 2, 1),  # stride 2, two channel groups
+        (1, 4, 40, 40, 24, 3, 1, 2),  # dilation 2, 10-quad chunks
+        (1, 3, 20, 34, 17, 3, 1, 1),  # channels not a multiple of 4
+        (1, 3, 12, 64, 64, 3, 1, 1),  # narrower than a tile: the VNNI tiles alone
+        (1, 3, 40, 16, 32, 5, 1, 1),  # below the threshold: the VNNI kernel
+    ],
+)
+def test_conv_int8_amx_bit_exact(int8_isa, n, h, w, cin, cout, k, stride, dilation):
+    x, wq, w_scale, bias, _ = random_case(cin + cout + w, n, h, w, cin, cout, k)
+    pad = dilation * (k // 2)
+    got = run_conv_int8(
+        x, wq, w_scale, bias, x_scale=0.02, x_zero=131, stride=stride, pad=pad, dilation=dilation
+    )
+    q = quantize_ref(x, 0.02, 131)
+    want = conv_int8_ref(q, 131, wq, 0.02, w_scale, bias, stride, pad, dilation, "none", None, 0)
+    np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("activation", ["none", "relu", "prelu", "leaky_relu"])
+@pytest.mark.parametrize("shuffle,oc", [(1, 17), (2, 5), (3, 2)])
+@pytest.mark.parametrize("with_skip", [False, True])
+@pytest.mark.parametrize("u8_out", [False, True])
+def test_conv_int8_amx_epilogues_bit_exact(int8_isa, activation, shuffle, oc, with_skip, u8_out):
+    k, h, w, cin = 3, 4, 35, 32
+    cout = oc * shuffle * shuffle
+    x, wq, w_scale, bias, slope = random_case(11 * shuffle, 1, h, w, cin, cout, k)
+    skip = (
+        np.random.default_rng(5).standard_normal((1, h, w, cout)).astype(F32) if with_skip else None
+    )
+    out_q = (0.05, 100) if u8_out else None
+    got = run_conv_int8(
+        x,
+        wq,
+        w_scale,
+        bias,
+        x_scale=0.03,
+        x_zero=128,
+        pad=1,
+        activation=activation,
+        slope=slope,
+        alpha=0.1,
+        shuffle=shuffle,
+        skip=skip,
+        out_q=out_q,
+    )
+    q = quantize_ref(x, 0.03, 128)
+    y = conv_int8_ref(q, 128, wq, 0.03, w_scale, bias, 1, 1, 1, activation, slope, 0.1)
+    y = pixel_shuffle_ref(y, shuffle)
+    if with_skip:
+        y = y + pixel_shuffle_ref(skip, shuffle)
+    if u8_out:
+        y = (quantize_ref(y, 0.05, 100).astype(F32) - F32(100)) * F32(0.05)
+    np.testing.assert_array_equal(got, y)
+
+
+def test_amx_is_chosen_where_the_cpu_has_it():
+    before = _C.simd_level()
+    try:
+        if "avx512" in AVAILABLE:
+            _C.set_simd_level("avx512")
+            assert (_C.int8_isa() == "amx") == HAS_AMX
+            _C.set_int8_amx(False)
+            assert _C.int8_isa() != "amx"
+            _C.set_int8_amx(True)
+        _C.set_simd_level("avx2" if "avx2" in AVAILABLE else "portable")
+        assert _C.int8_isa() != "amx"
+    finally:
+        _C.set_int8_amx(True)
+        _C.set_simd_level(before)
