@@ -92,6 +92,25 @@ def test_space_to_depth_without_its_reorder_is_refused():
         import_onnx(model)
 
 
+def test_space_to_depth_into_a_conv_matches_onnxruntime():
+    """A SpaceToDepth read by a Conv (no Gather): the conv's weights take PyTorch's order."""
+    rng = np.random.default_rng(4)
+    weight = rng.standard_normal((5, 12, 3, 3)).astype(np.float32)
+    model = helper.make_model(helper.make_graph(
+        [helper.make_node("SpaceToDepth", ["x"], ["s"], blocksize=2),
+         helper.make_node("Conv", ["s", "w"], ["y"], pads=[1, 1, 1, 1])], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 3, None, None])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 5, None, None])],
+        [numpy_helper.from_array(weight, "w")]),
+        opset_imports=[helper.make_opsetid("", 17)])
+    x = _input(3, 8, 6)
+    expected = _onnxruntime(model, x)
+    graph = import_onnx(model)
+    assert [n.op for n in graph.nodes] == ["pixel_unshuffle", "conv2d"]
+    with torch.no_grad():
+        torch.testing.assert_close(run_graph(graph, x), expected, atol=1e-5, rtol=0)
+
+
 @pytest.mark.parametrize("optimized", [False, True], ids=["captured", "optimized"])
 @pytest.mark.parametrize("case", sorted(OP_CASES))
 def test_export_import_round_trip_matches_eager_torch(case, optimized, tmp_path):

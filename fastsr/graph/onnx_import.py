@@ -136,7 +136,8 @@ class _Importer:
         self.tensor_of = {graph_input: graph_input}  # ONNX name -> IR tensor name
         self.global_tensors: set[str] = set()  # IR tensors of spatial size 1x1 (pooled)
         # SpaceToDepth output (ONNX name) -> (its pixel_unshuffle IR tensor, the Gather
-        # indices that turn the ONNX channel order into PyTorch's)
+        # indices that turn the ONNX channel order into PyTorch's); read through that
+        # Gather, or by a conv whose weights are permuted to match
         self.space_to_depth: dict[str, tuple[str, np.ndarray]] = {}
         self.nodes: list[Node] = []
         self.params: dict[str, np.ndarray] = {}
@@ -226,6 +227,13 @@ class _Importer:
         bias = None
         if self._present(node, 2):
             bias = self._param(node, "bias", self._constant(node, 2, "bias"), (out_channels,))
+        blocks = self.space_to_depth.get(node.input[0])
+        if blocks is not None and not transposed and groups == 1:
+            # reads the pixel_unshuffle tensor: its channel k is ONNX's channel order[k]
+            weight = np.take(weight, blocks[1], axis=1)
+            x = blocks[0]
+        else:
+            x = self._tensor(node, 0)
         common = {
             "weight": self._param(node, "weight", weight),
             "bias": bias,
@@ -236,10 +244,9 @@ class _Importer:
         }
         if transposed:
             output_padding = tuple(attrs.get("output_padding", (0, 0)))
-            self._emit(node, "conv_transpose2d", [self._tensor(node, 0)],
-                       output_padding=output_padding, **common)
+            self._emit(node, "conv_transpose2d", [x], output_padding=output_padding, **common)
         else:
-            self._emit(node, "conv2d", [self._tensor(node, 0)], **common)
+            self._emit(node, "conv2d", [x], **common)
 
     def _batch_norm(self, node, attrs) -> None:
         if attrs.get("training_mode", 0):
@@ -331,7 +338,8 @@ class _Importer:
     def _unordered(name: str, where: str = "graph output") -> None:
         raise GraphError(
             f"{where}: '{name}' is a SpaceToDepth output read without the Gather that puts its "
-            "channels in PyTorch's pixel_unshuffle order; only that pair is supported"
+            "channels in PyTorch's pixel_unshuffle order; only that Gather or a Conv (group "
+            "1) may read it"
         )
 
     def _gather(self, node, attrs) -> None:
