@@ -3,9 +3,9 @@
 Sources named `*_avx512.cpp` / `*_avx2.cpp` are compiled with those ISA flags only; the
 rest is compiled for the baseline ISA, and the extension picks the kernels at run time,
 so one build runs on CPUs with and without AVX-512. `*_neon.cpp` is built on AArch64
-(Linux and macOS), where Advanced SIMD is baseline, and `*_neon_dotprod.cpp` there with
-the dot-product extension (used only where the CPU reports it); other CPUs get the
-portable path.
+(Linux and macOS), where Advanced SIMD is baseline, and `*_neon_dotprod.cpp` and
+`*_bf16_neon.cpp` there with the dot-product and bf16 extensions (used only where the CPU
+reports them); other CPUs get the portable path.
 """
 
 import os
@@ -55,8 +55,12 @@ ISA_FLAGS = {
         "-mavx2",
     ],
 }
-# GCC's arm_neon.h offers sdot only to armv8.2-a code; no LSE atomics are emitted there.
-NEON_ISA_FLAGS = {"_neon_dotprod.cpp": ["-march=armv8.2-a+dotprod"]}
+# GCC's arm_neon.h offers sdot and bfdot only to armv8.2-a code; no LSE atomics are
+# emitted there.
+NEON_ISA_FLAGS = {
+    "_neon_dotprod.cpp": ["-march=armv8.2-a+dotprod"],
+    "_bf16_neon.cpp": ["-march=armv8.2-a+bf16"],
+}
 
 
 # The int8 kernels' fp32 epilogue rounds every multiply and add as numpy does, so the tests

@@ -68,7 +68,7 @@ def test_bf16_speed(benchmark, timed, quick, threads, model):
     from fastsr.backends import get_backend
 
     if "bf16" not in get_backend("cpu").precisions():
-        pytest.skip("no bf16 kernel on this CPU (avx512_bf16 at the avx512 SIMD level)")
+        pytest.skip("no bf16 kernel here (needs avx512_bf16 at avx512, FEAT_BF16 at neon)")
     graph = load(model)
     height, width = (36, 64) if quick else (360, 640)
     x = natural_frame(height, width, graph.input_channels)

@@ -20,7 +20,8 @@ namespace {
 
 void expect_bf16() {
   if (!fastsr::bf16_supported())
-    throw py::value_error("bf16 steps need a CPU with avx512_bf16 at the active SIMD level (" +
+    throw py::value_error("bf16 steps need a bf16 dot product at the active SIMD level "
+                          "(avx512_bf16 at avx512, FEAT_BF16 at neon; " +
                           fastsr::simd_name(fastsr::active_simd()) + " here)");
 }
 
@@ -70,7 +71,9 @@ void expect_same(const View& a, const Bf16View& b, const Program& p) {
 
 void bind_bf16(py::module_& m, py::class_<Program>& program) {
   m.def("bf16_supported", &fastsr::bf16_supported,
-        "Whether bf16 steps run here: avx512_bf16 and AVX-512 the active SIMD level.");
+        "Whether bf16 steps run here: avx512_bf16 at the avx512 level, FEAT_BF16 at neon.");
+  m.def("bf16_isa", [] { return std::string(fastsr::bf16_isa_name(fastsr::active_bf16_isa())); },
+        "The bf16 kernel family the active SIMD level runs: avx512bf16, neon-bf16 or none.");
   py::class_<Bf16View>(m, "Bf16View", "A channel window onto one of a Program's bf16 buffers.")
       .def_readonly("n", &Bf16View::n)
       .def_readonly("h", &Bf16View::h)

@@ -1,26 +1,40 @@
 #include "conv2d_bf16.h"
 
 #include <algorithm>
-#include <cstdlib>
 #include <cstring>
 #include <stdexcept>
+#include <string>
+
+#if FASTSR_HAS_NEON_KERNELS && defined(__linux__)
+#include <sys/auxv.h>
+#ifndef HWCAP2_BF16
+#define HWCAP2_BF16 (1 << 14)  // Linux's arch/arm64 uapi hwcap.h, for older libc headers
+#endif
+#elif FASTSR_HAS_NEON_KERNELS && defined(__APPLE__)
+#include <sys/sysctl.h>
+#endif
 
 namespace fastsr {
 
-bool bf16_supported() {
-#ifdef FASTSR_HAS_X86_KERNELS
+namespace {
+
+// The CPU's bf16 dot product: avx512_bf16 on x86, FEAT_BF16 (bfdot) on AArch64.
+bool cpu_has_bf16_dot() {
+#if FASTSR_HAS_X86_KERNELS
   __builtin_cpu_init();
-  return active_simd() == Simd::Avx512 && __builtin_cpu_supports("avx512bf16");
+  return __builtin_cpu_supports("avx512bf16");
+#elif FASTSR_HAS_NEON_KERNELS && defined(__linux__)
+  return (getauxval(AT_HWCAP2) & HWCAP2_BF16) != 0;
+#elif FASTSR_HAS_NEON_KERNELS && defined(__APPLE__)
+  int value = 0;
+  size_t size = sizeof value;
+  return sysctlbyname("hw.optional.arm.FEAT_BF16", &value, &size, nullptr, 0) == 0 && value;
 #else
-  return false;  // ARMv8.6 BFDOT would go here; no kernel is written for it yet
+  return false;
 #endif
 }
 
-namespace {
-
-constexpr int kLanes = 16, kMaxVectors = 4;  // the AVX-512 kernel's tile (kTileShapes)
-
-// Round to nearest, ties to even, as vcvtneps2bf16 does for finite values.
+// Round to nearest, ties to even, as vcvtneps2bf16 and bfcvtn do for finite values.
 uint16_t to_bf16(float x) {
   uint32_t bits;
   std::memcpy(&bits, &x, 4);
@@ -29,32 +43,64 @@ uint16_t to_bf16(float x) {
 
 }  // namespace
 
+Bf16Isa active_bf16_isa() {
+  const Simd simd = active_simd();
+  if (simd == Simd::Avx512 && cpu_has_bf16_dot()) return Bf16Isa::Avx512Bf16;
+  if (simd == Simd::Neon && cpu_has_bf16_dot()) return Bf16Isa::NeonBf16;
+  return Bf16Isa::None;
+}
+
+const char* bf16_isa_name(Bf16Isa isa) {
+  switch (isa) {
+    case Bf16Isa::Avx512Bf16: return "avx512bf16";
+    case Bf16Isa::NeonBf16: return "neon-bf16";
+    default: return "none";
+  }
+}
+
+const Bf16Kernels& bf16_kernels(Bf16Isa isa) {
+  switch (isa) {
+#ifdef FASTSR_HAS_X86_KERNELS
+    case Bf16Isa::Avx512Bf16: return kAvx512Bf16Kernels;
+#endif
+#ifdef FASTSR_HAS_NEON_KERNELS
+    case Bf16Isa::NeonBf16: return kNeonBf16Kernels;
+#endif
+    default:
+      throw std::invalid_argument(std::string("this build has no bf16 kernels for '") +
+                                  bf16_isa_name(isa) + "'");
+  }
+}
+
 Bf16ConvLayer pack_conv_bf16(const float* weight, const float* bias, const float* slope,
                              int cout, int cin, int kh, int kw, int stride, int dilation,
                              int pad_top, int pad_left, Act act, float alpha, int shuffle,
                              bool out_bf16) {
-  if (!bf16_supported())
+  const Bf16Isa isa = active_bf16_isa();
+  if (isa == Bf16Isa::None)
     throw std::invalid_argument("bf16 conv2d: this CPU (at the active SIMD level) has no bf16 "
-                                "dot product (avx512_bf16)");
+                                "dot product (avx512_bf16, or FEAT_BF16 on ARM)");
+  const int lanes = bf16_tile_shape(isa).lanes, max_vectors = bf16_tile_shape(isa).max_vectors;
   Bf16ConvLayer B;
+  B.isa = isa;
   ConvLayer& L = B.conv;
   L.cin = cin, L.cout = cout, L.kh = kh, L.kw = kw;
   L.stride = stride, L.dilation = dilation, L.pad_top = pad_top, L.pad_left = pad_left;
-  L.simd = Simd::Avx512, L.lanes = kLanes;
+  L.simd = active_simd(), L.lanes = lanes;
   L.act = act, L.alpha = alpha, L.shuffle = shuffle;
   B.pairs = (cin + 1) / 2;
   B.out_bf16 = out_bf16;
   const int64_t taps = int64_t(kh) * kw * B.pairs;
   int64_t offset = 0;
-  for (int first = 0; first < cout; first += kLanes * kMaxVectors) {
-    const int n = std::min(kLanes * kMaxVectors, cout - first);
-    const int nvec = (n + kLanes - 1) / kLanes;
+  for (int first = 0; first < cout; first += lanes * max_vectors) {
+    const int n = std::min(lanes * max_vectors, cout - first);
+    const int nvec = (n + lanes - 1) / lanes;
     L.groups.push_back({first, n, nvec, offset});
-    offset += taps * nvec * kLanes * 2;
+    offset += taps * nvec * lanes * 2;
   }
   B.packed.assign(size_t(offset), 0);
   for (const ConvGroup& g : L.groups) {
-    const int width = g.nvec * kLanes;
+    const int width = g.nvec * lanes;
     uint16_t* dst = B.packed.data() + g.offset;
     for (int ky = 0; ky < kh; ++ky)
       for (int kx = 0; kx < kw; ++kx)
@@ -65,7 +111,7 @@ Bf16ConvLayer pack_conv_bf16(const float* weight, const float* bias, const float
               dst[2 * k + i] = to_bf16(weight[((int64_t(co) * cin + ci) * kh + ky) * kw + kx]);
             }
   }
-  const size_t padded = size_t((cout + kLanes - 1) / kLanes * kLanes);
+  const size_t padded = size_t((cout + lanes - 1) / lanes * lanes);
   L.bias = AlignedFloats(padded);
   if (bias) std::copy(bias, bias + cout, L.bias.data());
   if (slope) {
@@ -74,12 +120,5 @@ Bf16ConvLayer pack_conv_bf16(const float* weight, const float* bias, const float
   }
   return B;
 }
-
-#ifndef FASTSR_HAS_X86_KERNELS
-// This build has no bf16 kernel, bf16_supported() is false and no bf16 step is ever made.
-void conv2d_bf16(const Bf16ConvJob&) { std::abort(); }
-void fp32_to_bf16(const View&, const Bf16View&) { std::abort(); }
-void bf16_to_fp32(const Bf16View&, const View&) { std::abort(); }
-#endif
 
 }  // namespace fastsr

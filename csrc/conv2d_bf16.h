@@ -1,6 +1,6 @@
-// bf16 direct convolution on CPUs with native bf16 dot products (AVX512_BF16 vdpbf16ps):
-// bf16 activations x bf16 weights, two input channels per fp32 lane, fp32 accumulation,
-// and the fp32 kernel's epilogue:
+// bf16 direct convolution on CPUs with native bf16 dot products (AVX512_BF16 vdpbf16ps,
+// ARMv8.6 FEAT_BF16 bfdot): bf16 activations x bf16 weights, two input channels per fp32
+// lane, fp32 accumulation, and the fp32 kernel's epilogue:
 //   y = act(acc + bias) ; pixel-shuffle ; y += skip
 // stored as fp32 or rounded (to nearest, ties to even) to bf16 for the next bf16 layer.
 //
@@ -16,20 +16,45 @@ namespace fastsr {
 
 using Bf16View = NhwcView<uint16_t>;  // bf16 bit patterns (view.h)
 
-// AVX-512 is the active SIMD level (FASTSR_SIMD may cap it) and cpuid reports avx512_bf16.
-bool bf16_supported();
+// Kernel families for bf16, on top of active_simd() (FASTSR_SIMD may cap it): AVX512_BF16
+// at the avx512 level where cpuid reports it, FEAT_BF16 at the neon level where HWCAP2
+// (Linux) or sysctl (macOS) reports it; None elsewhere.
+enum class Bf16Isa { Avx512Bf16, NeonBf16, None };
+Bf16Isa active_bf16_isa();
+const char* bf16_isa_name(Bf16Isa isa);
+inline bool bf16_supported() { return active_bf16_isa() != Bf16Isa::None; }
+
+// Register blocking of each family with a kernel, indexed by Bf16Isa (see TileShape).
+constexpr TileShape kBf16TileShapes[] = {
+    {16, 4, {12, 12, 8, 6}},  // Avx512Bf16: the fp32 AVX-512 tile
+    {4, 4, {12, 9, 6, 5}},    // NeonBf16: 20 accumulators + 4 weights + 5 inputs (4 pairs each)
+};
+constexpr const TileShape& bf16_tile_shape(Bf16Isa isa) { return kBf16TileShapes[int(isa)]; }
+
+// The blocking half of a kernel's bf16 pair type `B16` (conv2d_bf16_kernel.inc).
+template <Bf16Isa isa>
+struct Bf16Tile {
+  static constexpr TileShape tile = bf16_tile_shape(isa);
+  static constexpr int V = tile.lanes;
+  static constexpr int max_vectors = tile.max_vectors;
+  static constexpr int pixels(int nv) { return tile.pixels[nv - 1]; }
+  // Pairs of one pixel that one load serves (lane-indexed dot products); 1: broadcast.
+  static constexpr int pairs_per_load = 1;
+};
 
 struct Bf16ConvLayer {
   // Geometry, bias, slope, activation and shuffle as the fp32 epilogue reads them
-  // (conv.packed stays empty); groups of up to 4 vectors of 16 output channels.
+  // (conv.packed stays empty); groups of up to max_vectors vectors of output channels.
   ConvLayer conv;
+  Bf16Isa isa = Bf16Isa::None;
   int pairs = 0;  // input channels rounded up to even, halved
-  std::vector<uint16_t> packed;  // per group [ky][kx][pairs][nvec * 16][2], zero past cin
+  std::vector<uint16_t> packed;  // per group [ky][kx][pairs][nvec * lanes][2], zero past cin
   bool out_bf16 = false;
 };
 
 // weight: OIHW float32 (rounded to bf16 here); bias: cout floats or null; slope: cout
-// floats for PReLU or null. Throws std::invalid_argument when bf16_supported() is false.
+// floats for PReLU or null. Packed for active_bf16_isa(); throws std::invalid_argument
+// when that is None.
 Bf16ConvLayer pack_conv_bf16(const float* weight, const float* bias, const float* slope,
                              int cout, int cin, int kh, int kw, int stride, int dilation,
                              int pad_top, int pad_left, Act act, float alpha, int shuffle,
@@ -42,10 +67,17 @@ struct Bf16ConvJob {
   Bf16View out;      // bf16 output (layer->out_bf16 true)
 };
 
-// Called inside an OpenMP parallel region (conv2d_bf16_avx512bf16.cpp).
-void conv2d_bf16(const Bf16ConvJob& job);
-// fp32 -> bf16 (nearest, ties to even) and back, elementwise.
-void fp32_to_bf16(const View& x, const Bf16View& out);
-void bf16_to_fp32(const Bf16View& x, const View& out);
+// One family's kernels (conv2d_bf16_<isa>.cpp, built with that ISA's flags), each called
+// inside an OpenMP parallel region.
+struct Bf16Kernels {
+  void (*conv)(const Bf16ConvJob& job);
+  void (*to_bf16)(const View& x, const Bf16View& out);  // nearest, ties to even
+  void (*from_bf16)(const Bf16View& x, const View& out);  // exact
+};
+extern const Bf16Kernels kAvx512Bf16Kernels, kNeonBf16Kernels;
+// Throws std::invalid_argument for None or a family this build lacks.
+const Bf16Kernels& bf16_kernels(Bf16Isa isa);
+
+inline void conv2d_bf16(const Bf16ConvJob& job) { bf16_kernels(job.layer->isa).conv(job); }
 
 }  // namespace fastsr

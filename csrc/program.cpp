@@ -271,11 +271,13 @@ void Program::add_conv2d_bf16(const Bf16View& x, const View* out, const Bf16View
 }
 
 void Program::add_to_bf16(const View& x, const Bf16View& out) {
-  steps_.push_back([x, out] { fp32_to_bf16(x, out); });
+  const Bf16Kernels* k = &bf16_kernels(active_bf16_isa());
+  steps_.push_back([k, x, out] { k->to_bf16(x, out); });
 }
 
 void Program::add_from_bf16(const Bf16View& x, const View& out) {
-  steps_.push_back([x, out] { bf16_to_fp32(x, out); });
+  const Bf16Kernels* k = &bf16_kernels(active_bf16_isa());
+  steps_.push_back([k, x, out] { k->from_bf16(x, out); });
 }
 
 void Program::run_steps() const {

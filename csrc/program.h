@@ -74,6 +74,7 @@ class Program {
   // Exactly one of out (fp32) and out_bf16 (layer.out_bf16) is given.
   void add_conv2d_bf16(const Bf16View& x, const View* out, const Bf16View* out_bf16,
                        const View* skip, Bf16ConvLayer layer);
+  // By the bf16 kernels of active_bf16_isa() (std::invalid_argument where that is None).
   void add_to_bf16(const View& x, const Bf16View& out);
   void add_from_bf16(const Bf16View& x, const View& out);
 

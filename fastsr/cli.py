@@ -64,7 +64,8 @@ def _add_model_options(parser: argparse.ArgumentParser, tiles: bool = True) -> N
     parser.add_argument(
         "--precision", default="fp32", choices=["fp32", "int8", "bf16", "auto"],
         help="fp32 (default); int8 (cpu, calibrated models: see fastsr quantize); bf16 (cpu "
-        "with avx512_bf16); auto: the fastest whose measured PSNR cost is within 0.1 dB",
+        "with avx512_bf16 or ARM FEAT_BF16); auto: the fastest whose measured PSNR cost is within "
+        "0.1 dB",
     )  # fmt: skip
     if tiles:
         parser.add_argument(
@@ -368,7 +369,9 @@ def _run_info(args) -> int:
 
         print(f"cpu kernels: {_C.simd_level()} SIMD, {_C.max_threads()} threads")
         print(f"int8 kernels: {_C.int8_isa()}")
-        bf16 = "avx512bf16" if _C.bf16_supported() else "none (needs avx512_bf16 at avx512)"
+        bf16 = _C.bf16_isa()
+        if bf16 == "none":
+            bf16 += " (needs avx512_bf16 at avx512, or FEAT_BF16 at neon)"
         print(f"bf16 kernels: {bf16}")
     except ImportError as error:
         print(f"cpu kernels: not built ({error})")

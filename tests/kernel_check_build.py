@@ -35,7 +35,10 @@ X86_FLAGS = {
     "_avx512bf16.cpp": ["-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl", "-mavx512bf16"],
 }
 # As setup.py: the ISA of each file's name, and the int8 kernels' exact float rounding.
-ARM_FLAGS = {"_neon_dotprod.cpp": ["-march=armv8.2-a+dotprod"]}
+ARM_FLAGS = {
+    "_neon_dotprod.cpp": ["-march=armv8.2-a+dotprod"],
+    "_bf16_neon.cpp": ["-march=armv8.2-a+bf16"],
+}
 INT8_FLAGS = ["-ffp-contract=off", "-fno-schedule-insns"]
 
 

@@ -29,11 +29,14 @@ from fastsr.graph import load
 
 pytestmark = pytest.mark.skipif(
     not _C.bf16_supported(),
-    reason=f"no avx512_bf16 at this CPU's SIMD level ({_C.simd_level()}): no bf16 kernel to test",
+    reason="no bf16 dot product (avx512_bf16, FEAT_BF16) at this CPU's SIMD level "
+    f"({_C.simd_level()}): no bf16 kernel to test",
 )
 
 F32 = np.float32
 U = 2.0**-24  # fp32 unit roundoff
+FAMILY = {"avx512": "avx512bf16", "neon": "neon-bf16"}  # the bf16 kernels of each SIMD level
+BELOW = "portable" if _C.simd_level() == "neon" else "avx2"  # a level without them
 ACTIVATIONS = {
     "none": lambda y, slope, alpha: y,
     "relu": lambda y, slope, alpha: torch.relu(y),
@@ -57,17 +60,21 @@ def nhwc(t: torch.Tensor) -> np.ndarray:
     return t.permute(0, 2, 3, 1).numpy()
 
 
-def reference(x, weight, bias, stride, pad, dilation, activation, slope, alpha, shuffle, skip):
-    """(y, bound): the float64 result and the elementwise bound of the module docstring."""
+def reference(
+    x, weight, bias, stride, pad, dilation, activation, slope, alpha, shuffle, skip, roundings=None
+):
+    """(y, bound): the float64 result and the elementwise bound of the module docstring;
+    `roundings` (default terms + 2) counts the roundings of unit U a product passes."""
     xb, wb = bf16(x).permute(0, 3, 1, 2), bf16(weight)
     conv = dict(stride=stride, padding=pad, dilation=dilation)
     b = torch.from_numpy(bias).double()
     y = F.conv2d(xb, wb, b, **conv)
     magnitude = F.conv2d(xb.abs(), wb.abs(), b.abs(), **conv)
-    terms = weight.shape[1] * weight.shape[2] * weight.shape[3]
+    if roundings is None:
+        roundings = weight.shape[1] * weight.shape[2] * weight.shape[3] + 2
     slope_t = None if slope is None else torch.from_numpy(slope).double()
     y = ACTIVATIONS[activation](y, slope_t, alpha)
-    bound = 1.1 * (terms + 2) * U * magnitude + 3e-7 * (1 + y.abs())
+    bound = 1.1 * roundings * U * magnitude + 3e-7 * (1 + y.abs())
     y, bound = F.pixel_shuffle(y, shuffle), F.pixel_shuffle(bound, shuffle)
     if skip is not None:
         y = y + nchw(skip)
@@ -240,11 +247,12 @@ def test_conv_bf16_rejects_bad_input():
         p.to_bf16(out, x)
 
 
-def test_bf16_is_unavailable_below_avx512():
+def test_bf16_is_unavailable_below_its_simd_level():
     before = _C.simd_level()
+    assert _C.bf16_isa() == FAMILY[before]
     try:
-        _C.set_simd_level("avx2")
-        assert not _C.bf16_supported()
+        _C.set_simd_level(BELOW)
+        assert not _C.bf16_supported() and _C.bf16_isa() == "none"
         assert "bf16" not in get_backend("cpu").precisions()
         p = _C.Program(1)
         x = p.view(p.add_buffer(1, 2, 2, 2), 0, 2)
@@ -259,7 +267,7 @@ def test_bf16_is_unavailable_below_avx512():
         _C.set_simd_level(before)
 
 
-def test_fastsr_simd_avx2_turns_bf16_off():
+def test_fastsr_simd_below_turns_bf16_off():
     code = (
         "from fastsr.api import Upscaler\n"
         "import numpy as np\n"
@@ -268,7 +276,7 @@ def test_fastsr_simd_avx2_turns_bf16_off():
         "except ValueError as e:\n"
         "    print(e)\n"
     )
-    env = {**os.environ, "FASTSR_SIMD": "avx2"}
+    env = {**os.environ, "FASTSR_SIMD": BELOW}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert "cannot run bf16 on this machine; it runs fp32, int8" in out.stdout, out.stderr
 

@@ -13,7 +13,7 @@ from PIL import Image, ImageOps
 from test_api import one_torch_thread, random_image, tiny_graph  # noqa: F401
 
 import fastsr
-from fastsr import cli
+from fastsr import _C, cli
 from fastsr.graph.onnx_export import export_onnx
 from fastsr.imagefile import read_image, write_image
 
@@ -277,6 +277,7 @@ def test_info_command(capsys):
     assert f"fastsr {fastsr.__version__}" in out
     for line in ("backend reference: available", "backend cpu:", "cpu kernels:", "cuda:"):
         assert line in out
+    assert f"bf16 kernels: {_C.bf16_isa()}" in out
     assert "shipped models:" in out
 
 

@@ -5,10 +5,12 @@ are proven on machines without ARM hardware.
 
 Covers odd sizes, every kernel size the zoo uses (1, 3, 5, 6, 9), stride, dilation, every
 conv epilogue (activations, pixel shuffle, skip), Winograd, the pointwise and resize steps,
-and the int8 conv bit for bit against the numpy integer reference of test_int8_kernels.py.
-qemu runs the NEON level twice: as `-cpu max` (FEAT_DotProd: the sdot kernel) and as a
-Cortex-A57 (ARMv8.0: the smull kernel), and each run checks which int8 kernel family the
-binary chose from HWCAP.
+the int8 conv bit for bit against the numpy integer reference of test_int8_kernels.py, and
+the bf16 conv within the rounding bound of its dot product (Bf16Conv). qemu runs the NEON
+level three times: as `-cpu max` (FEAT_DotProd and FEAT_BF16: the sdot and bfdot kernels),
+as a Neoverse N1 (dot products, no bf16: the bf16 steps must be refused) and as a
+Cortex-A57 (ARMv8.0: the smull kernel, no bf16), and each run checks which int8 and bf16
+kernel families the binary chose from HWCAP / HWCAP2.
 """
 
 from __future__ import annotations
@@ -25,15 +27,17 @@ import pytest
 import torch
 import torch.nn.functional as F
 from kernel_check_build import Target, build
+from test_bf16_kernels import reference as bf16_reference
 from test_int8_kernels import conv_int8_ref, pixel_shuffle_ref, quantize_ref, random_case
 
 SIMD = {"portable": 0, "avx2": 1, "avx512": 2, "neon": 3}
-ACT = {"none": 0, "relu": 1, "prelu": 2, "leaky_relu": 3, "tanh": 4, "sigmoid": 5}
+ACT = {"none": 0, "relu": 1, "prelu": 2, "leaky_relu": 3, "tanh": 4, "sigmoid": 5, "silu": 6}
 POINTWISE = {"relu": 0, "prelu": 1, "leaky_relu": 2, "tanh": 3, "sigmoid": 4, "clamp": 5}
 RESIZE = {"nearest": 0, "bilinear": 1, "bicubic": 2}
 ALGORITHM = {"auto": 0, "direct": 1, "winograd": 2}
 INT8_ACTS = ("none", "relu", "prelu", "leaky_relu")
 INT8_ISA = ["portable", "avx2", "avxvnni", "avx512vnni", "neon", "neon-dotprod", "amx"]  # Int8Isa
+BF16_ISA = ["avx512bf16", "neon-bf16", "none"]  # Bf16Isa
 
 NATIVE = Target("native", "g++", platform.machine())
 QEMU = Target(
@@ -72,11 +76,22 @@ def _native_int8_isa(level: str) -> str:
     return "avxvnni" if "avx_vnni" in flags else "avx2"
 
 
+def _native_bf16_isa(level: str) -> str:
+    """The bf16 kernel family a level must pick on this CPU, from /proc/cpuinfo."""
+    flags = _cpu_flags()
+    if level == "avx512" and "avx512_bf16" in flags:
+        return "avx512bf16"
+    if level == "neon" and "bf16" in flags:
+        return "neon-bf16"
+    return "none"
+
+
 @dataclass(frozen=True)
 class Run:
     target: Target
     simd: str
     int8_isa: str  # the int8 kernel family this run must choose
+    bf16_isa: str  # and the bf16 one
     cpu: str | None = None  # qemu's -cpu model
 
     def id(self):
@@ -87,10 +102,14 @@ class Run:
 
 
 RUNS = [
-    Run(QEMU, "neon", "neon-dotprod", "max"),
-    Run(QEMU, "neon", "neon", "cortex-a57"),  # ARMv8.0: no dot product
-    Run(QEMU, "portable", "portable", "max"),
-] + [Run(NATIVE, level, _native_int8_isa(level)) for level in _native_levels()]
+    Run(QEMU, "neon", "neon-dotprod", "neon-bf16", "max"),
+    Run(QEMU, "neon", "neon-dotprod", "none", "neoverse-n1"),  # Graviton2: no FEAT_BF16
+    Run(QEMU, "neon", "neon", "none", "cortex-a57"),  # ARMv8.0: no dot product
+    Run(QEMU, "portable", "portable", "none", "max"),
+] + [
+    Run(NATIVE, level, _native_int8_isa(level), _native_bf16_isa(level))
+    for level in _native_levels()
+]
 
 
 def rng(shape, seed, scale=1.0):
@@ -113,7 +132,20 @@ def _floats(*arrays):
     return b"".join(np.ascontiguousarray(a, np.float32).tobytes() for a in arrays)
 
 
-class Conv:
+class Case:
+    """What the harness asks of every case besides its bytes (`encode`)."""
+
+    def runs(self, run: Run) -> bool:
+        """Whether `run` computes this case; where not, the binary must answer nothing."""
+        return True
+
+    def reference(self):
+        """(expected, tolerance): the answer, and the error allowed (scalar or elementwise)."""
+        expected = self.expected()
+        return expected, self.tolerance(expected)
+
+
+class Conv(Case):
     """One conv case: the bytes the binary reads and the torch result it must give."""
 
     def __init__(
@@ -181,6 +213,7 @@ class Conv:
             "leaky_relu": lambda t: F.leaky_relu(t, self.alpha),
             "tanh": torch.tanh,
             "sigmoid": torch.sigmoid,
+            "silu": F.silu,
         }[self.act](y)
         y = nhwc(F.pixel_shuffle(y, self.shuffle))
         return y + self.skip_values if self.skip else y
@@ -242,7 +275,80 @@ class Int8Conv(Conv):
         return 0.0
 
 
-class Pointwise:
+class Bf16Conv(Conv):
+    """One bf16 conv case (fp32 input rounded to bf16 by the Program): Conv's geometry and
+    data, against torch float64 on the bf16-rounded operands (test_bf16_kernels.reference),
+    within a bound that holds for both bf16 dot products:
+
+    - vdpbf16ps (x86) adds each product into its fp32 lane rounding to nearest even: terms +
+      2 roundings of unit U = 2^-24 (test_bf16_kernels).
+    - BFDOT (Arm ARM, FEAT_BF16 with FPCR.EBF 0, as Linux starts every thread) computes a
+      pair's two products exactly (8 x 8 significant bits fit fp32), then rounds their sum,
+      and its accumulation, to odd: an error below one ulp, 2U relative, twice nearest-even's.
+      A product passes at most pairs + 1 of them (pairs = ceil(cin / 2) kh kw, the odd
+      channel paired with +0) and the bias add rounds once more: 2 (pairs + 1) + 1 roundings
+      of U, at least terms + 3.
+    - Both flush denormal inputs, products and sums to zero: below 2^-126 each, terms 2^-125
+      in all (random cases have none; the term keeps the bound true).
+
+    A bf16 output adds half a bf16 step, 2^-8 |y|. A product dropped or read from the wrong
+    tap or channel costs ~ sum |x w| / terms, far above the bound."""
+
+    def __init__(self, *shape, out_bf16=False, seed=0, **options):
+        super().__init__(*shape, seed=seed, **options)
+        self.out_bf16 = out_bf16
+
+    def id(self):
+        return f"bf16-{super().id()}{'-bf16out' if self.out_bf16 else ''}"
+
+    def runs(self, run):
+        return run.bf16_isa != "none"
+
+    def encode(self, simd):
+        header = _ints(5, SIMD[simd], *self.fields(), int(self.out_bf16))
+        arrays = [[self.alpha], self.x, self.weight, self.bias, self.slope]
+        return header + _floats(*arrays, *([self.skip_values] if self.skip else []))
+
+    def reference(self):
+        terms = self.cin * self.k * self.k
+        pairs = (self.cin + 1) // 2 * self.k * self.k
+        y, bound = bf16_reference(
+            self.x, self.weight, self.bias, self.stride, self.pad, self.dilation, self.act,
+            self.slope, self.alpha, self.shuffle, self.skip_values, roundings=2 * (pairs + 1) + 1,
+        )  # fmt: skip
+        bound = bound + terms * 2.0**-125
+        if self.out_bf16:
+            bound = bound * (1 + 2.0**-8) + 2.0**-8 * np.abs(y)
+        return y, bound
+
+
+class Bf16RoundTrip(Case):
+    """fp32 -> bf16 -> fp32 through the Program's steps: exactly torch's rounding (nearest,
+    ties to even), with ties, a carry into the exponent and an overflow to infinity. No
+    denormals: vcvtneps2bf16 flushes them to zero, bfcvtn (FPCR.FZ 0) and torch keep them."""
+
+    def __init__(self, seed=70):
+        bits = np.array([0x3F808000, 0x3F818000, 0x3F80FFFF, 0xBF808001, 0x3F7FFFFF, 0x7F7FFFFF, 0])
+        x = np.concatenate([bits.astype(np.uint32).view(np.float32), rng((98,), seed, 1e3)])
+        self.x = x.reshape(1, 3, 5, 7)
+
+    def id(self):
+        return "bf16-round-trip"
+
+    def runs(self, run):
+        return run.bf16_isa != "none"
+
+    def encode(self, simd):
+        return _ints(7, SIMD[simd], *self.x.shape) + _floats(self.x)
+
+    def expected(self):
+        return torch.from_numpy(self.x).to(torch.bfloat16).float().numpy()
+
+    def tolerance(self, expected):
+        return 0.0
+
+
+class Pointwise(Case):
     def __init__(self, kind, shape=(1, 7, 5, 13), seed=40):
         self.kind, self.x = kind, rng(shape, seed, 4.0)
         self.slope = rng((shape[3],), seed + 1, 0.3)
@@ -271,7 +377,7 @@ class Pointwise:
         return 2e-7 * max(1.0, float(np.abs(expected).max()))
 
 
-class Resize:
+class Resize(Case):
     def __init__(self, mode, factor, seed=50):
         self.mode, self.factor, self.x = mode, factor, rng((2, 5, 9, 3), seed)
 
@@ -336,6 +442,24 @@ CASES = [
         for s, (a, r, u8) in enumerate(product(INT8_ACTS, (1, 2), (False, True)), 120)
     ],
     Int8Conv(1, 5, 6, 12, 3, 3, act="relu", shuffle=3, skip=True, out_u8=True, seed=140),
+    # bf16: 64 channels (whole 16-byte loads of 4 pairs), 17 (2 loads and the odd channel),
+    # 12 (a load and 2 single pairs), 10, 3 and 1 (single pairs, the odd channel alone);
+    # every vector count; kernel sizes 1, 3, 5; stride 2, dilation 2
+    Bf16Conv(2, 9, 29, 64, 64, 3, seed=201),
+    Bf16Conv(1, 7, 13, 3, 64, 3, seed=202),  # first RGB layer
+    Bf16Conv(1, 6, 11, 1, 56, 5, seed=203),  # FSRCNN feature layer
+    Bf16Conv(1, 5, 17, 17, 24, 3, seed=204),
+    Bf16Conv(1, 11, 6, 12, 33, 3, stride=2, seed=205),
+    Bf16Conv(1, 9, 10, 10, 16, 3, dilation=2, seed=206),
+    Bf16Conv(1, 3, 5, 16, 24, 1, seed=207),
+    Bf16Conv(1, 4, 7, 32, 48, 3, out_bf16=True, seed=208),
+    # each epilogue, fp32 and bf16 out, with and without pixel shuffle and skip
+    *[
+        Bf16Conv(1, 6, 9, 16, 12 // r, 3, act=a, shuffle=r, skip=o == (r == 2), out_bf16=o, seed=s)
+        for s, (a, r, o) in enumerate(product(ACT, (1, 2), (False, True)), 220)
+    ],
+    Bf16Conv(1, 5, 6, 12, 3, 3, act="relu", shuffle=3, skip=True, out_bf16=True, seed=250),
+    Bf16RoundTrip(),
 ]
 
 
@@ -356,7 +480,7 @@ def test_kernel_binary_matches_torch(binaries, run):
         pytest.skip(message)
     if target.name not in binaries:
         binaries[target.name] = build(target)
-    stream = b"".join(case.encode(simd) for case in CASES) + _ints(4, SIMD[simd])
+    stream = b"".join(case.encode(simd) for case in CASES) + _ints(4, SIMD[simd], 6, SIMD[simd])
     done = subprocess.run(
         run.command(binaries[target.name]), input=stream, capture_output=True, timeout=600
     )
@@ -367,14 +491,19 @@ def test_kernel_binary_matches_torch(binaries, run):
         count = int(np.frombuffer(answers, np.int32, 1, offset)[0])
         got = np.frombuffer(answers, np.float32, count, offset + 4)
         offset += 4 + 4 * count
-        expected = case.expected()
+        expected, tolerance = case.reference() if case.runs(run) else (np.empty(0), 0.0)
         if got.size != expected.size:
             failures.append(f"{case.id()}: {got.size} values, expected {expected.size}")
             continue
-        error = float(np.abs(got.reshape(expected.shape) - expected).max())
-        if not error <= case.tolerance(expected):
-            failures.append(f"{case.id()}: max error {error:.3g}")
-    assert offset + 8 == len(answers)  # and last the int8 family: a count of 1, its index
-    chosen = INT8_ISA[int(np.frombuffer(answers, np.float32, 1, offset + 4)[0])]
-    assert chosen == run.int8_isa, f"{run.id()} chose the {chosen} int8 kernels"
+        got = got.reshape(expected.shape)
+        with np.errstate(invalid="ignore"):  # inf - inf, where both are infinite
+            error = np.abs(got - expected)
+        if not np.all((got == expected) | (error <= tolerance)):  # == for infinities
+            excess = float(np.nanmax(error - tolerance))
+            failures.append(f"{case.id()}: max error {np.nanmax(error):.3g}, {excess:.3g} over")
+    # and last the int8 and bf16 families: a count of 1 and the index, each
+    assert offset + 16 == len(answers)
+    families = np.frombuffer(answers, np.float32, 3, offset + 4)[::2].astype(int)
+    chosen = (INT8_ISA[families[0]], BF16_ISA[families[1]])
+    assert chosen == (run.int8_isa, run.bf16_isa), f"{run.id()} chose the {chosen} kernels"
     assert not failures, f"{target.name} {simd}: " + "; ".join(failures)

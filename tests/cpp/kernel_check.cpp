@@ -13,6 +13,11 @@
 //                  by the Program), weight (OIHW integers), w_scale, bias, slope (cout),
 //                  skip (output's shape, when skip is 1)  -> output NHWC (u8 out dequantised)
 // op 4 int8 kernel family:                                              -> {int(Int8Isa)}
+// op 5 bf16 conv2d: n h w cin cout kh kw stride dilation pad border act shuffle skip out_bf16,
+//                  float alpha; then op 0's arrays (x rounded to bf16 by the Program)
+//                  -> output NHWC (a bf16 output widened); nothing where no bf16 kernel runs
+// op 6 bf16 kernel family:                                              -> {int(Bf16Isa)}
+// op 7 bf16 round trip: n h w c; x  -> x rounded to bf16 and widened; nothing as for op 5
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
@@ -138,6 +143,61 @@ std::vector<float> int8_conv_case() {
   return run(p, x);
 }
 
+std::vector<float> bf16_conv_case() {
+  const int n = read_int(), h = read_int(), w = read_int(), cin = read_int(), cout = read_int();
+  const int kh = read_int(), kw = read_int(), stride = read_int(), dilation = read_int();
+  const int pad = read_int(), border = read_int();
+  const Act act = Act(read_int());
+  const int r = read_int();
+  const bool skip = read_int() != 0, out_bf16 = read_int() != 0;
+  const float alpha = read_float();
+  const int channels = cout / (r * r);
+  const int oh = (h + 2 * pad - dilation * (kh - 1) - 1) / stride + 1;
+  const int ow = (w + 2 * pad - dilation * (kw - 1) - 1) / stride + 1;
+  std::vector<float> x = read_floats(int64_t(n) * h * w * cin);
+  const std::vector<float> weight = read_floats(int64_t(cout) * cin * kh * kw);
+  const std::vector<float> bias = read_floats(cout), slope = read_floats(cout);
+  const int64_t out_size = int64_t(n) * oh * r * ow * r * channels;
+  const std::vector<float> skip_values = read_floats(skip ? out_size : 0);
+  Bf16ConvLayer layer;
+  try {
+    layer = pack_conv_bf16(weight.data(), bias.data(), act == Act::Prelu ? slope.data() : nullptr,
+                           cout, cin, kh, kw, stride, dilation, pad, pad, act, alpha, r, out_bf16);
+  } catch (const std::invalid_argument&) {
+    return {};  // no bf16 kernel at this level: refused, as bf16_supported() says
+  }
+
+  Program p(2);
+  const View in = p.view(p.add_buffer({n, h, w, cin, 0}), 0, cin);
+  const Bf16View in_b = p.bf16_view(p.add_bf16_buffer({n, h, w, cin, border}), 0, cin);
+  const View out = p.view(p.add_buffer({n, oh * r, ow * r, channels, 0}), 0, channels);
+  const Bf16View out_b =
+      p.bf16_view(p.add_bf16_buffer({n, oh * r, ow * r, channels, 0}), 0, channels);
+  const View skip_view = p.view(p.add_buffer({n, oh * r, ow * r, channels, 0}), 0, channels);
+  std::copy(skip_values.begin(), skip_values.end(), skip_view.data);  // dense: no border
+  p.set_input(in);
+  p.set_output(out);
+  p.add_to_bf16(in, in_b);
+  p.add_conv2d_bf16(in_b, out_bf16 ? nullptr : &out, out_bf16 ? &out_b : nullptr,
+                    skip ? &skip_view : nullptr, std::move(layer));
+  if (out_bf16) p.add_from_bf16(out_b, out);
+  return run(p, x);
+}
+
+std::vector<float> bf16_round_trip_case() {
+  const int n = read_int(), h = read_int(), w = read_int(), c = read_int();
+  std::vector<float> x = read_floats(int64_t(n) * h * w * c);
+  if (!bf16_supported()) return {};
+  Program p(2);
+  const View in = p.view(p.add_buffer({n, h, w, c, 0}), 0, c);
+  const Bf16View mid = p.bf16_view(p.add_bf16_buffer({n, h, w, c, 1}), 0, c);
+  const View out = p.view(p.add_buffer({n, h, w, c, 0}), 0, c);
+  p.set_input(in), p.set_output(out);
+  p.add_to_bf16(in, mid);
+  p.add_from_bf16(mid, out);
+  return run(p, x);
+}
+
 std::vector<float> activation_case() {
   const int n = read_int(), h = read_int(), w = read_int(), c = read_int();
   PointwiseParams params;
@@ -178,6 +238,9 @@ int main() {
                              : op == 2 ? resize_case()
                              : op == 3 ? int8_conv_case()
                              : op == 4 ? std::vector<float>{float(int(active_int8_isa()))}
+                             : op == 5 ? bf16_conv_case()
+                             : op == 6 ? std::vector<float>{float(int(active_bf16_isa()))}
+                             : op == 7 ? bf16_round_trip_case()
                                        : throw std::runtime_error("unknown op");
       const int32_t count = int32_t(y.size());
       std::fwrite(&count, sizeof count, 1, stdout);
