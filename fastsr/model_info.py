@@ -21,9 +21,15 @@ def model_lines(graph: Graph) -> list[str]:
                                   f"{radius} input pixels" if radius is not None
                                   else "none (the model pools over the whole image)"))
     else:
+        from fastsr.torch_reach import MARGIN
+
+        radius = receptive_radius(graph)
         lines.append(f"runs on: PyTorch (fallback), because {reason}")
-        lines.append("tiles: none (the module's receptive field is unknown); "
-                     "not serialisable, not exportable to ONNX by fastsr")
+        lines.append("tiles: " + (f"exact, measured reach {radius} input pixels"
+                                  if radius < MARGIN else
+                                  f"overlap {MARGIN} input pixels (the reach exceeds the "
+                                  "probe: close to untiled, not exact)")
+                     + "; not serialisable, not exportable to ONNX by fastsr")
     req = meta.get("size_requirements")
     if req and (req["minimum"] or req["multiple_of"] > 1 or req["square"]):
         padded = ("padded by spandrel" if reason else "fastsr pads the frame, reflect then "

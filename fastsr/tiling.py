@@ -50,8 +50,11 @@ def receptive_radius(graph: Graph) -> int | None:
 
     for node in graph.nodes:
         kind = OPS[node.op].kind
-        if kind in ("reduce", "opaque"):  # an opaque module's reach is unknown: whole frames
+        if kind == "reduce":
             reach[node.output] = GLOBAL_FIELD
+            continue
+        if kind == "opaque":  # a module run in torch: its reach is measured (torch_reach)
+            reach[node.output] = grown(node.inputs[0], node.attrs["module"].reach())
             continue
         if node.op in CONV_OPS:
             parts = [grown(node.inputs[0], _conv_reach(graph, node))]
@@ -74,8 +77,12 @@ def receptive_radius(graph: Graph) -> int | None:
 
 def alignment(graph: Graph) -> int:
     """Tile offsets and sizes must be multiples of this many LR pixels so that every
-    downscaled tensor (after a strided conv) is cut on its own pixel grid."""
+    downscaled tensor (after a strided conv) is cut on its own pixel grid, and a module
+    run in torch sees its attention windows where the whole frame puts them."""
     step = 1
+    for node in graph.nodes:
+        if OPS[node.op].kind == "opaque":
+            step = math.lcm(step, node.attrs["module"].align)
     for shape in graph.shapes().values():
         if shape.scale != GLOBAL:
             step = math.lcm(step, Fraction(shape.scale).denominator)
@@ -86,12 +93,17 @@ def _round_up(value: int, multiple: int) -> int:
     return -(-value // multiple) * multiple
 
 
-def axis_windows(length: int, window: int, halo: int) -> list[tuple[int, int, int]]:
-    """(start, keep_from, keep_to) per window along one axis, all windows `window` long.
+def axis_windows(
+    length: int, window: int, halo: int, align: int = 1
+) -> list[tuple[int, int, int]]:
+    """(start, keep_from, keep_to) per window along one axis, all windows `window` long
+    but the last, which may be up to `align` - 1 longer.
 
     A window keeps its core: it drops `halo` pixels at each side that is not an image
     edge. Cores cover the axis; the last window is moved back to end at the edge, so its
-    core may overlap the previous one (both compute the same values there).
+    core may overlap the previous one (both compute the same values there). Starts are
+    multiples of `align` (a window-attention model partitions its input from its origin),
+    so the last window starts at one and grows to the edge.
     """
     if window >= length:
         return [(0, 0, length)]
@@ -99,8 +111,8 @@ def axis_windows(length: int, window: int, halo: int) -> list[tuple[int, int, in
     windows = []
     start = 0
     while True:
-        start = min(start, length - window)
-        last = start + window >= length
+        start = min(start, (length - window) // align * align)
+        last = start + window >= length - align + 1
         keep_from = start + halo if start > 0 else 0
         windows.append((start, keep_from, length if last else start + window - halo))
         if last:
@@ -128,16 +140,22 @@ class Window:
 class TilePlan:
     """How to cut frames of one size: window size per axis, halo and output scale."""
 
-    def __init__(self, window_h: int, window_w: int, halo: int, scale: int):
+    def __init__(self, window_h: int, window_w: int, halo: int, scale: int, align: int = 1):
         self.window_h, self.window_w, self.halo, self.scale = window_h, window_w, halo, scale
+        self.align = align
 
     def windows(self, height: int, width: int) -> list[Window]:
         """The windows whose kept cores tile a height x width frame, row by row."""
         s = self.scale
-        rows = axis_windows(height, self.window_h, self.halo)
-        cols = axis_windows(width, self.window_w, self.halo)
+        rows = axis_windows(height, self.window_h, self.halo, self.align)
+        cols = axis_windows(width, self.window_w, self.halo, self.align)
+
+        def size(start: int, keep_to: int, window: int, length: int) -> int:
+            return min(max(start + window, keep_to), length) - start
+
         return [
-            Window(y0, x0, min(self.window_h, height), min(self.window_w, width),
+            Window(y0, x0, size(y0, keep_y1, self.window_h, height),
+                   size(x0, keep_x1, self.window_w, width),
                    (keep_y0 - y0) * s, (keep_x0 - x0) * s,
                    keep_y0 * s, keep_y1 * s, keep_x0 * s, keep_x1 * s)
             for y0, keep_y0, keep_y1 in rows
@@ -172,7 +190,7 @@ def plan_tiles(
     window = _round_up(tile, align) + 2 * halo
     if window >= height and window >= width:
         return None
-    return TilePlan(min(window, height), min(window, width), halo, scale)
+    return TilePlan(min(window, height), min(window, width), halo, scale, align)
 
 
 def _largest_fitting_tile(run_bytes, height, width, halo, align, max_memory) -> int:

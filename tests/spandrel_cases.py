@@ -25,6 +25,10 @@ SPANDREL_CASES = {
     "compact_prelu_x4": (lambda: _arch("Compact").Compact(
         num_in_ch=3, num_out_ch=3, num_feat=16, num_conv=4, upscale=4, act_type="prelu"),
         3, "kernels"),
+    # grey (1 channel): fed full-range luma, a grey image unchanged (fastsr.graph.grey)
+    "compact_grey_x2": (lambda: _arch("Compact").Compact(
+        num_in_ch=1, num_out_ch=1, num_feat=16, num_conv=4, upscale=2, act_type="prelu"),
+        1, "kernels"),
     "esrgan_x4": (lambda: _arch("ESRGAN").ESRGAN(num_filters=16, num_blocks=2, scale=4),
                   3, "kernels"),
     # Real-ESRGAN x2 / x1: pixel-unshuffle by 2 / 4 in front of an x4 RRDB; the forward

@@ -4,6 +4,7 @@ spandrel's own eager module."""
 
 from __future__ import annotations
 
+import importlib.util
 import pickle
 import sys
 import warnings
@@ -76,6 +77,33 @@ def test_model_file_matches_spandrel_eager(name, suffix, tmp_path):
         assert len(messages) == 1 and "runs in PyTorch" in messages[0]
     else:
         assert messages == []
+
+
+def _bicubic(plane: np.ndarray, scale: int) -> np.ndarray:
+    x = torch.from_numpy(np.ascontiguousarray(plane))[None, None]
+    up = torch.nn.functional.interpolate(x, scale_factor=scale, mode="bicubic",
+                                         align_corners=False)
+    return up[0, 0].numpy()
+
+
+@pytest.mark.parametrize("backend", ["cpu", "reference"])
+def test_grey_model_on_rgb_runs_on_full_range_luma_and_carries_the_chroma(backend, tmp_path):
+    module = build("compact_grey_x2")
+    path = tmp_path / "grey.pth"
+    _save(module, path)
+    image = 0.2 + 0.6 * _image(17, 20, 3)  # chroma in range: no clamping on the way back
+    # JPEG's full-range BT.601 (an independent statement of the same conversion)
+    r, g, b = image[..., 0], image[..., 1], image[..., 2]
+    luma = 0.299 * r + 0.587 * g + 0.114 * b
+    cb, cr = (b - luma) / 1.772, (r - luma) / 1.402
+    with torch.no_grad():  # unclamped: the pipeline clamps RGB, not the luma
+        y = module(torch.from_numpy(luma)[None, None])[0, 0].numpy()
+    cb, cr = _bicubic(cb, 2), _bicubic(cr, 2)
+    expected = np.stack([y + 1.402 * cr, y - (0.114 * 1.772 * cb + 0.299 * 1.402 * cr) / 0.587,
+                         y + 1.772 * cb], axis=-1).clip(0, 1)
+    got, _ = _upscale(path, image, backend=backend)
+    np.testing.assert_allclose(got, expected, atol=1e-4)
+
 
 
 PADDED = ["esrgan_x2_unshuffle", "esrgan_x1_unshuffle", "rcan_x2"]
@@ -197,3 +225,20 @@ def test_neither_path_writes_the_callers_image(name, tmp_path):
     second, _ = _upscale(path, image)
     np.testing.assert_array_equal(image, before)
     np.testing.assert_array_equal(first, second)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("spandrel_extra_arches") is None,
+                    reason="spandrel_extra_arches is not installed")
+def test_extra_arches_load_when_installed(tmp_path):
+    from spandrel_extra_arches.architectures.SRFormer import SRFormer
+
+    torch.manual_seed(0)
+    module = SRFormer(img_size=16, embed_dim=12, depths=(2,), num_heads=(2,), window_size=8,
+                      mlp_ratio=2, upscale=2, upsampler="pixelshuffle").eval()
+    path = tmp_path / "srformer.pth"
+    _save(module, path)
+    assert load(path).meta["architecture"] == "SRFormer"
+    image = _image(19, 22, 3)
+    got, messages = _upscale(path, image)
+    np.testing.assert_allclose(got, _eager(module, image), atol=2e-5)
+    assert len(messages) == 1 and "SRFormer runs in PyTorch" in messages[0]

@@ -266,3 +266,24 @@ def test_out_of_memory_with_forced_tiles_is_raised(monkeypatch):
     monkeypatch.setattr(engine, "compiled", no_memory)
     with pytest.raises(MemoryError):
         up(random_image((20, 20, 3), np.float32))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    length=st.integers(1, 200),
+    core=st.integers(1, 5),
+    halo=st.integers(0, 3),
+    align=st.sampled_from([2, 4, 8]),
+)
+def test_aligned_windows_start_on_the_grid_and_reach_the_edge(length, core, halo, align):
+    halo, window = halo * align, core * align + 2 * halo * align
+    windows = tiling.axis_windows(length, window, halo, align)
+    covered = np.zeros(length, bool)
+    for i, (start, keep_from, keep_to) in enumerate(windows):
+        assert start % align == 0
+        end = length if i == len(windows) - 1 else start + window
+        assert end <= length and end - start < window + align
+        assert keep_from == 0 or keep_from - start >= halo
+        assert keep_to == length or end - keep_to >= halo
+        covered[keep_from:keep_to] = True
+    assert covered.all()

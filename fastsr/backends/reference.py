@@ -118,9 +118,13 @@ class ReferenceBackend:
 
     def plan_bytes(self, graph: Graph, plan, precision: str = "fp32", threads=None) -> int:
         # torch frees each tensor after its last use, so the live set is the planned
-        # slots; the permuted input and output copies come on top.
+        # slots; the permuted input and output copies come on top, and what a module run
+        # whole in torch holds inside (measured: fastsr.torch_memory).
         in_elems, out_elems = plan.elems(graph.input), plan.elems(graph.output)
-        return plan.peak_bytes + 8 * (in_elems + out_elems) + image_stage_bytes(graph, plan)
+        inside = sum(node.attrs["module"].peak_bytes(plan.batch, *plan.shapes[node.inputs[0]][1:])
+                     for node in graph.nodes if node.op == "torch_module")
+        return (plan.peak_bytes + 8 * (in_elems + out_elems) + image_stage_bytes(graph, plan)
+                + inside)
 
     def compile(self, graph: Graph, plan, precision: str = "fp32", threads: int | None = None):
         if threads is not None:

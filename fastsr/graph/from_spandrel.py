@@ -17,11 +17,13 @@ other architectures load; the stand-in is removed again at once.
 from __future__ import annotations
 
 import copy
+import math
 import sys
 import types
 import warnings
 from pathlib import Path
 
+from fastsr.graph.grey import full_range_luma
 from fastsr.graph.ir import Graph, GraphError, Node
 
 INSTALL_HINT = "pip install --no-deps spandrel einops  (see the README: why --no-deps)"
@@ -33,10 +35,30 @@ class UnknownArchitecture(ValueError):
 
 
 class TorchModule:
-    """A module held by a `torch_module` node: shared, never copied, never serialised."""
+    """A module held by a `torch_module` node: shared, never copied, never serialised.
 
-    def __init__(self, call, description: str):
+    `align`: tile offsets it needs (its size multiple, its attention window); its reach
+    and memory are measured on first use (`fastsr.torch_reach`, `fastsr.torch_memory`)."""
+
+    def __init__(self, call, description: str, channels: int, align: int = 1,
+                 minimum: int = 0):
         self.call, self.description = call, description
+        self.channels, self.align, self.minimum = channels, align, minimum
+        self._reach = self._memory = None
+
+    def reach(self) -> int:
+        if self._reach is None:
+            from fastsr.torch_reach import measure_reach
+
+            self._reach = measure_reach(self.call, self.channels, self.align)
+        return self._reach
+
+    def peak_bytes(self, batch: int, height: int, width: int) -> int:
+        if self._memory is None:
+            from fastsr.torch_memory import probe
+
+            self._memory = probe(self.call, self.channels, self.align, self.minimum)
+        return self._memory.bytes(batch, height, width)
 
     def __deepcopy__(self, memo) -> TorchModule:
         return self
@@ -88,6 +110,8 @@ def import_spandrel():
             f"architectures (Real-ESRGAN, SPAN, SwinIR ...) needs spandrel: {INSTALL_HINT} "
             f"({error})"
         ) from None
+    else:
+        _install_extra_arches()
     finally:
         for name, module in saved.items():
             if module is None:
@@ -95,6 +119,16 @@ def import_spandrel():
             else:
                 sys.modules[name] = module
     return spandrel
+
+
+def _install_extra_arches() -> None:
+    """spandrel_extra_arches' architectures (SRFormer, Restormer ...: non-commercial
+    licences, so an optional extra) join spandrel's registry when the package is there."""
+    try:
+        import spandrel_extra_arches
+    except ImportError:
+        return
+    spandrel_extra_arches.install(ignore_duplicates=True)
 
 
 def describe(state: dict, source: Path):
@@ -148,17 +182,19 @@ def spandrel_meta(descriptor, source: Path) -> dict:
 
 def load_spandrel(state: dict, source: Path) -> Graph:
     """The Graph of a state dict spandrel recognises: captured onto fastsr's kernels when it
-    can be, else one `torch_module` node (meta["fallback"] says what blocked capture)."""
+    can be, else one `torch_module` node (meta["fallback"] says what blocked capture).
+    A grey model is fed full-range luma (`fastsr.graph.grey`)."""
     from fastsr.graph.from_torch import capture
 
     descriptor = describe(state, source)
     meta = spandrel_meta(descriptor, source)
     try:
-        return capture(_warmed_copy(descriptor), descriptor.input_channels, meta=meta,
-                       pad_functions=_pad_functions())
+        graph = capture(_warmed_copy(descriptor), descriptor.input_channels, meta=meta,
+                        pad_functions=_pad_functions())
     except GraphError as error:
         meta["fallback"] = str(error)
-    return fallback_graph(descriptor, meta)
+        graph = fallback_graph(descriptor, meta)
+    return full_range_luma(graph) if graph.input_channels == 1 else graph
 
 
 def _pad_functions() -> tuple:
@@ -193,10 +229,13 @@ def fallback_graph(descriptor, meta: dict) -> Graph:
     """One node that runs spandrel's descriptor (which pads to the model's size
     requirements and crops back) in PyTorch."""
     channels = descriptor.input_channels
+    req = descriptor.size_requirements
+    window = getattr(descriptor.model, "window_size", 1)  # SwinIR, HAT: attention windows
+    align = math.lcm(req.multiple_of, window if isinstance(window, int) else 1)
+    module = TorchModule(descriptor, meta["architecture"], channels, align, req.minimum)
     node = Node(
         "torch_module", ["x"], "y",
-        {"module": TorchModule(descriptor, meta["architecture"]), "scale": meta["scale"],
-         "out_channels": descriptor.output_channels},
+        {"module": module, "scale": meta["scale"], "out_channels": descriptor.output_channels},
         meta["architecture"],
     )
     graph = Graph("x", channels, "y", [node], {}, meta)

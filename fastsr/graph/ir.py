@@ -63,7 +63,8 @@ OPS: dict[str, OpSpec] = {
     "silu": OpSpec(kind="activation"),
     "clamp": OpSpec(("min", "max"), kind="activation"),
     # A whole PyTorch module fastsr could not capture (`from_spandrel.TorchModule`): only
-    # the reference backend runs it, its reach is unknown, it is never serialised.
+    # the reference backend runs it, its reach and memory are measured (fastsr.torch_reach,
+    # fastsr.torch_memory), it is never serialised.
     "torch_module": OpSpec(("module", "scale", "out_channels"), kind="opaque"),
 }
 
