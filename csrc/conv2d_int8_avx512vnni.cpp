@@ -36,6 +36,11 @@ struct I8 : Int8Tile<Int8Isa::Avx512Vnni> {
   static __m512 to_float(Acc a) { return _mm512_maskz_cvtepi32_ps(__mmask16(0xffff), a); }
   static Acc to_int(__m512 v) { return _mm512_cvtps_epi32(v); }  // nearest, ties to even
   static void store(int32_t* p, Acc a) { _mm512_storeu_si512(p, a); }
+  // Lanes in [0, 255]: vpmovdb, to exactly n bytes.
+  static void store_u8(uint8_t* p, Acc a, int n) {
+    if (n == V) _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm512_cvtepi32_epi8(a));
+    else _mm512_mask_cvtepi32_storeu_epi8(p, __mmask16((1u << n) - 1), a);
+  }
 };
 
 #include "conv2d_int8_kernel.inc"
@@ -43,5 +48,6 @@ struct I8 : Int8Tile<Int8Isa::Avx512Vnni> {
 }  // namespace
 
 void conv2d_int8_avx512vnni(const Int8ConvJob& job) { run_conv_int8(job); }
+void quantize_u8_avx512vnni(const QuantizeJob& job) { run_quantize_u8(job); }
 
 }  // namespace fastsr
