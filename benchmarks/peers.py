@@ -187,8 +187,7 @@ def onnx_bytes(network: Network) -> bytes:
     return buffer.getvalue()
 
 
-@lru_cache(maxsize=2)
-def onnxruntime_session(network: Network, threads: int):
+def onnxruntime_options(threads: int):
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -196,6 +195,14 @@ def onnxruntime_session(network: Network, threads: int):
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    return options
+
+
+@lru_cache(maxsize=2)
+def onnxruntime_session(network: Network, threads: int):
+    import onnxruntime as ort
+
+    options = onnxruntime_options(threads)
     return ort.InferenceSession(onnx_bytes(network), options, providers=["CPUExecutionProvider"])
 
 

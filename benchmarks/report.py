@@ -130,6 +130,52 @@ def _infos(bench: dict, kind: str) -> list[tuple[dict, dict]]:
     ]
 
 
+PRECISION_ORDER = ["fp32", "int8", "bf16", "fp16"]
+
+
+def precision_rows(bench: dict) -> list[dict]:
+    """One dict per engine x precision run, with ms/frame, fps, the speed-up over fastsr
+    fp32 and the Set5 PSNR change from it (same model and frame, same run)."""
+    rows = [
+        dict(info, ms_per_frame=1e3 * stats["median"], fps=1 / stats["median"])
+        for info, stats in _infos(bench, "precision")
+    ]
+    key = lambda r: (r["model"], r["width"], r["height"])  # noqa: E731
+    fp32 = {key(r): r for r in rows if (r["engine"], r["precision"]) == ("fastsr", "fp32")}
+    for row in rows:
+        base = fp32.get(key(row))
+        row["vs_fastsr_fp32"] = base["ms_per_frame"] / row["ms_per_frame"] if base else None
+        have = base and base.get("set5_psnr") is not None and row.get("set5_psnr") is not None
+        row["set5_delta"] = row["set5_psnr"] - base["set5_psnr"] if have else None
+    return rows
+
+
+def _precision_rank(row: dict) -> tuple:
+    order = PRECISION_ORDER + [row["precision"]]
+    return (row["engine"] != "fastsr", row["engine"], order.index(row["precision"]))
+
+
+def precision_table(bench: dict) -> list[str]:
+    rows = precision_rows(bench)
+    if not rows:
+        return []
+    lines = [
+        "## Precisions: fastsr and quantised peers",
+        "",
+        "| model | input | engine | precision | ms/frame | fps | × fastsr fp32 | Set5 PSNR (Y) "
+        "| Δ vs fastsr fp32 |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    order = sorted(rows, key=lambda r: (r["model"], r["width"] * r["height"], _precision_rank(r)))
+    for r in order:
+        lines.append(
+            f"| {r['model']} | {r['width']}×{r['height']} | {r['engine']} | {r['precision']} "
+            f"| {r['ms_per_frame']:.1f} | {r['fps']:.2f} | {_fmt(r['vs_fastsr_fp32'], '.2f', '×')} "
+            f"| {_fmt(r.get('set5_psnr'), '.2f', ' dB')} | {_fmt(r['set5_delta'], '+.3f', ' dB')} |"
+        )
+    return lines + [""]
+
+
 def bicubic_table(bench: dict) -> list[str]:
     entries = _infos(bench, "bicubic")
     if not entries:
@@ -363,6 +409,7 @@ def render(bench: dict, plot_name: str | None = None) -> str:
     if rows:
         lines += summary_table(rows)
         lines += ["## Throughput per network", "", *model_tables(rows)]
+    lines += precision_table(bench)
     lines += quality_table(points)
     if plot_name and points:
         lines += [f"![quality against speed]({plot_name})", ""]

@@ -40,7 +40,7 @@ void check_scale(float scale) {
     throw py::value_error("quantisation scale must be positive and finite");
 }
 
-void add_conv2d_int8(Program& p, const ByteView& x, py::handle weight_obj, py::handle w_scale_obj,
+std::string add_conv2d_int8(Program& p, const ByteView& x, py::handle weight_obj, py::handle w_scale_obj,
                      py::handle bias_obj, float x_scale, int x_zero, std::optional<View> out,
                      std::optional<ByteView> out_q, float out_scale, int out_zero, int stride,
                      int pad_top, int pad_left, int dilation, const std::string& activation,
@@ -84,8 +84,10 @@ void add_conv2d_int8(Program& p, const ByteView& x, py::handle weight_obj, py::h
   } catch (const std::invalid_argument& e) {
     throw py::value_error(e.what());
   }
+  const std::string family = fastsr::int8_isa_name(layer.isa);
   p.add_conv2d_int8(x, out ? &*out : nullptr, out_q ? &*out_q : nullptr, skip ? &*skip : nullptr,
                     std::move(layer));
+  return family;
 }
 
 void expect_same(const View& a, const ByteView& b, const Program& p) {
@@ -100,11 +102,26 @@ void expect_same(const View& a, const ByteView& b, const Program& p) {
 
 void bind_int8(py::module_& m, py::class_<Program>& program) {
   m.def("int8_isa", [] { return std::string(fastsr::int8_isa_name(fastsr::active_int8_isa())); },
-        "Kernel family int8 convolutions use now: portable, avx2, avxvnni, avx512vnni, "
-        "amx, neon or neon-dotprod.");
-  m.def("set_int8_amx", &fastsr::set_int8_amx, py::arg("enabled"),
-        "Allow (default) or forbid the AMX int8 kernels; forbidden, the avx512 level runs "
-        "avx512vnni. Affects convolutions added afterwards.");
+        "Kernel family int8 steps use now: portable, avx2, avxvnni, avx512vnni, amx, neon or "
+        "neon-dotprod (a conv of <= 8 output channels drops avx512vnni for avxvnni or avx2; "
+        "one narrower than AMX tiles drops amx for avx512vnni).");
+  m.def("supported_int8_isas",
+        [] {
+          std::vector<std::string> names;
+          for (fastsr::Int8Isa isa : fastsr::supported_int8_isas())
+            names.push_back(fastsr::int8_isa_name(isa));
+          return names;
+        },
+        "int8 kernel families this build runs on this CPU, best first.");
+  m.def("set_int8_isa",
+        [](std::optional<std::string> name) {
+          // std::invalid_argument reaches Python as ValueError.
+          if (name) fastsr::force_int8_isa(fastsr::parse_int8_isa(*name));
+          else fastsr::follow_simd_level();
+        },
+        py::arg("isa"),
+        "Force an int8 kernel family among supported_int8_isas() for steps added afterwards; "
+        "None follows the SIMD level again.");
   m.attr("INT8_WEIGHT_MAX") = fastsr::kInt8WeightMax;
   py::class_<ByteView>(m, "ByteView", "A channel window onto one of a Program's uint8 buffers.")
       .def_readonly("n", &ByteView::n)
@@ -157,5 +174,6 @@ void bind_int8(py::module_& m, py::class_<Program>& program) {
            py::arg("skip") = py::none(),
            "Add an int8 convolution step: u8 x (zero point x_zero) times s8 weights "
            "(|q| <= 63, per-channel w_scale), fp32 epilogue, stored to out (fp32) or "
-           "requantised to out_q (uint8, out_scale/out_zero).");
+           "requantised to out_q (uint8, out_scale/out_zero). Returns the kernel family the "
+           "step runs.");
 }

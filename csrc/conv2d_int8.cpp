@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 #include <stdexcept>
 #include <string>
 
@@ -34,18 +35,11 @@ static bool cpu_has(const char* feature) {
   return false;
 }
 
-static bool& amx_enabled() {
-  static bool enabled = true;
-  return enabled;
-}
-
-void set_int8_amx(bool enabled) { amx_enabled() = enabled; }
-
-Int8Isa active_int8_isa() {
+static Int8Isa simd_level_int8_isa() {
   const Simd simd = active_simd();
   const bool x86 = simd == Simd::Avx2 || simd == Simd::Avx512;
 #ifdef FASTSR_HAS_X86_KERNELS
-  if (simd == Simd::Avx512 && amx_enabled() && int8_amx_usable()) return Int8Isa::Amx;
+  if (simd == Simd::Avx512 && int8_amx_usable()) return Int8Isa::Amx;
 #endif
   if (simd == Simd::Avx512 && cpu_has("avx512vnni")) return Int8Isa::Avx512Vnni;
   if (x86 && cpu_has("avxvnni")) return Int8Isa::AvxVnni;
@@ -53,6 +47,45 @@ Int8Isa active_int8_isa() {
   if (simd == Simd::Neon) return cpu_has("dotprod") ? Int8Isa::NeonDotprod : Int8Isa::Neon;
   return Int8Isa::Portable;
 }
+
+// Each family needs the fp32 vectors of a SIMD level for its epilogue, and its own feature.
+std::vector<Int8Isa> supported_int8_isas() {
+  const std::vector<Simd> levels = supported_simd();
+  auto has = [&](Simd s) { return std::find(levels.begin(), levels.end(), s) != levels.end(); };
+  std::vector<Int8Isa> isas;
+#ifdef FASTSR_HAS_X86_KERNELS
+  if (has(Simd::Avx512) && int8_amx_usable()) isas.push_back(Int8Isa::Amx);
+#endif
+  if (has(Simd::Avx512) && cpu_has("avx512vnni")) isas.push_back(Int8Isa::Avx512Vnni);
+  if (has(Simd::Avx2) && cpu_has("avxvnni")) isas.push_back(Int8Isa::AvxVnni);
+  if (has(Simd::Avx2)) isas.push_back(Int8Isa::Avx2);
+  if (has(Simd::Neon) && cpu_has("dotprod")) isas.push_back(Int8Isa::NeonDotprod);
+  if (has(Simd::Neon)) isas.push_back(Int8Isa::Neon);
+  isas.push_back(Int8Isa::Portable);
+  return isas;
+}
+
+static std::optional<Int8Isa>& forced_isa() {
+  static std::optional<Int8Isa> isa;
+  return isa;
+}
+
+void force_int8_isa(Int8Isa isa) {
+  const std::vector<Int8Isa> isas = supported_int8_isas();
+  if (std::find(isas.begin(), isas.end(), isa) == isas.end())
+    throw std::invalid_argument(std::string("int8 kernel family '") + int8_isa_name(isa) +
+                                "' is not supported by this CPU (best: " +
+                                int8_isa_name(isas.front()) + ")");
+  forced_isa() = isa;
+}
+
+void follow_simd_level() { forced_isa().reset(); }
+
+Int8Isa active_int8_isa() { return forced_isa().value_or(simd_level_int8_isa()); }
+
+constexpr Int8Isa kInt8Isas[] = {Int8Isa::Portable,   Int8Isa::Avx2, Int8Isa::AvxVnni,
+                                 Int8Isa::Avx512Vnni, Int8Isa::Neon, Int8Isa::NeonDotprod,
+                                 Int8Isa::Amx};
 
 const char* int8_isa_name(Int8Isa isa) {
   switch (isa) {
@@ -66,6 +99,29 @@ const char* int8_isa_name(Int8Isa isa) {
   }
 }
 
+Int8Isa parse_int8_isa(const std::string& name) {
+  std::string known;
+  for (Int8Isa isa : kInt8Isas) {
+    if (name == int8_isa_name(isa)) return isa;
+    known += std::string(known.empty() ? "" : ", ") + int8_isa_name(isa);
+  }
+  throw std::invalid_argument("unknown int8 kernel family '" + name + "', expected one of: " +
+                              known);
+}
+
+// AMX only where a layer fills its tiles (int8_amx_fits). As for fp32: 8 or fewer
+// channels would leave most of a 16-lane vector idle. AVX-VNNI (VEX) is not implied by
+// AVX512_VNNI: Zen 4 has only the latter.
+Int8Isa int8_isa_for(Int8Isa isa, int cin, int cout) {
+#ifdef FASTSR_HAS_X86_KERNELS
+  if (isa == Int8Isa::Amx && !int8_amx_fits(cin, cout)) isa = Int8Isa::Avx512Vnni;
+#endif
+  (void)cin;
+  if (isa == Int8Isa::Avx512Vnni && cout <= 8)
+    return cpu_has("avxvnni") ? Int8Isa::AvxVnni : Int8Isa::Avx2;
+  return isa;
+}
+
 Int8ConvLayer pack_conv_int8(const int8_t* weight, const float* w_scale, const float* bias,
                              int cout, int cin, int kh, int kw, const Int8ConvParams& p,
                              Int8Isa isa) {
@@ -75,13 +131,7 @@ Int8ConvLayer pack_conv_int8(const int8_t* weight, const float* w_scale, const f
   for (int64_t i = 0; i < count; ++i)
     if (weight[i] > kInt8WeightMax || weight[i] < -kInt8WeightMax)
       throw std::invalid_argument("int8 conv2d: weights must lie in [-63, 63]");
-#ifdef FASTSR_HAS_X86_KERNELS
-  if (isa == Int8Isa::Amx && !int8_amx_fits(cin, cout)) isa = Int8Isa::Avx512Vnni;
-#endif
-  // As for fp32: 8 or fewer channels would leave most of a 16-lane vector idle. AVX-VNNI
-  // (VEX) is not implied by AVX512_VNNI: Zen 4 has only the latter.
-  if (isa == Int8Isa::Avx512Vnni && cout <= 8)
-    isa = cpu_has("avxvnni") ? Int8Isa::AvxVnni : Int8Isa::Avx2;
+  isa = int8_isa_for(isa, cin, cout);
   Int8ConvLayer L;
   L.cin = cin, L.cout = cout, L.kh = kh, L.kw = kw;
   L.stride = p.stride, L.dilation = p.dilation, L.pad_top = p.pad_top, L.pad_left = p.pad_left;
@@ -150,26 +200,18 @@ void conv2d_int8(const Int8ConvJob& job) {
   }
 }
 
-// The same float32 operations, in the same order, as the int8 kernel's u8 store. Adding
-// and subtracting 1.5 * 2^23 rounds to the nearest integer, ties to even, as cvtps2dq
-// does; unlike std::nearbyint it is inlined and vectorised on the baseline ISA.
-static uint8_t to_u8(float x, float inv, float zero) {
-  const float magic = 12582912.f;
-  const float clamped = std::min(std::max(x * inv + zero, 0.f), 255.f);
-  return uint8_t(int((clamped + magic) - magic));
-}
-
-void quantize_u8(const View& x, float scale, int zero, const ByteView& out) {
-  const float inv = 1.f / scale, z = float(zero);
-  const int rows = x.n * x.h;
-#pragma omp for schedule(static)
-  for (int r = 0; r < rows; ++r) {
-    const int b = r / x.h, y = r % x.h;
-    for (int i = 0; i < x.w; ++i) {
-      const float* s = x.at(b, y, i);
-      uint8_t* d = out.at(b, y, i);
-      for (int c = 0; c < x.c; ++c) d[c] = to_u8(s[c], inv, z);
-    }
+void quantize_u8(const QuantizeJob& job, Int8Isa isa) {
+  switch (isa) {
+#ifdef FASTSR_HAS_X86_KERNELS
+    case Int8Isa::Avx512Vnni: quantize_u8_avx512vnni(job); return;
+    case Int8Isa::AvxVnni: quantize_u8_avxvnni(job); return;
+    case Int8Isa::Avx2: quantize_u8_avx2(job); return;
+#endif
+#ifdef FASTSR_HAS_NEON_KERNELS
+    case Int8Isa::NeonDotprod: quantize_u8_neon_dotprod(job); return;
+    case Int8Isa::Neon: quantize_u8_neon(job); return;
+#endif
+    default: quantize_u8_portable(job);
   }
 }
 

@@ -12,6 +12,7 @@
 // the 128 into zero_sum, an exact rewrite of the same integer sum.
 #pragma once
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "conv2d.h"
@@ -25,13 +26,19 @@ using ByteView = NhwcView<uint8_t>;  // u8 tensors of int8 layers (view.h)
 // Kernel families for int8, on top of active_simd(): the VNNI ones where cpuid reports
 // them, AMX above AVX-512 VNNI where cpuid reports AMX-INT8 and Linux grants the tile state,
 // NEON's dot-product one where HWCAP (Linux) or sysctl (macOS) reports FEAT_DotProd.
+// force_int8_isa picks one of supported_int8_isas() instead (every family is then
+// testable on a CPU that has a better one); follow_simd_level undoes it.
 enum class Int8Isa { Portable, Avx2, AvxVnni, Avx512Vnni, Neon, NeonDotprod, Amx };
 Int8Isa active_int8_isa();
+std::vector<Int8Isa> supported_int8_isas();  // best first
+void force_int8_isa(Int8Isa isa);            // throws std::invalid_argument if unsupported
+void follow_simd_level();
 const char* int8_isa_name(Int8Isa isa);
-// AMX is on by default where usable; off, avx512 runs the AVX-512 VNNI kernels.
-void set_int8_amx(bool enabled);
 bool int8_amx_usable();  // conv2d_int8_amx.cpp: cpuid and the Linux tile permission
 bool int8_amx_fits(int cin, int cout);  // wide enough to fill tiles (the threshold)
+Int8Isa parse_int8_isa(const std::string& name);  // throws std::invalid_argument
+// The family a layer of `cin` -> `cout` channels is packed for when `isa` is active.
+Int8Isa int8_isa_for(Int8Isa isa, int cin, int cout);
 
 // Register blocking of each family, indexed by Int8Isa (see TileShape).
 constexpr TileShape kInt8TileShapes[] = {
@@ -113,8 +120,20 @@ void conv2d_int8_neon_dotprod(const Int8ConvJob& job);
 void conv2d_int8_amx(const Int8ConvJob& job);
 void conv2d_int8(const Int8ConvJob& job);
 
-// fp32 -> u8 (round half to even, clamp) and back, elementwise, inside a parallel region.
-void quantize_u8(const View& x, float scale, int zero, const ByteView& out);
+// fp32 -> u8 (round half to even, clamp) with the kernel family `isa`, the same float
+// operations as a conv's u8 store; and back. Elementwise, inside a parallel region.
+struct QuantizeJob {
+  View x;
+  ByteView out;
+  float inv_scale, zero;
+};
+void quantize_u8_portable(const QuantizeJob& job);
+void quantize_u8_avx2(const QuantizeJob& job);
+void quantize_u8_avxvnni(const QuantizeJob& job);
+void quantize_u8_avx512vnni(const QuantizeJob& job);
+void quantize_u8_neon(const QuantizeJob& job);
+void quantize_u8_neon_dotprod(const QuantizeJob& job);
+void quantize_u8(const QuantizeJob& job, Int8Isa isa);
 void dequantize_u8(const ByteView& x, float scale, int zero, const View& out);
 
 }  // namespace fastsr

@@ -22,5 +22,6 @@ namespace {
 }  // namespace
 
 void conv2d_int8_avx2(const Int8ConvJob& job) { run_conv_int8(job); }
+void quantize_u8_avx2(const QuantizeJob& job) { run_quantize_u8(job); }
 
 }  // namespace fastsr

@@ -23,5 +23,6 @@ namespace {
 }  // namespace
 
 void conv2d_int8_avx512vnni(const Int8ConvJob& job) { run_conv_int8(job); }
+void quantize_u8_avx512vnni(const QuantizeJob& job) { run_quantize_u8(job); }
 
 }  // namespace fastsr

@@ -23,5 +23,6 @@ namespace {
 }  // namespace
 
 void conv2d_int8_avxvnni(const Int8ConvJob& job) { run_conv_int8(job); }
+void quantize_u8_avxvnni(const QuantizeJob& job) { run_quantize_u8(job); }
 
 }  // namespace fastsr

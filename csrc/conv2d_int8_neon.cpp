@@ -22,5 +22,6 @@ namespace {
 }  // namespace
 
 void conv2d_int8_neon(const Int8ConvJob& job) { run_conv_int8(job); }
+void quantize_u8_neon(const QuantizeJob& job) { run_quantize_u8(job); }
 
 }  // namespace fastsr

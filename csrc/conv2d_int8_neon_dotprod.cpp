@@ -23,5 +23,6 @@ namespace {
 }  // namespace
 
 void conv2d_int8_neon_dotprod(const Int8ConvJob& job) { run_conv_int8(job); }
+void quantize_u8_neon_dotprod(const QuantizeJob& job) { run_quantize_u8(job); }
 
 }  // namespace fastsr

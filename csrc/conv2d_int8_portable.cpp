@@ -54,6 +54,9 @@ struct I8 : Int8Tile<Int8Isa::Portable> {
     return a;
   }
   static void store(int32_t* p, const Acc& a) { std::memcpy(p, a.v, sizeof a.v); }
+  static void store_u8(uint8_t* p, const Acc& a, int n) {
+    for (int k = 0; k < n; ++k) p[k] = uint8_t(a.v[k]);
+  }
 };
 
 #include "conv2d_int8_kernel.inc"
@@ -61,5 +64,6 @@ struct I8 : Int8Tile<Int8Isa::Portable> {
 }  // namespace
 
 void conv2d_int8_portable(const Int8ConvJob& job) { run_conv_int8(job); }
+void quantize_u8_portable(const QuantizeJob& job) { run_quantize_u8(job); }
 
 }  // namespace fastsr

@@ -241,7 +241,9 @@ void Program::add_conv2d_int8(const ByteView& x, const View* out, const ByteView
 }
 
 void Program::add_quantize(const View& x, float scale, int zero, const ByteView& out) {
-  steps_.push_back([x, scale, zero, out] { quantize_u8(x, scale, zero, out); });
+  const QuantizeJob job{x, out, 1.f / scale, float(zero)};
+  const Int8Isa isa = active_int8_isa();
+  steps_.push_back([job, isa] { quantize_u8(job, isa); });
 }
 
 void Program::add_dequantize(const ByteView& x, float scale, int zero, const View& out) {

@@ -216,6 +216,7 @@ def psnr_cost(
 
 
 SHIPPED_ESTIMATORS = ("mse", "percentile")  # max never won on the shipped models
+CALIBRATION_DIR = Path("/work/shared/datasets/train")  # the shipped scales' images
 
 
 def _record(json_path: Path, graph: Graph, key: str, meta: dict) -> None:
@@ -239,7 +240,7 @@ def record_int8() -> None:
     from fastsr.evaluate import default_data_dir
     from fastsr.graph.shipped import load_shipped, shipped
 
-    train = Path("/work/shared/datasets/train")
+    train = CALIBRATION_DIR
     source = "datasets/train (T91, General100, BSD200), LR by bicubic downscale, seed 0"
     for name, json_path in sorted(shipped().items()):
         graph = load_shipped(json_path)

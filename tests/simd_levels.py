@@ -1,5 +1,5 @@
-"""The SIMD levels of the C++ backend, and a fixture that runs a test at each one this
-CPU has (the others skip, saying why)."""
+"""The SIMD levels of the C++ backend and its int8 kernel families, and fixtures that run a
+test at each one this CPU has (the others skip, saying why)."""
 
 import pytest
 
@@ -7,6 +7,8 @@ from fastsr import _C
 
 LEVELS = ["portable", "avx2", "avx512", "neon"]
 AVAILABLE = _C.supported_simd_levels()
+INT8_ISAS = ["portable", "avx2", "avxvnni", "avx512vnni", "amx", "neon", "neon-dotprod"]
+INT8_AVAILABLE = _C.supported_int8_isas()
 
 
 @pytest.fixture(params=LEVELS)
@@ -17,3 +19,13 @@ def simd(request):
     _C.set_simd_level(request.param)
     yield request.param
     _C.set_simd_level(before)
+
+
+@pytest.fixture(params=INT8_ISAS)
+def int8_isa(request):
+    """Every int8 step added in the test uses this kernel family (quantize included)."""
+    if request.param not in INT8_AVAILABLE:
+        pytest.skip(f"int8 {request.param} not supported by this CPU")
+    _C.set_int8_isa(request.param)
+    yield request.param
+    _C.set_int8_isa(None)

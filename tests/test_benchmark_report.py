@@ -189,12 +189,57 @@ def test_front_door_table_shows_user_time_over_engine_time(bench):
 def test_video_table_shows_rates_and_each_steps_share(bench):
     shares = {"decode": 0.04, "to RGB": 0.05, "model": 0.8, "to YUV": 0.06, "encode and mux": 0.3}
     bench["benchmarks"].append(
-        _entry(3.0, kind="video_stages", model="fast_x2", width=640, height=360, threads=2,
-               frames=72, fps=24.0, model_step_fps=28.0, engine_fps=30.0,
-               shares=shares)  # fmt: skip
+        _entry(
+            3.0,
+            kind="video_stages",
+            model="fast_x2",
+            width=640,
+            height=360,
+            threads=2,
+            frames=72,
+            fps=24.0,
+            model_step_fps=28.0,
+            engine_fps=30.0,
+            shares=shares,
+        )  # fmt: skip
     )
     text = report.render(bench)
     assert "24.0 frames/s end to end; the model step (uint8 RGB in and out) 28.0, " in text
     assert "the engine alone 30.0." in text
     assert "| decode | to RGB | model | to YUV | encode and mux |" in text
     assert "| 4 % | 5 % | 80 % | 6 % | 30 % |" in text
+
+
+def _precision(engine: str, precision: str, median: float, set5: float | None) -> dict:
+    return _entry(median, kind="precision", model="fast_x2", engine=engine, precision=precision,
+                  width=640, height=360, threads=2, psnr_vs_fp32=None, set5_psnr=set5)  # fmt: skip
+
+
+def test_precision_table_compares_every_engine_with_fastsr_fp32(bench):
+    bench["benchmarks"] += [
+        _precision("openvino", "int8", 0.08, 36.28),
+        _precision("onnxruntime", "int8", 0.2, 36.77),
+        _precision("fastsr", "int8", 0.05, 36.99),
+        _precision("fastsr", "fp32", 0.1, 37.0),
+        _precision("fastsr", "bf16", 0.0625, None),  # PSNR not measured: no delta
+    ]
+    rows = {(r["engine"], r["precision"]): r for r in report.precision_rows(bench)}
+    assert rows["fastsr", "int8"]["vs_fastsr_fp32"] == pytest.approx(2.0)  # 0.1 s / 0.05 s
+    assert rows["onnxruntime", "int8"]["vs_fastsr_fp32"] == pytest.approx(0.5)
+    assert rows["openvino", "int8"]["set5_delta"] == pytest.approx(-0.72)
+    assert rows["fastsr", "bf16"]["set5_delta"] is None
+    text = report.render(bench)
+    table = text[text.index("## Precisions") :].split("\n\n")[1].splitlines()[2:]
+    assert [line.split(" | ")[2:4] for line in table] == [
+        ["fastsr", "fp32"],
+        ["fastsr", "int8"],
+        ["fastsr", "bf16"],
+        ["onnxruntime", "int8"],
+        ["openvino", "int8"],
+    ]
+    assert (
+        "| fast_x2 | 640×360 | fastsr | int8 | 50.0 | 20.00 | 2.00× | 36.99 dB | -0.010 dB |"
+        in text
+    )
+    assert "| openvino | int8 | 80.0 | 12.50 | 1.25× | 36.28 dB | -0.720 dB |" in text
+    assert "| fastsr | bf16 | 62.5 | 16.00 | 1.60× | – | – |" in text

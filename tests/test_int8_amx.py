@@ -12,6 +12,7 @@ from simd_levels import AVAILABLE
 from test_int8_kernels import (
     F32,
     conv_int8_ref,
+    expected_family,
     pixel_shuffle_ref,
     quantize_ref,
     random_case,
@@ -37,20 +38,14 @@ HAS_AMX = {"amx_tile", "amx_int8", "avx512_vnni"} <= FLAGS
 
 @pytest.fixture(params=["portable", "avx512vnni", "amx"])
 def int8_isa(request):
-    level = "portable" if request.param == "portable" else "avx512"
-    if level not in AVAILABLE or (level == "avx512" and "avx512_vnni" not in FLAGS):
-        pytest.skip(f"{request.param} not supported by this CPU")
-    if request.param == "amx" and not HAS_AMX:
-        pytest.skip("no AMX-INT8 on this CPU")
-    before = _C.simd_level()
-    _C.set_simd_level(level)
-    _C.set_int8_amx(request.param == "amx")
+    if request.param not in _C.supported_int8_isas():
+        pytest.skip(f"int8 {request.param} not supported by this CPU")
+    _C.set_int8_isa(request.param)
     try:
         assert _C.int8_isa() == request.param
         yield request.param
     finally:
-        _C.set_int8_amx(True)
-        _C.set_simd_level(before)
+        _C.set_int8_isa(None)
 
 
 @pytest.mark.parametrize(
@@ -70,9 +65,10 @@ def int8_isa(request):
 def test_conv_int8_amx_bit_exact(int8_isa, n, h, w, cin, cout, k, stride, dilation):
     x, wq, w_scale, bias, _ = random_case(cin + cout + w, n, h, w, cin, cout, k)
     pad = dilation * (k // 2)
-    got = run_conv_int8(
+    got, family = run_conv_int8(
         x, wq, w_scale, bias, x_scale=0.02, x_zero=131, stride=stride, pad=pad, dilation=dilation
     )
+    assert family == expected_family(int8_isa, cout, cin)
     q = quantize_ref(x, 0.02, 131)
     want = conv_int8_ref(q, 131, wq, 0.02, w_scale, bias, stride, pad, dilation, "none", None, 0)
     np.testing.assert_array_equal(got, want)
@@ -90,7 +86,7 @@ def test_conv_int8_amx_epilogues_bit_exact(int8_isa, activation, shuffle, oc, wi
         np.random.default_rng(5).standard_normal((1, h, w, cout)).astype(F32) if with_skip else None
     )
     out_q = (0.05, 100) if u8_out else None
-    got = run_conv_int8(
+    got, family = run_conv_int8(
         x,
         wq,
         w_scale,
@@ -105,6 +101,7 @@ def test_conv_int8_amx_epilogues_bit_exact(int8_isa, activation, shuffle, oc, wi
         skip=skip,
         out_q=out_q,
     )
+    assert family == expected_family(int8_isa, cout, cin)
     q = quantize_ref(x, 0.03, 128)
     y = conv_int8_ref(q, 128, wq, 0.03, w_scale, bias, 1, 1, 1, activation, slope, 0.1)
     y = pixel_shuffle_ref(y, shuffle)
@@ -121,11 +118,11 @@ def test_amx_is_chosen_where_the_cpu_has_it():
         if "avx512" in AVAILABLE:
             _C.set_simd_level("avx512")
             assert (_C.int8_isa() == "amx") == HAS_AMX
-            _C.set_int8_amx(False)
-            assert _C.int8_isa() != "amx"
-            _C.set_int8_amx(True)
+            _C.set_int8_isa("avx512vnni")
+            assert _C.int8_isa() == "avx512vnni"
+            _C.set_int8_isa(None)
         _C.set_simd_level("avx2" if "avx2" in AVAILABLE else "portable")
         assert _C.int8_isa() != "amx"
     finally:
-        _C.set_int8_amx(True)
+        _C.set_int8_isa(None)
         _C.set_simd_level(before)

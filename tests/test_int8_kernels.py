@@ -1,12 +1,15 @@
 """The int8 conv kernel, quantize and dequantize steps of fastsr._C, bit for bit against a
-numpy integer reference, at every SIMD level this CPU runs (the int8 kernel family follows
-the SIMD level: portable, avx2; the VNNI ones only where cpuid reports them)."""
+numpy integer reference and against the portable kernels, with every int8 kernel family
+this CPU runs (portable, avx2, and the VNNI ones where cpuid reports them): integer
+accumulation is exact, so every family must give the same int32 sums and outputs."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
-from simd_levels import AVAILABLE
+from simd_levels import AVAILABLE, INT8_AVAILABLE
 
 from fastsr import _C
 
@@ -27,9 +30,8 @@ def pixel_shuffle_ref(y, r):
     )
 
 
-def conv_int8_ref(q, zero, wq, x_scale, w_scale, bias, stride, pad, dilation, act, slope, alpha):
-    """Integer accumulation of (q - zero) * w over a zero-padded input, then the fp32
-    epilogue in the kernel's order (multiply, add, activation)."""
+def int_sums_ref(q, zero, wq, stride, pad, dilation):
+    """Integer accumulation of (q - zero) * w over a zero-padded input, in int64."""
     xi = np.pad(q.astype(np.int64) - zero, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
     n, hp, wp, _ = xi.shape
     cout, _, kh, kw = wq.shape
@@ -45,6 +47,12 @@ def conv_int8_ref(q, zero, wq, x_scale, w_scale, bias, stride, pad, dilation, ac
                 x0 : x0 + stride * (ow - 1) + 1 : stride,
             ]
             acc += np.einsum("nhwc,oc->nhwo", tap, wq[:, :, ky, kx].astype(np.int64))
+    return acc
+
+
+def conv_int8_ref(q, zero, wq, x_scale, w_scale, bias, stride, pad, dilation, act, slope, alpha):
+    """int_sums_ref, then the fp32 epilogue in the kernel's order (multiply, add, activation)."""
+    acc = int_sums_ref(q, zero, wq, stride, pad, dilation)
     y = acc.astype(F32) * (F32(x_scale) * w_scale) + bias
     if act == "relu":
         y = np.maximum(y, F32(0))
@@ -86,7 +94,8 @@ def run_conv_int8(
     out_q=None,
 ):
     """One Program: quantize x, the int8 conv (fp32 or u8 out, then dequantized), with
-    `skip` (fp32, output-sized) read from the Program's input past x's channels."""
+    `skip` (fp32, output-sized) read from the Program's input past x's channels. Returns
+    the output and the kernel family the conv step runs."""
     n, h, w, cin = x.shape
     cout, _, kh, kw = wq.shape
     oh = (h + 2 * pad - dilation * (kh - 1) - 1) // stride + 1
@@ -125,13 +134,72 @@ def run_conv_int8(
         skip=skip_view,
     )
     if out_q is None:
-        p.conv2d_int8(xq, wq, w_scale, bias, out=out, **common)
+        family = p.conv2d_int8(xq, wq, w_scale, bias, out=out, **common)
     else:
         q_scale, q_zero = out_q
         yq = p.byte_view(p.add_byte_buffer(n, oh * shuffle, ow * shuffle, oc), 0, oc)
-        p.conv2d_int8(xq, wq, w_scale, bias, out_q=yq, out_scale=q_scale, out_zero=q_zero, **common)
+        family = p.conv2d_int8(
+            xq, wq, w_scale, bias, out_q=yq, out_scale=q_scale, out_zero=q_zero, **common
+        )
         p.dequantize(yq, q_scale, q_zero, out)
-    return p.run(np.ascontiguousarray(feed))
+    return p.run(np.ascontiguousarray(feed)), family
+
+
+def on_portable(isa, run):
+    """`run()` with the portable kernels, then back to `isa`."""
+    _C.set_int8_isa("portable")
+    try:
+        return run()
+    finally:
+        _C.set_int8_isa(isa)
+
+
+def expected_family(isa, cout, cin):
+    """AMX takes a conv of at least 32 input and 16 output channels (narrower ones do not
+    fill its tiles) and leaves the rest to AVX-512 VNNI. A conv of at most 8 output channels
+    leaves AVX-512 VNNI's 16 lanes for AVX-VNNI's 8 (AVX2 where the CPU lacks AVX-VNNI, as
+    Zen 4 does)."""
+    if isa == "amx" and (cin < 32 or cout < 16):
+        isa = "avx512vnni"
+    if isa == "avx512vnni" and cout <= 8:
+        return "avxvnni" if "avxvnni" in INT8_AVAILABLE else "avx2"
+    return isa
+
+
+# n, h, w, cin, cout, k, stride, dilation: narrow layers (<= 8 channels: AVX-VNNI at the
+# avx512vnni level), wide ones (several vector groups and a partial vector at every
+# family), widths that leave a partial tile, strided and dilated windows.
+SUM_SHAPES = [
+    (1, 5, 7, 3, 8, 3, 1, 1),
+    (1, 4, 13, 5, 1, 3, 1, 1),
+    (2, 3, 9, 17, 6, 5, 1, 1),
+    (1, 4, 37, 64, 64, 3, 1, 1),
+    (1, 3, 23, 24, 100, 3, 1, 1),
+    (1, 7, 11, 12, 24, 1, 2, 1),
+    (1, 9, 10, 8, 16, 3, 1, 2),
+]
+
+
+@pytest.mark.parametrize("n,h,w,cin,cout,k,stride,dilation", SUM_SHAPES)
+def test_int8_sums_are_identical_at_every_family(int8_isa, n, h, w, cin, cout, k, stride, dilation):
+    """Unit scales and no bias: the fp32 output is the int32 sum itself (exact below 2^24)."""
+    rng = np.random.default_rng(cin * cout + k)
+    zero = 131
+    q = rng.integers(0, 256, (n, h, w, cin))
+    x = (q - zero).astype(F32)  # scale 1 quantises back to q exactly
+    wq = rng.integers(-_C.INT8_WEIGHT_MAX, _C.INT8_WEIGHT_MAX + 1, (cout, cin, k, k)).astype(
+        np.int8
+    )
+    ones, zeros = np.ones(cout, F32), np.zeros(cout, F32)
+    pad = dilation * (k // 2)
+    args = dict(x_scale=1.0, x_zero=zero, stride=stride, pad=pad, dilation=dilation)
+    got, family = run_conv_int8(x, wq, ones, zeros, **args)
+    assert family == expected_family(int8_isa, cout, cin)
+    sums = int_sums_ref(q, zero, wq, stride, pad, dilation)
+    assert np.abs(sums).max() < 2**24
+    np.testing.assert_array_equal(got, sums.astype(F32))
+    portable, _ = on_portable(int8_isa, lambda: run_conv_int8(x, wq, ones, zeros, **args))
+    np.testing.assert_array_equal(got, portable)
 
 
 @pytest.mark.parametrize("k", [1, 3, 5])
@@ -144,10 +212,10 @@ def run_conv_int8(
         (1, 9, 10, 8, 16, 1, 2),
     ],
 )
-def test_conv_int8_bit_exact(simd, k, n, h, w, cin, cout, stride, dilation):
+def test_conv_int8_bit_exact(int8_isa, k, n, h, w, cin, cout, stride, dilation):
     x, wq, w_scale, bias, _ = random_case(k + cin, n, h, w, cin, cout, k)
     pad = dilation * (k // 2)
-    got = run_conv_int8(
+    got, _ = run_conv_int8(
         x, wq, w_scale, bias, x_scale=0.02, x_zero=131, stride=stride, pad=pad, dilation=dilation
     )
     q = quantize_ref(x, 0.02, 131)
@@ -159,19 +227,16 @@ def test_conv_int8_bit_exact(simd, k, n, h, w, cin, cout, stride, dilation):
 @pytest.mark.parametrize("shuffle", [1, 2, 3])
 @pytest.mark.parametrize("with_skip", [False, True])
 @pytest.mark.parametrize("u8_out", [False, True])
-def test_conv_int8_epilogues_bit_exact(simd, activation, shuffle, with_skip, u8_out):
-    oc, k, h, w = 3, 3, 6, 11
+@pytest.mark.parametrize("oc", [3, 20])
+def test_conv_int8_epilogues_bit_exact(int8_isa, activation, shuffle, with_skip, u8_out, oc):
+    k, h, w = 3, 6, 11
     cout = oc * shuffle * shuffle
-    x, wq, w_scale, bias, slope = random_case(7 * shuffle, 1, h, w, 10, cout, k)
+    x, wq, w_scale, bias, slope = random_case(7 * shuffle + oc, 1, h, w, 10, cout, k)
     skip = (
         np.random.default_rng(3).standard_normal((1, h, w, cout)).astype(F32) if with_skip else None
     )
     out_q = (0.05, 100) if u8_out else None
-    got = run_conv_int8(
-        x,
-        wq,
-        w_scale,
-        bias,
+    args = dict(
         x_scale=0.03,
         x_zero=128,
         pad=1,
@@ -182,6 +247,10 @@ def test_conv_int8_epilogues_bit_exact(simd, activation, shuffle, with_skip, u8_
         skip=skip,
         out_q=out_q,
     )
+    got, family = run_conv_int8(x, wq, w_scale, bias, **args)
+    assert family == expected_family(int8_isa, cout, x.shape[-1])
+    portable, _ = on_portable(int8_isa, lambda: run_conv_int8(x, wq, w_scale, bias, **args))
+    np.testing.assert_array_equal(got, portable)
     q = quantize_ref(x, 0.03, 128)
     y = conv_int8_ref(q, 128, wq, 0.03, w_scale, bias, 1, 1, 1, activation, slope, 0.1)
     y = pixel_shuffle_ref(y, shuffle)
@@ -192,7 +261,7 @@ def test_conv_int8_epilogues_bit_exact(simd, activation, shuffle, with_skip, u8_
     np.testing.assert_array_equal(got, y)
 
 
-def test_quantize_rounds_half_to_even_and_saturates(simd):
+def test_quantize_rounds_half_to_even_and_saturates(int8_isa):
     x = np.array([-1.0, 0.0, 0.5, 1.5, 2.5, 3.49, 254.5, 300.0], F32).reshape(1, 1, 8, 1)
     p = _C.Program(1)
     f = p.view(p.add_buffer(1, 1, 8, 1), 0, 1)
@@ -202,6 +271,65 @@ def test_quantize_rounds_half_to_even_and_saturates(simd):
     p.quantize(f, 1.0, 0, b)
     p.dequantize(b, 1.0, 0, g)
     np.testing.assert_array_equal(p.run(x).ravel(), [0, 0, 0, 2, 2, 3, 254, 255])
+
+
+@pytest.mark.parametrize("channels", [1, 3, 16, 17])
+@pytest.mark.parametrize("sliced", [False, True])
+def test_quantize_matches_numpy(int8_isa, channels, sliced):
+    """Whole rows (pixels without gaps), or channel slices of wider buffers whose other
+    channels the step must leave alone; widths end in a partial vector."""
+    n, h, w = 2, 3, 37
+    src_extra, dst_extra = (5, 3) if sliced else (0, 0)
+    rng = np.random.default_rng(channels)
+    x = (rng.standard_normal((n, h, w, channels + src_extra)) * 3).astype(F32)
+    p = _C.Program(1)
+    src = p.add_buffer(n, h, w, channels + src_extra)
+    p.set_input(p.view(src, 0, channels + src_extra))
+    q = p.add_byte_buffer(n, h, w, channels + dst_extra, 0, fill=77)
+    p.quantize(p.view(src, 0, channels), 0.02, 120, p.byte_view(q, 0, channels))
+    out = p.view(p.add_buffer(n, h, w, channels + dst_extra), 0, channels + dst_extra)
+    p.dequantize(p.byte_view(q, 0, channels + dst_extra), 1.0, 0, out)
+    p.set_output(out)
+    want = quantize_ref(x[..., :channels], 0.02, 120).astype(F32)
+    want = np.concatenate([want, np.full((n, h, w, dst_extra), 77, F32)], axis=3)
+    np.testing.assert_array_equal(p.run(x), want)
+
+
+def test_every_int8_family_the_cpu_reports_is_used():
+    """cpuid's own words (/proc/cpuinfo) against supported_int8_isas(): AVX-VNNI (VEX) and
+    AVX-512 VNNI each run where the CPU has them."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if not cpuinfo.exists():
+        pytest.skip("no /proc/cpuinfo to read the CPU's features from")
+    flags = set()
+    for line in cpuinfo.read_text().splitlines():
+        if line.startswith("flags"):
+            flags = set(line.split(":", 1)[1].split())
+            break
+    if "avx2" not in flags or "avx2" not in AVAILABLE:
+        pytest.skip("not an x86 CPU with AVX2")
+    assert "avx2" in INT8_AVAILABLE
+    assert ("avxvnni" in INT8_AVAILABLE) == ("avx_vnni" in flags)
+    has_avx512 = "avx512" in AVAILABLE
+    assert ("avx512vnni" in INT8_AVAILABLE) == (has_avx512 and "avx512_vnni" in flags)
+    amx = {"amx_tile", "amx_int8", "avx512_vnni"} <= flags
+    assert ("amx" in INT8_AVAILABLE) == (has_avx512 and amx)
+
+
+def test_set_int8_isa_forces_a_family_until_reset():
+    before = _C.int8_isa()
+    try:
+        _C.set_int8_isa("portable")
+        assert _C.int8_isa() == "portable"
+        with pytest.raises(ValueError, match="expected one of"):
+            _C.set_int8_isa("sse9")
+        for isa in {"neon", "avx2"} - set(INT8_AVAILABLE):
+            with pytest.raises(ValueError, match="not supported"):
+                _C.set_int8_isa(isa)
+        assert _C.int8_isa() == "portable"  # a refusal changes nothing
+    finally:
+        _C.set_int8_isa(None)
+    assert _C.int8_isa() == before
 
 
 def test_conv_int8_rejects_bad_input():
