@@ -59,8 +59,7 @@ class FoldedConv(nn.Module):
         self.conv, self.norm = conv, norm
         self.int8 = False
         self.input_quant: tuple[float, int] | None = None  # (scale, zero) once calibrated
-        self.estimator: str | None = None  # while calibrating: fp32 forward, range chosen
-        self.chosen: tuple[float, int] | None = None
+        self.observed: list[np.ndarray] | None = None  # while calibrating: fp32 inputs
 
     def folded(self) -> tuple[torch.Tensor, torch.Tensor]:
         weight = self.conv.weight
@@ -73,9 +72,8 @@ class FoldedConv(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         weight, bias = self.folded()
-        if self.int8 and self.estimator is not None:
-            values = x.detach().permute(0, 2, 3, 1).numpy().ravel()  # calibrate's NHWC order
-            self.chosen = scale_and_zero(*value_range(values, self.estimator))
+        if self.int8 and self.observed is not None:
+            self.observed.append(x.detach().permute(0, 2, 3, 1).numpy().ravel())  # NHWC order
         elif self.int8:
             if self.input_quant is None:
                 raise RuntimeError("QATNet.calibrate must choose the int8 input ranges first")
@@ -132,18 +130,20 @@ class QATNet(nn.Module):
     @torch.no_grad()
     def calibrate(self, inputs: list[np.ndarray], estimator: str = ESTIMATOR) -> None:
         """Input ranges of the int8 convs from the fp32 activations of `inputs` (NHWC
-        float32 arrays, as `quantize.calibration_inputs` gives them), in one batch."""
+        float32 arrays of any sizes, as `quantize.calibration_inputs` gives them)."""
         value_range(np.zeros(1, np.float32), estimator)  # reject an unknown estimator early
         layers = self.int8_layers()
         for layer in layers:
-            layer.estimator = estimator
+            layer.observed = []
         try:
-            self.net(torch.from_numpy(np.concatenate(inputs)).permute(0, 3, 1, 2))
+            for x in inputs:
+                self.net(torch.from_numpy(x).permute(0, 3, 1, 2))
+            for layer in layers:
+                values = np.concatenate(layer.observed)
+                layer.input_quant = scale_and_zero(*value_range(values, estimator))
         finally:
             for layer in layers:
-                layer.estimator = None
-        for layer in layers:
-            layer.input_quant, layer.chosen = layer.chosen, None
+                layer.observed = None
 
     def ranges(self) -> list[tuple[float, int]]:
         return [layer.input_quant for layer in self.int8_layers()]
