@@ -108,7 +108,7 @@ def _prefix(graph: Graph, tensor: str) -> Graph:
 
 
 def calibration_inputs(
-    folder: str | Path, graph: Graph, count: int = 16, crop: int = CROP, seed: int = 0
+    folder: str | Path, scale: int, channels: int, count: int = 16, crop: int = CROP, seed: int = 0
 ) -> list[np.ndarray]:
     """`count` model inputs (1 x crop x crop x C float32): random crops of the LR images
     (bicubic-downscaled by the model's scale) of the images under `folder`."""
@@ -119,17 +119,20 @@ def calibration_inputs(
     if not paths:
         raise ValueError(f"no .png or .bmp calibration images under {folder}")
     rng = np.random.default_rng(seed)
-    scale = int(graph.meta.get("scale", 1))
     inputs = []
     for path in rng.permutation(np.array(paths, dtype=object))[:count]:
         lr, _ = degrade(load_rgb(path), scale)
         h, w = lr.shape[:2]
         top, left = rng.integers(0, max(1, h - crop + 1)), rng.integers(0, max(1, w - crop + 1))
         rgb = lr[top : top + crop, left : left + crop].astype(np.float32) / 255
-        if graph.input_channels == 1:
+        if channels == 1:
             rgb = (rgb @ RGB_TO_YCBCR[0] + YCBCR_OFFSET[0])[..., None]
         inputs.append(np.ascontiguousarray(rgb[None], dtype=np.float32))
     return inputs
+
+
+def _input_format(graph: Graph) -> tuple[int, int]:
+    return int(graph.meta.get("scale", 1)), graph.input_channels
 
 
 def calibrate(
@@ -186,9 +189,8 @@ def quantize_model(
     from fastsr.graph.serialize import save_graph
 
     graph = load(model)
-    calibrated = calibrate(
-        graph, calibration_inputs(calibration, graph, count), estimator, source=str(calibration)
-    )
+    inputs = calibration_inputs(calibration, *_input_format(graph), count)
+    calibrated = calibrate(graph, inputs, estimator, source=str(calibration))
     if output is not None:
         save_graph(calibrated, output)
     return calibrated
@@ -234,8 +236,8 @@ def _record(json_path: Path, graph: Graph, key: str, meta: dict) -> None:
     save_graph(graph, graph_path(json_path))
 
 
-def record_int8() -> None:
-    """Calibrate every shipped model on the training images with each of
+def record_int8(models: list[str] | None = None) -> None:
+    """Calibrate every shipped model (or those named) on the training images with each of
     SHIPPED_ESTIMATORS, keep the one with the best Set5 PSNR, and record it and its cost."""
     from fastsr.evaluate import default_data_dir
     from fastsr.graph.shipped import load_shipped, shipped
@@ -243,9 +245,11 @@ def record_int8() -> None:
     train = CALIBRATION_DIR
     source = "datasets/train (T91, General100, BSD200), LR by bicubic downscale, seed 0"
     for name, json_path in sorted(shipped().items()):
+        if models and name not in models:
+            continue
         graph = load_shipped(json_path)
         graph.meta.pop("int8", None)
-        inputs = calibration_inputs(train, graph)
+        inputs = calibration_inputs(train, *_input_format(graph))
         tried, fp32 = {}, None
         for estimator in SHIPPED_ESTIMATORS:
             calibrated = calibrate(graph, inputs, estimator, source=source)
@@ -261,13 +265,15 @@ def record_int8() -> None:
         print(f"{name}: Set5 fp32 {fp32:.4f}, int8 {cost['int8']:.4f} dB ({best})", flush=True)
 
 
-def record_bf16() -> None:
-    """Measure every shipped model's Set5 cost at bf16 (no calibration: the CPU backend
-    rounds to bf16 the layers it runs in bf16 here) and record it."""
+def record_bf16(models: list[str] | None = None) -> None:
+    """Measure every shipped model's (or those named) Set5 cost at bf16 (no calibration:
+    the CPU backend rounds to bf16 the layers it runs in bf16 here) and record it."""
     from fastsr.evaluate import default_data_dir
     from fastsr.graph.shipped import load_shipped, shipped
 
     for name, json_path in sorted(shipped().items()):
+        if models and name not in models:
+            continue
         graph = load_shipped(json_path)
         cost = psnr_cost(graph, "bf16", default_data_dir())
         _record(json_path, graph, "bf16", {"psnr_cost_db": cost["psnr_cost_db"], "measured": cost})
@@ -284,8 +290,10 @@ def main(argv: list[str] | None = None) -> None:
 
     parser = argparse.ArgumentParser(prog="python -m fastsr.quantize", description=main.__doc__)
     parser.add_argument("precisions", nargs="*", choices=sorted(RECORDERS), default=["int8"])
-    for precision in parser.parse_args(argv).precisions:
-        RECORDERS[precision]()
+    parser.add_argument("--models", nargs="+", help="only these shipped models (default all)")
+    args = parser.parse_args(argv)
+    for precision in args.precisions:
+        RECORDERS[precision](args.models)
 
 
 if __name__ == "__main__":

@@ -22,10 +22,13 @@ from fastsr.data import PatchSampler
 from fastsr.evaluate import default_data_dir, evaluate
 from fastsr.models import build_model, macs_per_input_pixel
 from fastsr.models.zoo import WEIGHTS_DIR, save_module, torch_upscaler
+from fastsr.qat import ESTIMATOR, QATNet
+from fastsr.quantize import calibration_inputs
 
 TRAIN_DIR = Path("/work/shared/datasets/train")
 TRAIN_SETS = ["T91", "General100", "BSD200"]
 CHECKPOINT_ROOT = Path("/work/ckpt")
+CALIBRATION = "16 LR crops of 96 from the training images, seed 0 (quantize.calibration_inputs)"
 
 CONFIGS = json.loads((Path(__file__).resolve().parent / "train_configs.json").read_text())
 
@@ -45,6 +48,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-export", action="store_true", help="experiments: never export")
     # Without AMX/avx512_bf16 (this machine) bf16 autocast measured 1.5-3x slower than fp32.
     parser.add_argument("--bf16", action="store_true", help="train under bf16 autocast")
+    parser.add_argument(
+        "--qat", action="store_true", help="fine-tune through int8 fake-quant (fastsr.qat)"
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--val-minutes", type=float, default=8.0)
     parser.add_argument("--ckpt-minutes", type=float, default=4.0)
@@ -57,6 +63,10 @@ def recipe(args: argparse.Namespace) -> dict:
     for key in ("steps", "lr", "loss", "init_from"):
         if getattr(args, key) is not None:
             config[key] = getattr(args, key)
+    if args.qat:
+        if not config.get("init_from"):
+            raise ValueError("--qat fine-tunes trained weights: give --init-from")
+        config["qat"] = {"estimator": ESTIMATOR, "calibration": CALIBRATION}
     return config
 
 
@@ -108,6 +118,7 @@ def recompute_batchnorm_statistics(
 
 
 def validate(model: torch.nn.Module, color: str, scale: int) -> dict:
+    """Scores of `model` (or of a QATNet over it, in its int8 arithmetic)."""
     model.eval()
     results = evaluate(torch_upscaler(model, color), default_data_dir(), scale, bicubic=False)
     model.train()
@@ -138,6 +149,7 @@ def export(model, name: str, rec: dict, state: dict, validation: dict, weights_d
             "init_from": rec.get("init_from"),
             "init_training": rec.get("init_training"),
             "precision": "bf16 autocast" if state["bf16"] else "fp32",
+            "qat": rec.get("qat"),
         },
         "validation": validation,
     }
@@ -177,6 +189,19 @@ def train(args: argparse.Namespace) -> None:
             # Fine-tuning in place: only weights that beat the ones we started from replace them.
             state["best"] = _score(init.get("validation", {}))
     model = model.to(memory_format=torch.channels_last).train()
+    net = model
+    if rec.get("qat"):
+        # BatchNorm statistics stay frozen: the int8 kernels get the weights they fold into.
+        net = QATNet(model)
+        channels = 1 if color == "y" else 3
+        calibration = calibration_inputs(args.train_dir, scale, channels)
+        if resuming:
+            net.set_ranges(saved["qat_ranges"])
+        else:
+            net.calibrate(calibration)
+            # Only weights whose int8 arithmetic beats the weights we started from are exported.
+            state["best"] = _score(validate(net, color, scale))
+            print(f"qat: int8 fake-quant validation at start {state['best']:.3f}", flush=True)
     loss_fn = F.l1_loss if rec["loss"] == "l1" else F.mse_loss
 
     def save_checkpoint() -> None:
@@ -189,16 +214,24 @@ def train(args: argparse.Namespace) -> None:
             "state": state,
             "recipe": rec,
         }
+        if net is not model:
+            saved["qat_ranges"] = net.ranges()
         torch.save(saved, out / "checkpoint.tmp")
         (out / "checkpoint.tmp").replace(checkpoint_path)
 
     def run_validation() -> None:
         nonlocal validated_step
         validated_step = state["step"]
-        recompute_batchnorm_statistics(model, sampler, rec["batch"], color)
+        if net is model:
+            recompute_batchnorm_statistics(model, sampler, rec["batch"], color)
         scores = validate(model, color, scale)
         line = " ".join(f"{d} {s['psnr']:.3f}/{s['ssim']:.4f}" for d, s in scores.items())
         score = _score(scores)
+        if net is not model:
+            net.calibrate(calibration)
+            int8 = validate(net, color, scale)
+            line += " int8 " + " ".join(f"{d} {s['psnr']:.3f}" for d, s in int8.items())
+            score = _score(int8)
         improved = score > state["best"]
         print(f"step {state['step']} validation {line}{' (best)' if improved else ''}", flush=True)
         if improved:
@@ -220,7 +253,7 @@ def train(args: argparse.Namespace) -> None:
             lr_batch, hr_batch = rgb_to_y(lr_batch, 1), rgb_to_y(hr_batch, 1)
         lr_batch = lr_batch.contiguous(memory_format=torch.channels_last)
         with autocast:
-            prediction = model(lr_batch)
+            prediction = net(lr_batch)
         loss = loss_fn(prediction.float(), hr_batch)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

@@ -326,7 +326,7 @@ def test_auto_takes_bf16_when_int8_costs_too_much():
     from fastsr.quantize import AUTO_BUDGET_DB, auto_precision
 
     cpu = get_backend("cpu")
-    quality = load("quality_x2")  # shipped: int8 over the budget, bf16 within it
+    quality = load("quality_x4")  # shipped: int8 over the budget, bf16 within it
     assert quality.meta["int8"]["psnr_cost_db"] > AUTO_BUDGET_DB
     assert auto_precision(quality, cpu) == "bf16"
     costly = quality.copy()

@@ -105,3 +105,16 @@ def test_batchnorm_statistics_become_exact_averages_over_fixed_batches(folders):
     torch.testing.assert_close(norm.running_mean, expected_mean)
     torch.testing.assert_close(norm.running_var, expected_var)
     assert norm.momentum == 0.1  # training goes on with the usual momentum
+
+
+def test_qat_fine_tuning_freezes_batchnorm_and_records_itself(folders):
+    _run(folders, folders / "first")
+    first, _ = load_module(folders / "weights" / "tiny.json")
+    with pytest.raises(ValueError, match="--init-from"):
+        _run(folders, folders / "qat", "--qat")
+    checkpoint = _run(folders, folders / "qat", "--qat", "--init-from", "tiny", "--no-export")
+    assert len(checkpoint["qat_ranges"]) == 2  # the block's two convs; head and tail stay fp32
+    assert checkpoint["recipe"]["qat"]["estimator"] == "percentile"
+    for name, tensor in first.state_dict().items():
+        if "running" in name:  # the int8 kernels get the weights the frozen statistics fold
+            assert torch.equal(checkpoint["model"][name], tensor), name
