@@ -35,7 +35,7 @@ def auto_precision(graph: Graph, backend) -> str:
     """The first of AUTO_ORDER that the backend runs faster than fp32 here and whose
     measured Set5 PSNR cost on this model (meta[precision]["psnr_cost_db"]) is within
     AUTO_BUDGET_DB; fp32 when none is."""
-    faster = backend.faster_precisions()
+    faster = backend.faster_precisions(graph)
     for precision in AUTO_ORDER:
         cost = graph.meta.get(precision, {}).get("psnr_cost_db")
         if precision in faster and cost is not None and cost <= AUTO_BUDGET_DB:

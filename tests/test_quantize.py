@@ -137,6 +137,27 @@ def test_auto_leaves_int8_alone_where_its_kernels_lose_to_fp32(fast_x2_int8):
         _C.set_simd_level(before)
 
 
+@pytest.mark.parametrize("isa", ["amx", "avx512vnni", "avxvnni", "avx2"])
+def test_auto_takes_int8_over_winograd_convs_only_with_amx(isa):
+    """quality_x2's 64-channel body runs as Winograd in fp32: direct int8 convs beat it only
+    on AMX tiles (README, precision), while fast_x2 has no Winograd conv to lose to."""
+    from fastsr import _C
+    from fastsr.quantize import AUTO_BUDGET_DB, auto_precision
+
+    if isa not in _C.supported_int8_isas():
+        pytest.skip(f"int8 {isa} not supported by this CPU")
+    quality = load("quality_x2")
+    quality.meta.pop("bf16", None)
+    assert quality.meta["int8"]["psnr_cost_db"] <= AUTO_BUDGET_DB
+    _C.set_int8_isa(isa)
+    try:
+        cpu = get_backend("cpu")
+        assert auto_precision(quality, cpu) == ("int8" if isa == "amx" else "fp32")
+        assert auto_precision(load("fast_x2"), cpu) == "int8"
+    finally:
+        _C.set_int8_isa(None)
+
+
 def test_cli_quantize_writes_a_loadable_int8_model(tmp_path):
     from PIL import Image
 

@@ -6,8 +6,8 @@ A backend is an object that answers for itself; nothing above it switches on its
   array: str                           "numpy" or "torch": the arrays its runs take
   availability() -> str | None         None when usable here, else the reason it is not
   precisions() -> tuple[str, ...]      the precisions it can run on this machine
-  faster_precisions() -> tuple[str, ...]
-      those of them that beat fp32 here (the ones precision="auto" may pick)
+  faster_precisions(graph) -> tuple[str, ...]
+      those of them that beat fp32 on this graph here (the ones precision="auto" may pick)
   unsupported(graph) -> list[str]      one message per node it cannot run (empty: all fine)
   plan_bytes(graph, plan, precision) -> int
       the memory a compiled plan holds: activation buffers with their borders, scratch,

@@ -136,6 +136,12 @@ def conv_spec(graph: Graph, node: Node) -> ConvSpec:
     )
 
 
+def _runs_winograd(graph: Graph) -> bool:
+    return any(
+        conv_spec(graph, node).runs_winograd() for node in graph.nodes if node.op in CONVS
+    )
+
+
 def _problems(node: Node) -> list[str]:
     where = node.name or node.output
     if node.op not in KERNEL_OPS:
@@ -408,10 +414,15 @@ class CpuBackend:
     def precisions(self) -> tuple[str, ...]:
         return ("fp32", "int8", "bf16") if _c_module().bf16_supported() else ("fp32", "int8")
 
-    def faster_precisions(self) -> tuple[str, ...]:
-        """int8 only with dot-product kernels: the portable and ARMv8.0 NEON ones have
-        none and are no faster than fp32 (docs/ARM.md)."""
-        slow = {"fp32"} | ({"int8"} if _c_module().int8_isa() in ("portable", "neon") else set())
+    def faster_precisions(self, graph: Graph) -> tuple[str, ...]:
+        """int8 only with dot-product kernels: the portable and ARMv8.0 NEON ones have none
+        and are no faster than fp32 (docs/ARM.md). Where fp32 runs a conv as Winograd, int8
+        only with AMX tiles: AVX-512 VNNI's direct int8 convs ran the quality models at
+        0.90-0.96x fp32's Winograd speed (Zen 4), AMX's at 0.6x VNNI's time (README)."""
+        isa = _c_module().int8_isa()
+        slow = {"fp32"}
+        if isa in ("portable", "neon") or (isa != "amx" and _runs_winograd(graph)):
+            slow.add("int8")
         return tuple(p for p in self.precisions() if p not in slow)
 
     def unsupported(self, graph: Graph) -> list[str]:

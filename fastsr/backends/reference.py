@@ -110,7 +110,7 @@ class ReferenceBackend:
     def precisions(self) -> tuple[str, ...]:
         return ("fp32",)
 
-    def faster_precisions(self) -> tuple[str, ...]:
+    def faster_precisions(self, graph: Graph) -> tuple[str, ...]:
         return ()
 
     def unsupported(self, graph: Graph) -> list[str]:

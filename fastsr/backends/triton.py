@@ -48,7 +48,7 @@ class TritonBackend:
     def precisions(self) -> tuple[str, ...]:
         return tuple(_PRECISION_DTYPES)
 
-    def faster_precisions(self) -> tuple[str, ...]:
+    def faster_precisions(self, graph) -> tuple[str, ...]:
         return ("fp16", "bf16")  # tensor cores: half the bytes, several times the FLOPs
 
     def plan_bytes(self, graph: Graph, plan, precision: str = "fp32", threads=None) -> int:
