@@ -57,6 +57,24 @@ ViewT bordered_view(const BufferShape& s, T* base, int channel_offset, int chann
   return v;
 }
 
+// What a conv step keeps alive for its job: its skip operand and the channel offsets of
+// its (possibly pixel-shuffled) output and skip; oh x ow is the output before the shuffle.
+struct ConvTarget {
+  View skip;
+  std::vector<int64_t> out_offsets, skip_offsets;
+  int oh = 0, ow = 0;
+
+  template <class T>
+  ConvTarget(const NhwcView<T>& out, const View* skip_in, int cout, int r)
+      : out_offsets(shuffle_offsets(out, cout, r)), oh(out.h / r), ow(out.w / r) {
+    if (skip_in) skip = *skip_in, skip_offsets = shuffle_offsets(*skip_in, cout, r);
+  }
+  const View* skip_view() const { return skip_offsets.empty() ? nullptr : &skip; }
+  const int64_t* skip_offsets_data() const {
+    return skip_offsets.empty() ? nullptr : skip_offsets.data();
+  }
+};
+
 }  // namespace
 
 View Program::view(int buffer, int channel_offset, int channels) const {
@@ -76,21 +94,13 @@ int Program::buffer_of(const View& v) const {
 void Program::add_conv2d(const View& x, const View& out, const View* skip, ConvLayer layer) {
   struct State {
     ConvLayer layer;
-    View skip;
-    bool has_skip;
-    std::vector<int64_t> out_offsets, skip_offsets;
+    ConvTarget at;
     ConvJob job;
   };
-  auto s = std::make_shared<State>();
-  s->layer = std::move(layer);
-  s->has_skip = skip != nullptr;
-  if (skip) s->skip = *skip;
-  const int r = s->layer.shuffle;
-  s->out_offsets = shuffle_offsets(out, s->layer.cout, r);
-  if (skip) s->skip_offsets = shuffle_offsets(*skip, s->layer.cout, r);
-  s->job = ConvJob{&s->layer, x, out, s->has_skip ? &s->skip : nullptr,
-                   s->out_offsets.data(), skip ? s->skip_offsets.data() : nullptr,
-                   r == 1, out.h / r, out.w / r};
+  const int r = layer.shuffle, cout = layer.cout;
+  auto s = std::make_shared<State>(State{std::move(layer), ConvTarget(out, skip, cout, r), {}});
+  s->job = ConvJob{&s->layer, x, out, s->at.skip_view(), s->at.out_offsets.data(),
+                   s->at.skip_offsets_data(), r == 1, s->at.oh, s->at.ow};
   steps_.push_back([s] { conv2d(s->job); });
 }
 
@@ -223,20 +233,16 @@ void Program::add_conv2d_int8(const ByteView& x, const View* out, const ByteView
                               const View* skip, Int8ConvLayer layer) {
   struct State {
     Int8ConvLayer layer;
-    View skip;
-    std::vector<int64_t> out_offsets, skip_offsets;
+    ConvTarget at;
     Int8ConvJob job;
   };
-  auto s = std::make_shared<State>();
-  s->layer = std::move(layer);
-  if (skip) s->skip = *skip;
-  const int r = s->layer.shuffle, cout = s->layer.cout;
-  s->out_offsets = out ? shuffle_offsets(*out, cout, r) : shuffle_offsets(*out_q, cout, r);
-  if (skip) s->skip_offsets = shuffle_offsets(*skip, cout, r);
-  const int oh = (out ? out->h : out_q->h) / r, ow = (out ? out->w : out_q->w) / r;
+  const int r = layer.shuffle, cout = layer.cout;
+  auto s = std::make_shared<State>(State{
+      std::move(layer), out ? ConvTarget(*out, skip, cout, r) : ConvTarget(*out_q, skip, cout, r),
+      {}});
   s->job = Int8ConvJob{&s->layer, x, out ? *out : View{}, out_q ? *out_q : ByteView{},
-                       skip ? &s->skip : nullptr, s->out_offsets.data(),
-                       skip ? s->skip_offsets.data() : nullptr, r == 1, oh, ow};
+                       s->at.skip_view(), s->at.out_offsets.data(), s->at.skip_offsets_data(),
+                       r == 1, s->at.oh, s->at.ow};
   steps_.push_back([s] { conv2d_int8(s->job); });
 }
 
@@ -254,20 +260,16 @@ void Program::add_conv2d_bf16(const Bf16View& x, const View* out, const Bf16View
                               const View* skip, Bf16ConvLayer layer) {
   struct State {
     Bf16ConvLayer layer;
-    View skip;
-    std::vector<int64_t> out_offsets, skip_offsets;
+    ConvTarget at;
     Bf16ConvJob job;
   };
-  auto s = std::make_shared<State>();
-  s->layer = std::move(layer);
-  if (skip) s->skip = *skip;
-  const int r = s->layer.conv.shuffle, cout = s->layer.conv.cout;
-  s->out_offsets = out ? shuffle_offsets(*out, cout, r) : shuffle_offsets(*out_bf16, cout, r);
-  if (skip) s->skip_offsets = shuffle_offsets(*skip, cout, r);
-  const int oh = (out ? out->h : out_bf16->h) / r, ow = (out ? out->w : out_bf16->w) / r;
-  const ConvJob epilogue{&s->layer.conv, View{}, out ? *out : View{},
-                         skip ? &s->skip : nullptr, s->out_offsets.data(),
-                         skip ? s->skip_offsets.data() : nullptr, r == 1, oh, ow};
+  const int r = layer.conv.shuffle, cout = layer.conv.cout;
+  auto s = std::make_shared<State>(State{
+      std::move(layer),
+      out ? ConvTarget(*out, skip, cout, r) : ConvTarget(*out_bf16, skip, cout, r), {}});
+  const ConvJob epilogue{&s->layer.conv, View{}, out ? *out : View{}, s->at.skip_view(),
+                         s->at.out_offsets.data(), s->at.skip_offsets_data(), r == 1,
+                         s->at.oh, s->at.ow};
   s->job = Bf16ConvJob{&s->layer, x, epilogue, out_bf16 ? *out_bf16 : Bf16View{}};
   steps_.push_back([s] { conv2d_bf16(s->job); });
 }
