@@ -8,10 +8,12 @@ so one build runs on CPUs with and without AVX-512. `*_neon.cpp` is built on AAr
 reports them); other CPUs get the portable path.
 """
 
+import json
 import os
 import platform
 import sys
 from glob import glob
+from pathlib import Path
 
 from pybind11.setup_helpers import ParallelCompile, Pybind11Extension
 from setuptools import find_packages, setup
@@ -21,53 +23,12 @@ MACHINE = platform.machine().lower()
 IS_X86 = MACHINE in ("x86_64", "amd64")
 IS_ARM64 = MACHINE in ("aarch64", "arm64")
 IS_MACOS = sys.platform == "darwin"
-ISA_FLAGS = {
-    "_avx512.cpp": ["-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl", "-mfma", "-mavx2"],
-    "_avx2.cpp": ["-mavx2", "-mfma", "-mf16c"],
-    "_avx512vnni.cpp": [
-        "-mavx512f",
-        "-mavx512bw",
-        "-mavx512dq",
-        "-mavx512vl",
-        "-mavx512vnni",
-        "-mfma",
-        "-mavx2",
-    ],
-    "_avxvnni.cpp": ["-mavx2", "-mfma", "-mavxvnni"],
-    "_amx.cpp": [
-        "-mavx512f",
-        "-mavx512bw",
-        "-mavx512dq",
-        "-mavx512vl",
-        "-mavx512vnni",
-        "-mamx-tile",
-        "-mamx-int8",
-        "-mfma",
-        "-mavx2",
-    ],
-    "_avx512bf16.cpp": [
-        "-mavx512f",
-        "-mavx512bw",
-        "-mavx512dq",
-        "-mavx512vl",
-        "-mavx512bf16",
-        "-mfma",
-        "-mavx2",
-    ],
-}
-# GCC's arm_neon.h offers sdot and bfdot only to armv8.2-a code; no LSE atomics are
-# emitted there.
-NEON_ISA_FLAGS = {
-    "_neon_dotprod.cpp": ["-march=armv8.2-a+dotprod"],
-    "_bf16_neon.cpp": ["-march=armv8.2-a+bf16"],
-}
-
-
-# The int8 kernels' fp32 epilogue rounds every multiply and add as numpy does, so the tests
-# can compare it bit for bit; GCC would otherwise fuse intrinsic mul + add into an FMA.
-# GCC's pre-allocation scheduler (on by default for AArch64 only) hoists the NEON int8
-# kernels' weight loads and spills accumulators to the stack; without it none spill.
-EXACT_FLOAT_FLAGS = ["-ffp-contract=off", "-fno-schedule-insns"]
+# Per-file ISA flags and the int8 kernels' exact-float flags: data, shared with
+# tests/kernel_check_build.py (csrc/compile_flags.json says why each is there).
+COMPILE_FLAGS = json.loads((Path(__file__).parent / "csrc" / "compile_flags.json").read_text())
+ISA_FLAGS = COMPILE_FLAGS["x86"]
+NEON_ISA_FLAGS = COMPILE_FLAGS["arm"]
+EXACT_FLOAT_FLAGS = COMPILE_FLAGS["exact_float"]
 
 
 def _isa_flags(source: str) -> list[str]:

@@ -8,6 +8,7 @@ source and every header, so reruns only link.
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
@@ -18,28 +19,10 @@ ROOT = Path(__file__).resolve().parent.parent
 CSRC = ROOT / "csrc"
 DRIVER = ROOT / "tests" / "cpp" / "kernel_check.cpp"
 FLAGS = ["-O3", "-std=c++17", "-fopenmp", "-fno-math-errno", "-Wall", "-Wno-maybe-uninitialized"]
-X86_FLAGS = {
-    "_avx512.cpp": ["-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl", "-mfma", "-mavx2"],
-    "_avx2.cpp": ["-mavx2", "-mfma", "-mf16c"],
-    "_avxvnni.cpp": ["-mavx2", "-mfma", "-mavxvnni"],
-    "_avx512vnni.cpp": ["-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl", "-mavx512vnni"],
-    "_amx.cpp": [
-        "-mavx512f",
-        "-mavx512bw",
-        "-mavx512dq",
-        "-mavx512vl",
-        "-mavx512vnni",
-        "-mamx-tile",
-        "-mamx-int8",
-    ],
-    "_avx512bf16.cpp": ["-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl", "-mavx512bf16"],
-}
 # As setup.py: the ISA of each file's name, and the int8 kernels' exact float rounding.
-ARM_FLAGS = {
-    "_neon_dotprod.cpp": ["-march=armv8.2-a+dotprod"],
-    "_bf16_neon.cpp": ["-march=armv8.2-a+bf16"],
-}
-INT8_FLAGS = ["-ffp-contract=off", "-fno-schedule-insns"]
+COMPILE_FLAGS = json.loads((CSRC / "compile_flags.json").read_text())
+X86_FLAGS, ARM_FLAGS = COMPILE_FLAGS["x86"], COMPILE_FLAGS["arm"]
+INT8_FLAGS = COMPILE_FLAGS["exact_float"]
 
 
 @dataclass(frozen=True)
