@@ -10,10 +10,8 @@ import numpy as np
 import pytest
 from simd_levels import AVAILABLE
 from test_int8_kernels import (
-    F32,
     conv_int8_ref,
     expected_family,
-    pixel_shuffle_ref,
     quantize_ref,
     random_case,
     run_conv_int8,
@@ -72,44 +70,6 @@ def test_conv_int8_amx_bit_exact(int8_isa, n, h, w, cin, cout, k, stride, dilati
     q = quantize_ref(x, 0.02, 131)
     want = conv_int8_ref(q, 131, wq, 0.02, w_scale, bias, stride, pad, dilation, "none", None, 0)
     np.testing.assert_array_equal(got, want)
-
-
-@pytest.mark.parametrize("activation", ["none", "relu", "prelu", "leaky_relu"])
-@pytest.mark.parametrize("shuffle,oc", [(1, 17), (2, 5), (3, 2)])
-@pytest.mark.parametrize("with_skip", [False, True])
-@pytest.mark.parametrize("u8_out", [False, True])
-def test_conv_int8_amx_epilogues_bit_exact(int8_isa, activation, shuffle, oc, with_skip, u8_out):
-    k, h, w, cin = 3, 4, 35, 32
-    cout = oc * shuffle * shuffle
-    x, wq, w_scale, bias, slope = random_case(11 * shuffle, 1, h, w, cin, cout, k)
-    skip = (
-        np.random.default_rng(5).standard_normal((1, h, w, cout)).astype(F32) if with_skip else None
-    )
-    out_q = (0.05, 100) if u8_out else None
-    got, family = run_conv_int8(
-        x,
-        wq,
-        w_scale,
-        bias,
-        x_scale=0.03,
-        x_zero=128,
-        pad=1,
-        activation=activation,
-        slope=slope,
-        alpha=0.1,
-        shuffle=shuffle,
-        skip=skip,
-        out_q=out_q,
-    )
-    assert family == expected_family(int8_isa, cout, cin)
-    q = quantize_ref(x, 0.03, 128)
-    y = conv_int8_ref(q, 128, wq, 0.03, w_scale, bias, 1, 1, 1, activation, slope, 0.1)
-    y = pixel_shuffle_ref(y, shuffle)
-    if with_skip:
-        y = y + pixel_shuffle_ref(skip, shuffle)
-    if u8_out:
-        y = (quantize_ref(y, 0.05, 100).astype(F32) - F32(100)) * F32(0.05)
-    np.testing.assert_array_equal(got, y)
 
 
 def test_amx_is_chosen_where_the_cpu_has_it():

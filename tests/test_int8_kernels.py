@@ -228,10 +228,13 @@ def test_conv_int8_bit_exact(int8_isa, k, n, h, w, cin, cout, stride, dilation):
 @pytest.mark.parametrize("with_skip", [False, True])
 @pytest.mark.parametrize("u8_out", [False, True])
 @pytest.mark.parametrize("oc", [3, 20])
-def test_conv_int8_epilogues_bit_exact(int8_isa, activation, shuffle, with_skip, u8_out, oc):
-    k, h, w = 3, 6, 11
+@pytest.mark.parametrize("cin,w", [(10, 11), (32, 35)])  # 32 in: AMX tiles where cout >= 16
+def test_conv_int8_epilogues_bit_exact(
+    int8_isa, activation, shuffle, with_skip, u8_out, oc, cin, w
+):
+    k, h = 3, 6
     cout = oc * shuffle * shuffle
-    x, wq, w_scale, bias, slope = random_case(7 * shuffle + oc, 1, h, w, 10, cout, k)
+    x, wq, w_scale, bias, slope = random_case(7 * shuffle + oc + cin, 1, h, w, cin, cout, k)
     skip = (
         np.random.default_rng(3).standard_normal((1, h, w, cout)).astype(F32) if with_skip else None
     )
@@ -248,7 +251,7 @@ def test_conv_int8_epilogues_bit_exact(int8_isa, activation, shuffle, with_skip,
         out_q=out_q,
     )
     got, family = run_conv_int8(x, wq, w_scale, bias, **args)
-    assert family == expected_family(int8_isa, cout, x.shape[-1])
+    assert family == expected_family(int8_isa, cout, cin)
     portable, _ = on_portable(int8_isa, lambda: run_conv_int8(x, wq, w_scale, bias, **args))
     np.testing.assert_array_equal(got, portable)
     q = quantize_ref(x, 0.03, 128)
