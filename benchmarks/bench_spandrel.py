@@ -80,7 +80,8 @@ def test_spandrel_speed(benchmark, timed, quick, threads, spandrel_case, runner,
     descriptor = spandrel.ModelLoader().load_from_file(str(path))
     descriptor.model.eval()
     w, h = _size(quick)
-    image = np.random.default_rng(0).random((h, w, 3), dtype=np.float32)
+    channels = SPANDREL_CASES[spandrel_case][1] if quick else 3
+    image = np.random.default_rng(0).random((h, w, channels), dtype=np.float32)
     x = torch.from_numpy(image).permute(2, 0, 1)[None]
     with torch.inference_mode():
         expected = descriptor(x.clone()).clamp(0, 1)[0].permute(1, 2, 0).numpy()

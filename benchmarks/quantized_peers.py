@@ -41,7 +41,7 @@ def unavailable(peer: str) -> str | None:
 
 
 def calibration_nchw(graph: Graph) -> list[np.ndarray]:
-    inputs = calibration_inputs(CALIBRATION_DIR, graph)
+    inputs = calibration_inputs(CALIBRATION_DIR, int(graph.meta["scale"]), graph.input_channels)
     return [np.ascontiguousarray(x.transpose(0, 3, 1, 2)) for x in inputs]
 
 
