@@ -203,6 +203,7 @@ void conv2d_int8(const Int8ConvJob& job) {
 void quantize_u8(const QuantizeJob& job, Int8Isa isa) {
   switch (isa) {
 #ifdef FASTSR_HAS_X86_KERNELS
+    case Int8Isa::Amx:  // AMX convs read what AVX-512 VNNI's quantize step writes
     case Int8Isa::Avx512Vnni: quantize_u8_avx512vnni(job); return;
     case Int8Isa::AvxVnni: quantize_u8_avxvnni(job); return;
     case Int8Isa::Avx2: quantize_u8_avx2(job); return;

@@ -418,11 +418,15 @@ class CpuBackend:
         """int8 only with dot-product kernels: the portable and ARMv8.0 NEON ones have none
         and are no faster than fp32 (docs/ARM.md). Where fp32 runs a conv as Winograd, int8
         only with AMX tiles: AVX-512 VNNI's direct int8 convs ran the quality models at
-        0.90-0.96x fp32's Winograd speed (Zen 4), AMX's at 0.6x VNNI's time (README)."""
+        0.90-0.96x fp32's Winograd speed (Zen 4), AMX's at 0.7x VNNI's time (README).
+        bf16 not on AMX CPUs: their AVX-512 bf16 dot products ran fastsr's models at
+        0.66-0.97x fp32 (Sapphire Rapids; Zen 4's at 1.5x), and no AMX bf16 kernel exists."""
         isa = _c_module().int8_isa()
         slow = {"fp32"}
         if isa in ("portable", "neon") or (isa != "amx" and _runs_winograd(graph)):
             slow.add("int8")
+        if "amx" in _c_module().supported_int8_isas():
+            slow.add("bf16")
         return tuple(p for p in self.precisions() if p not in slow)
 
     def unsupported(self, graph: Graph) -> list[str]:
