@@ -20,7 +20,7 @@ import numpy as np
 from benchmarks import Network
 from benchmarks.peers import onnx_bytes, onnxruntime_run, openvino_run
 from fastsr.graph.ir import Graph
-from fastsr.quantize import CALIBRATION_DIR, calibration_inputs
+from fastsr.quantize import CALIBRATION_DIR, _input_format, calibration_inputs
 
 Peer = Callable[[np.ndarray], np.ndarray]
 
@@ -41,7 +41,7 @@ def unavailable(peer: str) -> str | None:
 
 
 def calibration_nchw(graph: Graph) -> list[np.ndarray]:
-    inputs = calibration_inputs(CALIBRATION_DIR, graph)
+    inputs = calibration_inputs(CALIBRATION_DIR, *_input_format(graph))
     return [np.ascontiguousarray(x.transpose(0, 3, 1, 2)) for x in inputs]
 
 
