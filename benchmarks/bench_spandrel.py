@@ -1,5 +1,7 @@
 """spandrel architectures: fastsr (kernels, or the PyTorch fallback) against eager
-PyTorch running spandrel's module, same weights, same run, each output checked first.
+PyTorch running spandrel's module and, for the cases on fastsr's kernels, against ONNX
+Runtime and OpenVINO (fp32) running its ONNX export when they are installed; same weights,
+same run, each output checked against eager first.
 
 Full mode (--benchmark-only) uses the published model sizes at FASTSR_SPANDREL_SIZE
 (default 480x270); plain `pytest` runs tiny models once. The README's table comes from
@@ -15,13 +17,22 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from spandrel_cases import SPANDREL_CASES, build  # noqa: E402
 
 import fastsr  # noqa: E402
+from benchmarks.peers import module_onnx_bytes, onnxruntime_run, openvino_run  # noqa: E402
+from benchmarks.quantized_peers import unavailable  # noqa: E402
 from fastsr.graph.from_spandrel import import_spandrel, needs_torch  # noqa: E402
+
+# runner -> (the peer that says whether it is installed, how it runs an ONNX model)
+ONNX_PEERS = {
+    "onnxruntime": ("onnxruntime_int8", onnxruntime_run),
+    "openvino": ("openvino_fp32", openvino_run),
+}
 
 
 def _full_size_models():
@@ -59,7 +70,7 @@ def pytest_generate_tests(metafunc):
     if "spandrel_case" in metafunc.fixturenames:
         quick = not metafunc.config.getoption("benchmark_only", False)
         names = sorted(_cases(quick))
-        pairs = [(n, r) for n in names for r in ("fastsr", "eager")]
+        pairs = [(n, r) for n in names for r in ("fastsr", "eager", *ONNX_PEERS)]
         metafunc.parametrize(("spandrel_case", "runner"), pairs,
                              ids=[f"{n}-{r}" for n, r in pairs])
 
@@ -80,7 +91,7 @@ def test_spandrel_speed(benchmark, timed, quick, threads, spandrel_case, runner,
     descriptor = spandrel.ModelLoader().load_from_file(str(path))
     descriptor.model.eval()
     w, h = _size(quick)
-    channels = SPANDREL_CASES[spandrel_case][1] if quick else 3
+    channels = descriptor.input_channels  # a grey model gets a grey (2-D) image
     image = np.random.default_rng(0).random((h, w, channels), dtype=np.float32)
     x = torch.from_numpy(image).permute(2, 0, 1)[None]
     with torch.inference_mode():
@@ -89,15 +100,19 @@ def test_spandrel_speed(benchmark, timed, quick, threads, spandrel_case, runner,
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         up = fastsr.Upscaler(model=str(path), threads=threads)
+    on_kernels = not needs_torch(up.graph)
     if runner == "fastsr":
         def run(img):
-            return up(img)
-        arg = image
-    else:
+            out = up(img)
+            return out.reshape(*out.shape[:2], -1)
+        arg = image if channels > 1 else image[..., 0]
+    elif runner == "eager":
         def run(t):
             with torch.inference_mode():
                 return descriptor(t.clone()).clamp(0, 1)[0].permute(1, 2, 0).numpy()
         arg = x
+    else:
+        run, arg = _onnx_peer(runner, descriptor.model, x, threads, on_kernels)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         start = time.perf_counter()
@@ -108,7 +123,24 @@ def test_spandrel_speed(benchmark, timed, quick, threads, spandrel_case, runner,
         benchmark.extra_info.update(
             kind="spandrel", model=spandrel_case, runner=runner, width=w, height=h,
             threads=threads, max_err=max_err,
-            path="torch" if needs_torch(up.graph) else "kernels",
+            path="kernels" if on_kernels else "torch",
         )
         assert max_err <= 1e-4, f"{runner} drifts from spandrel's eager module: {max_err:.3g}"
         timed(run, arg, first_seconds)
+
+
+def _onnx_peer(runner: str, module: torch.nn.Module, x: torch.Tensor, threads: int,
+               on_kernels: bool):
+    """The timed call of an ONNX peer on the module exported at the bench's frame size."""
+    if not on_kernels:
+        pytest.skip("peers are timed only where fastsr runs its own kernels")
+    peer, make = ONNX_PEERS[runner]
+    reason = unavailable(peer)
+    if reason:
+        pytest.skip(reason)
+    session = make(module_onnx_bytes(module, x.clone()), threads)  # forwards may scale x in place
+
+    def run(nchw):
+        return np.clip(session(nchw), 0, 1)[0].transpose(1, 2, 0)
+
+    return run, x.contiguous().numpy()

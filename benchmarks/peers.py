@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import inspect
 import io
+import tempfile
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from benchmarks import ModelCase, Network, case_input
@@ -164,16 +167,14 @@ def _channels_last_copy(network: Network) -> torch.nn.Module:
     return copy.deepcopy(network.module).to(memory_format=torch.channels_last)
 
 
-def onnx_bytes(network: Network) -> bytes:
-    """The TorchScript-based export (dynamo=False: no onnxscript needed, ~15x faster), with
-    batch, height and width dynamic so one export serves every case."""
-    module, spec = network.module, network.spec
-    example = torch.rand(1, spec.in_channels, 16, 16)
-    lr_axes = {0: "batch", 2: "height", 3: "width"}
-    sr_axes = {0: "batch", 2: "sr_height", 3: "sr_width"}
+def module_onnx_bytes(
+    module: torch.nn.Module, example: torch.Tensor, dynamic_axes: dict | None = None
+) -> bytes:
+    """The TorchScript-based export (dynamo=False: no onnxscript needed, ~15x faster), input
+    "lr" and output "sr"; without dynamic_axes the graph is fixed at the example's shape."""
     buffer = io.BytesIO()
     with warnings.catch_warnings():  # the TorchScript exporter is deprecated, on purpose here
-        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore")
         torch.onnx.export(
             module,
             (example,),
@@ -181,10 +182,18 @@ def onnx_bytes(network: Network) -> bytes:
             dynamo=False,
             input_names=["lr"],
             output_names=["sr"],
-            dynamic_axes={"lr": lr_axes, "sr": sr_axes},
+            dynamic_axes=dynamic_axes,
             opset_version=17,
         )
     return buffer.getvalue()
+
+
+def onnx_bytes(network: Network) -> bytes:
+    """Batch, height and width dynamic, so one export serves every case."""
+    example = torch.rand(1, network.spec.in_channels, 16, 16)
+    lr_axes = {0: "batch", 2: "height", 3: "width"}
+    sr_axes = {0: "batch", 2: "sr_height", 3: "sr_width"}
+    return module_onnx_bytes(network.module, example, {"lr": lr_axes, "sr": sr_axes})
 
 
 def onnxruntime_options(threads: int):
@@ -198,20 +207,62 @@ def onnxruntime_options(threads: int):
     return options
 
 
-@lru_cache(maxsize=2)
-def onnxruntime_session(network: Network, threads: int):
+def onnxruntime_run(onnx: bytes, threads: int) -> Callable[[np.ndarray], np.ndarray]:
+    """float32 NCHW in and out through an ONNX Runtime CPU session of the model."""
     import onnxruntime as ort
 
-    options = onnxruntime_options(threads)
-    return ort.InferenceSession(onnx_bytes(network), options, providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(
+        onnx, onnxruntime_options(threads), providers=["CPUExecutionProvider"]
+    )
+    return lambda x: session.run(["sr"], {"lr": x})[0]
+
+
+@lru_cache(maxsize=2)
+def onnxruntime_session(network: Network, threads: int):
+    return onnxruntime_run(onnx_bytes(network), threads)
+
+
+def openvino_run(
+    onnx: bytes, threads: int, transform: Callable[[Any], Any] | None = None
+) -> Callable[[np.ndarray], np.ndarray]:
+    """float32 NCHW in and out through OpenVINO's CPU plugin; `transform` rewrites the read
+    model (e.g. NNCF quantisation). One compiled model per input shape (a static shape runs
+    faster than a dynamic one)."""
+    import openvino as ov
+    import openvino.properties as props
+    import openvino.properties.hint as hints
+
+    core = ov.Core()
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder, "model.onnx")
+        path.write_bytes(onnx)
+        model = core.read_model(str(path))
+    if transform is not None:
+        model = transform(model)
+    # f32 for every layer it runs in float: on a CPU with bf16 (AVX512_BF16, AMX)
+    # OpenVINO would otherwise run them in bf16.
+    config = {
+        props.inference_num_threads: threads,
+        hints.inference_precision: ov.Type.f32,
+        hints.performance_mode: hints.PerformanceMode.LATENCY,
+    }
+    compiled = {}
+
+    def run(x: np.ndarray) -> np.ndarray:
+        if x.shape not in compiled:
+            shaped = model.clone()
+            shaped.reshape(list(x.shape))
+            compiled[x.shape] = core.compile_model(shaped, "CPU", config)
+        return compiled[x.shape]([x])[0]
+
+    return run
 
 
 def _onnxruntime_runner(network: Network, threads: int) -> Runner:
-    session = onnxruntime_session(network, threads)
     return Runner(
         "onnxruntime",
         lambda x: x.contiguous().numpy(),
-        lambda x: session.run(["sr"], {"lr": x})[0],
+        onnxruntime_session(network, threads),
         torch.from_numpy,
     )
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks import Network
-from benchmarks.peers import onnx_bytes, onnxruntime_options
+from benchmarks.peers import onnx_bytes, onnxruntime_run, openvino_run
 from fastsr.graph.ir import Graph
 from fastsr.quantize import CALIBRATION_DIR, calibration_inputs
 
@@ -46,7 +46,6 @@ def calibration_nchw(graph: Graph) -> list[np.ndarray]:
 
 
 def _onnxruntime_int8(network: Network, graph: Graph, threads: int) -> Peer:
-    import onnxruntime as ort
     from onnxruntime.quantization import (
         CalibrationDataReader,
         QuantFormat,
@@ -74,44 +73,16 @@ def _onnxruntime_int8(network: Network, graph: Graph, threads: int) -> Peer:
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
         )
-        session = ort.InferenceSession(
-            str(int8), onnxruntime_options(threads), providers=["CPUExecutionProvider"]
-        )
-    return lambda x: session.run(["sr"], {"lr": x})[0]
+        return onnxruntime_run(int8.read_bytes(), threads)
 
 
 def _openvino(network: Network, graph: Graph, threads: int, int8: bool) -> Peer:
-    """One compiled model per input shape (a static shape runs faster than a dynamic one)."""
-    import openvino as ov
-    import openvino.properties as props
-    import openvino.properties.hint as hints
-
-    core = ov.Core()
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder, "model.onnx")
-        path.write_bytes(onnx_bytes(network))
-        model = core.read_model(str(path))
-    if int8:
+    def quantize(model):
         import nncf
 
-        model = nncf.quantize(model, nncf.Dataset(calibration_nchw(graph)))
-    # f32 for the layers it does not quantise: on a CPU with bf16 (AVX512_BF16, AMX)
-    # OpenVINO would otherwise run them in bf16.
-    config = {
-        props.inference_num_threads: threads,
-        hints.inference_precision: ov.Type.f32,
-        hints.performance_mode: hints.PerformanceMode.LATENCY,
-    }
-    compiled = {}
+        return nncf.quantize(model, nncf.Dataset(calibration_nchw(graph)))
 
-    def run(x: np.ndarray) -> np.ndarray:
-        if x.shape not in compiled:
-            shaped = model.clone()
-            shaped.reshape(list(x.shape))
-            compiled[x.shape] = core.compile_model(shaped, "CPU", config)
-        return compiled[x.shape]([x])[0]
-
-    return run
+    return openvino_run(onnx_bytes(network), threads, quantize if int8 else None)
 
 
 MAKERS: dict[str, Callable[[Network, Graph, int], Peer]] = {

@@ -176,6 +176,46 @@ def precision_table(bench: dict) -> list[str]:
     return lines + [""]
 
 
+SPANDREL_PEERS = {"eager": "eager PyTorch", "onnxruntime": "ONNX Runtime", "openvino": "OpenVINO"}
+
+
+def spandrel_table(bench: dict) -> list[str]:
+    """spandrel models: fastsr's time, each peer's time and its ratio to fastsr's (same
+    model, frame and run; > 1 is fastsr faster), and every runner's error against eager."""
+    cases: dict[tuple, dict[str, tuple[dict, dict]]] = {}
+    for info, stats in _infos(bench, "spandrel"):
+        key = (info["model"], info["width"], info["height"])
+        cases.setdefault(key, {})[info["runner"]] = (info, stats)
+    if not cases:
+        return []
+    names = ["fastsr", *SPANDREL_PEERS]
+    lines = [
+        "## spandrel models",
+        "",
+        "| model | input | path | fastsr | "
+        + " | ".join(f"{label} (× fastsr)" for label in SPANDREL_PEERS.values())
+        + " | max error vs eager (" + " / ".join(names) + ") |",
+        "|---|---|---|" + "---|" * (len(names) + 1),
+    ]
+    for (model, w, h), runs in sorted(cases.items()):
+        ours = runs.get("fastsr")
+        ours_ms = 1e3 * ours[1]["median"] if ours else None
+        path = next(iter(runs.values()))[0].get("path", "–")
+        cells = [_fmt(ours_ms, ".0f", " ms")]
+        for runner in SPANDREL_PEERS:
+            if runner not in runs:
+                cells.append("–")
+                continue
+            ms = 1e3 * runs[runner][1]["median"]
+            ratio = f" ({ms / ours_ms:.2f}×)" if ours_ms else ""
+            cells.append(f"{ms:.0f} ms{ratio}")
+        errors = " / ".join(
+            _fmt(runs[n][0].get("max_err"), ".1e") if n in runs else "–" for n in names
+        )
+        lines.append(f"| {model} | {w}×{h} | {path} | " + " | ".join(cells) + f" | {errors} |")
+    return lines + [""]
+
+
 def bicubic_table(bench: dict) -> list[str]:
     entries = _infos(bench, "bicubic")
     if not entries:
@@ -409,7 +449,7 @@ def render(bench: dict, plot_name: str | None = None) -> str:
     if rows:
         lines += summary_table(rows)
         lines += ["## Throughput per network", "", *model_tables(rows)]
-    lines += precision_table(bench)
+    lines += precision_table(bench) + spandrel_table(bench)
     lines += quality_table(points)
     if plot_name and points:
         lines += [f"![quality against speed]({plot_name})", ""]

@@ -243,3 +243,32 @@ def test_precision_table_compares_every_engine_with_fastsr_fp32(bench):
     )
     assert "| openvino | int8 | 80.0 | 12.50 | 1.25× | 36.28 dB | -0.720 dB |" in text
     assert "| fastsr | bf16 | 62.5 | 16.00 | 1.60× | – | – |" in text
+
+
+def _spandrel(runner: str, median: float, max_err: float, model: str = "compact") -> dict:
+    return _entry(median, kind="spandrel", model=model, runner=runner, width=240, height=135,
+                  path="kernels", max_err=max_err)
+
+
+def test_spandrel_table_gives_each_peer_as_a_ratio_to_fastsr(bench):
+    bench["benchmarks"] += [
+        _spandrel("fastsr", 0.5, 1e-7),
+        _spandrel("eager", 2.0, 0.0),
+        _spandrel("onnxruntime", 1.5, 2e-7),
+        _spandrel("openvino", 1.0, 3e-7),
+        _spandrel("fastsr", 0.4, 5e-6, model="rrdb"),  # no peer installed: dashes
+    ]
+    lines = report.spandrel_table(bench)
+    assert lines[0] == "## spandrel models"
+    assert "ONNX Runtime (× fastsr)" in lines[2] and "OpenVINO (× fastsr)" in lines[2]
+    compact = next(line for line in lines if line.startswith("| compact "))
+    assert compact == ("| compact | 240×135 | kernels | 500 ms | 2000 ms (4.00×) "
+                       "| 1500 ms (3.00×) | 1000 ms (2.00×) "
+                       "| 1.0e-07 / 0.0e+00 / 2.0e-07 / 3.0e-07 |")
+    rrdb = next(line for line in lines if line.startswith("| rrdb "))
+    assert rrdb == "| rrdb | 240×135 | kernels | 400 ms | – | – | – | 5.0e-06 / – / – / – |"
+    assert "## spandrel models" in report.render(bench)
+
+
+def test_no_spandrel_runs_no_spandrel_table(bench):
+    assert report.spandrel_table(bench) == []
