@@ -1,6 +1,8 @@
 """The SIMD levels of the C++ backend and its int8 kernel families, and fixtures that run a
 test at each one this CPU has (the others skip, saying why)."""
 
+from pathlib import Path
+
 import pytest
 
 from fastsr import _C
@@ -27,5 +29,17 @@ def int8_isa(request):
     if request.param not in INT8_AVAILABLE:
         pytest.skip(f"int8 {request.param} not supported by this CPU")
     _C.set_int8_isa(request.param)
-    yield request.param
-    _C.set_int8_isa(None)
+    try:
+        assert _C.int8_isa() == request.param
+        yield request.param
+    finally:
+        _C.set_int8_isa(None)
+
+
+def cpu_flags() -> set[str]:
+    """The kernel's CPU feature names (x86 `flags`, AArch64 `Features`); empty without
+    /proc/cpuinfo."""
+    cpuinfo = Path("/proc/cpuinfo")
+    text = cpuinfo.read_text() if cpuinfo.exists() else ""
+    lines = [line for line in text.splitlines() if line.startswith(("flags", "Features"))]
+    return set(lines[0].split(":", 1)[1].split()) if lines else set()

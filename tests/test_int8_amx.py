@@ -4,11 +4,9 @@ levels on the same cases: integer accumulation is exact, so all three must agree
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
-from simd_levels import AVAILABLE
+from simd_levels import AVAILABLE, cpu_flags
 from test_int8_kernels import (
     conv_int8_ref,
     expected_family,
@@ -19,31 +17,7 @@ from test_int8_kernels import (
 
 from fastsr import _C
 
-
-def _cpu_flags() -> set[str]:
-    cpuinfo = Path("/proc/cpuinfo")
-    if not cpuinfo.exists():
-        return set()
-    for line in cpuinfo.read_text().splitlines():
-        if line.startswith("flags"):
-            return set(line.split(":", 1)[1].split())
-    return set()
-
-
-FLAGS = _cpu_flags()
-HAS_AMX = {"amx_tile", "amx_int8", "avx512_vnni"} <= FLAGS
-
-
-@pytest.fixture(params=["portable", "avx512vnni", "amx"])
-def int8_isa(request):
-    if request.param not in _C.supported_int8_isas():
-        pytest.skip(f"int8 {request.param} not supported by this CPU")
-    _C.set_int8_isa(request.param)
-    try:
-        assert _C.int8_isa() == request.param
-        yield request.param
-    finally:
-        _C.set_int8_isa(None)
+HAS_AMX = {"amx_tile", "amx_int8", "avx512_vnni"} <= cpu_flags()
 
 
 @pytest.mark.parametrize(

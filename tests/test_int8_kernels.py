@@ -5,11 +5,9 @@ accumulation is exact, so every family must give the same int32 sums and outputs
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
-from simd_levels import AVAILABLE, INT8_AVAILABLE
+from simd_levels import AVAILABLE, INT8_AVAILABLE, cpu_flags
 
 from fastsr import _C
 
@@ -301,14 +299,9 @@ def test_quantize_matches_numpy(int8_isa, channels, sliced):
 def test_every_int8_family_the_cpu_reports_is_used():
     """cpuid's own words (/proc/cpuinfo) against supported_int8_isas(): AVX-VNNI (VEX) and
     AVX-512 VNNI each run where the CPU has them."""
-    cpuinfo = Path("/proc/cpuinfo")
-    if not cpuinfo.exists():
+    flags = cpu_flags()
+    if not flags:
         pytest.skip("no /proc/cpuinfo to read the CPU's features from")
-    flags = set()
-    for line in cpuinfo.read_text().splitlines():
-        if line.startswith("flags"):
-            flags = set(line.split(":", 1)[1].split())
-            break
     if "avx2" not in flags or "avx2" not in AVAILABLE:
         pytest.skip("not an x86 CPU with AVX2")
     assert "avx2" in INT8_AVAILABLE

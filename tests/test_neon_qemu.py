@@ -20,13 +20,13 @@ import platform
 import subprocess
 from dataclasses import dataclass
 from itertools import product
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from kernel_check_build import Target, build
+from simd_levels import cpu_flags
 from test_bf16_kernels import reference as bf16_reference
 from test_int8_kernels import conv_int8_ref, pixel_shuffle_ref, quantize_ref, random_case
 
@@ -54,17 +54,9 @@ def _native_levels() -> list[str]:
     return _C.supported_simd_levels()
 
 
-def _cpu_flags() -> set[str]:
-    """The kernel's CPU feature names (x86 `flags`, AArch64 `Features`)."""
-    cpuinfo = Path("/proc/cpuinfo")
-    text = cpuinfo.read_text() if cpuinfo.exists() else ""
-    lines = [line for line in text.splitlines() if line.startswith(("flags", "Features"))]
-    return set(lines[0].split(":", 1)[1].split()) if lines else set()
-
-
 def _native_int8_isa(level: str) -> str:
     """The int8 kernel family a level must pick on this CPU, from /proc/cpuinfo."""
-    flags = _cpu_flags()
+    flags = cpu_flags()
     if level == "neon":
         return "neon-dotprod" if "asimddp" in flags else "neon"
     if level == "portable":
@@ -78,7 +70,7 @@ def _native_int8_isa(level: str) -> str:
 
 def _native_bf16_isa(level: str) -> str:
     """The bf16 kernel family a level must pick on this CPU, from /proc/cpuinfo."""
-    flags = _cpu_flags()
+    flags = cpu_flags()
     if level == "avx512" and "avx512_bf16" in flags:
         return "avx512bf16"
     if level == "neon" and "bf16" in flags:
