@@ -5,34 +5,11 @@
 #include <stdexcept>
 #include <string>
 
-#if FASTSR_HAS_NEON_KERNELS && defined(__linux__)
-#include <sys/auxv.h>
-#ifndef HWCAP2_BF16
-#define HWCAP2_BF16 (1 << 14)  // Linux's arch/arm64 uapi hwcap.h, for older libc headers
-#endif
-#elif FASTSR_HAS_NEON_KERNELS && defined(__APPLE__)
-#include <sys/sysctl.h>
-#endif
+#include "cpu_features.h"
 
 namespace fastsr {
 
 namespace {
-
-// The CPU's bf16 dot product: avx512_bf16 on x86, FEAT_BF16 (bfdot) on AArch64.
-bool cpu_has_bf16_dot() {
-#if FASTSR_HAS_X86_KERNELS
-  __builtin_cpu_init();
-  return __builtin_cpu_supports("avx512bf16");
-#elif FASTSR_HAS_NEON_KERNELS && defined(__linux__)
-  return (getauxval(AT_HWCAP2) & HWCAP2_BF16) != 0;
-#elif FASTSR_HAS_NEON_KERNELS && defined(__APPLE__)
-  int value = 0;
-  size_t size = sizeof value;
-  return sysctlbyname("hw.optional.arm.FEAT_BF16", &value, &size, nullptr, 0) == 0 && value;
-#else
-  return false;
-#endif
-}
 
 // Round to nearest, ties to even, as vcvtneps2bf16 and bfcvtn do for finite values.
 uint16_t to_bf16(float x) {
@@ -45,8 +22,8 @@ uint16_t to_bf16(float x) {
 
 Bf16Isa active_bf16_isa() {
   const Simd simd = active_simd();
-  if (simd == Simd::Avx512 && cpu_has_bf16_dot()) return Bf16Isa::Avx512Bf16;
-  if (simd == Simd::Neon && cpu_has_bf16_dot()) return Bf16Isa::NeonBf16;
+  if (simd == Simd::Avx512 && cpu_has(CpuFeature::Avx512Bf16)) return Bf16Isa::Avx512Bf16;
+  if (simd == Simd::Neon && cpu_has(CpuFeature::NeonBf16)) return Bf16Isa::NeonBf16;
   return Bf16Isa::None;
 }
 

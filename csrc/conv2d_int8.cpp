@@ -6,34 +6,9 @@
 #include <stdexcept>
 #include <string>
 
-#if FASTSR_HAS_NEON_KERNELS && defined(__linux__)
-#include <sys/auxv.h>
-#ifndef HWCAP_ASIMDDP
-#define HWCAP_ASIMDDP (1 << 20)  // Linux's arch/arm64 uapi hwcap.h, for older libc headers
-#endif
-#elif FASTSR_HAS_NEON_KERNELS && defined(__APPLE__)
-#include <sys/sysctl.h>
-#endif
+#include "cpu_features.h"
 
 namespace fastsr {
-
-static bool cpu_has(const char* feature) {
-#if !defined(FASTSR_PORTABLE_ONLY) && (defined(__x86_64__) || defined(__i386__))
-  __builtin_cpu_init();
-  if (std::string(feature) == "avxvnni") return __builtin_cpu_supports("avxvnni");
-  if (std::string(feature) == "avx512vnni") return __builtin_cpu_supports("avx512vnni");
-#elif FASTSR_HAS_NEON_KERNELS && defined(__linux__)
-  if (std::string(feature) == "dotprod") return (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0;
-#elif FASTSR_HAS_NEON_KERNELS && defined(__APPLE__)
-  if (std::string(feature) == "dotprod") {
-    int value = 0;
-    size_t size = sizeof value;
-    return sysctlbyname("hw.optional.arm.FEAT_DotProd", &value, &size, nullptr, 0) == 0 && value;
-  }
-#endif
-  (void)feature;
-  return false;
-}
 
 static Int8Isa simd_level_int8_isa() {
   const Simd simd = active_simd();
@@ -41,10 +16,11 @@ static Int8Isa simd_level_int8_isa() {
 #ifdef FASTSR_HAS_X86_KERNELS
   if (simd == Simd::Avx512 && int8_amx_usable()) return Int8Isa::Amx;
 #endif
-  if (simd == Simd::Avx512 && cpu_has("avx512vnni")) return Int8Isa::Avx512Vnni;
-  if (x86 && cpu_has("avxvnni")) return Int8Isa::AvxVnni;
+  if (simd == Simd::Avx512 && cpu_has(CpuFeature::Avx512Vnni)) return Int8Isa::Avx512Vnni;
+  if (x86 && cpu_has(CpuFeature::AvxVnni)) return Int8Isa::AvxVnni;
   if (x86) return Int8Isa::Avx2;
-  if (simd == Simd::Neon) return cpu_has("dotprod") ? Int8Isa::NeonDotprod : Int8Isa::Neon;
+  if (simd == Simd::Neon)
+    return cpu_has(CpuFeature::NeonDotprod) ? Int8Isa::NeonDotprod : Int8Isa::Neon;
   return Int8Isa::Portable;
 }
 
@@ -56,10 +32,10 @@ std::vector<Int8Isa> supported_int8_isas() {
 #ifdef FASTSR_HAS_X86_KERNELS
   if (has(Simd::Avx512) && int8_amx_usable()) isas.push_back(Int8Isa::Amx);
 #endif
-  if (has(Simd::Avx512) && cpu_has("avx512vnni")) isas.push_back(Int8Isa::Avx512Vnni);
-  if (has(Simd::Avx2) && cpu_has("avxvnni")) isas.push_back(Int8Isa::AvxVnni);
+  if (has(Simd::Avx512) && cpu_has(CpuFeature::Avx512Vnni)) isas.push_back(Int8Isa::Avx512Vnni);
+  if (has(Simd::Avx2) && cpu_has(CpuFeature::AvxVnni)) isas.push_back(Int8Isa::AvxVnni);
   if (has(Simd::Avx2)) isas.push_back(Int8Isa::Avx2);
-  if (has(Simd::Neon) && cpu_has("dotprod")) isas.push_back(Int8Isa::NeonDotprod);
+  if (has(Simd::Neon) && cpu_has(CpuFeature::NeonDotprod)) isas.push_back(Int8Isa::NeonDotprod);
   if (has(Simd::Neon)) isas.push_back(Int8Isa::Neon);
   isas.push_back(Int8Isa::Portable);
   return isas;
@@ -118,7 +94,7 @@ Int8Isa int8_isa_for(Int8Isa isa, int cin, int cout) {
 #endif
   (void)cin;
   if (isa == Int8Isa::Avx512Vnni && cout <= 8)
-    return cpu_has("avxvnni") ? Int8Isa::AvxVnni : Int8Isa::Avx2;
+    return cpu_has(CpuFeature::AvxVnni) ? Int8Isa::AvxVnni : Int8Isa::Avx2;
   return isa;
 }
 

@@ -1,0 +1,11 @@
+// The CPU features the narrow (int8, bf16) kernel families need beyond their SIMD level,
+// asked of cpuid (x86), HWCAP (Linux AArch64) or sysctl (macOS).
+#pragma once
+
+namespace fastsr {
+
+enum class CpuFeature { AvxVnni, Avx512Vnni, Avx512Bf16, NeonDotprod, NeonBf16 };
+
+bool cpu_has(CpuFeature feature);
+
+}  // namespace fastsr
