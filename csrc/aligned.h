@@ -1,11 +1,13 @@
-// Zero-initialised float storage aligned for 512-bit loads; never reallocated, so raw
-// pointers into it stay valid for the life of a Program.
+// Storage aligned to cache lines: a 512-bit load or an AMX tile row that straddles two lines
+// costs two (malloc aligns large blocks to 16 bytes only). AlignedFloats is zero-initialised
+// and never reallocated, so raw pointers into it stay valid for the life of a Program.
 #pragma once
 #include <cstddef>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <new>
+#include <vector>
 
 namespace fastsr {
 
@@ -32,5 +34,26 @@ class AlignedFloats {
   std::unique_ptr<float, FreeDeleter> data_;
   size_t size_ = 0;
 };
+
+// std::vector storage for the narrow (u8, bf16) tensors and packed weights.
+template <class T>
+struct CacheLineAllocator {
+  using value_type = T;
+  CacheLineAllocator() = default;
+  template <class U>
+  CacheLineAllocator(const CacheLineAllocator<U>&) {}
+  T* allocate(size_t n) {
+    const size_t bytes = ((n * sizeof(T) + 63) / 64) * 64;
+    void* p = std::aligned_alloc(64, bytes == 0 ? 64 : bytes);
+    if (p == nullptr) throw std::bad_alloc();
+    return static_cast<T*>(p);
+  }
+  void deallocate(T* p, size_t) { std::free(p); }
+  template <class U>
+  bool operator==(const CacheLineAllocator<U>&) const { return true; }
+};
+
+template <class T>
+using AlignedVector = std::vector<T, CacheLineAllocator<T>>;
 
 }  // namespace fastsr

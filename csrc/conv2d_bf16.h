@@ -48,7 +48,7 @@ struct Bf16ConvLayer {
   ConvLayer conv;
   Bf16Isa isa = Bf16Isa::None;
   int pairs = 0;  // input channels rounded up to even, halved
-  std::vector<uint16_t> packed;  // per group [ky][kx][pairs][nvec * lanes][2], zero past cin
+  AlignedVector<uint16_t> packed;  // per group [ky][kx][pairs][nvec * lanes][2], zero past cin
   bool out_bf16 = false;
 };
 

@@ -70,7 +70,7 @@ struct Int8ConvLayer {
   int lanes = 8;
   int cin4 = 0;  // input channels rounded up to 4 (the dot products take 4 at a time)
   std::vector<ConvGroup> groups;  // packed weights [ky][kx][cin4/4][nvec*lanes][4]
-  std::vector<int8_t> packed;
+  AlignedVector<int8_t> packed;
   std::vector<int32_t> zero_sum;  // zero_x * sum(w) per channel, padded to lanes
   std::vector<float> scale, bias, slope;
   Act act = Act::None;

@@ -182,7 +182,7 @@ int Program::add_narrow_buffer(const BufferShape& s, size_t element_bytes, size_
                                uint8_t fill) {
   const int64_t hp = s.h + 2 * s.pad, wp = s.w + 2 * s.pad;
   narrow_.push_back({s, element_bytes,
-                     std::vector<uint8_t>(size_t(s.n * hp * wp * s.c) * element_bytes + slack, fill)});
+                     AlignedVector<uint8_t>(size_t(s.n * hp * wp * s.c) * element_bytes + slack, fill)});
   return int(narrow_.size()) - 1;
 }
 

@@ -24,6 +24,8 @@ HAS_AMX = {"amx_tile", "amx_int8", "avx512_vnni"} <= cpu_flags()
     "n,h,w,cin,cout,k,stride,dilation",
     [
         (1, 4, 16, 32, 16, 3, 1, 1),  # one tile exactly, at the channel threshold
+        (1, 3, 35, 64, 12, 3, 1, 1),  # a partly filled weight tile (quality_x2's last conv)
+        (1, 3, 32, 64, 8, 3, 1, 1),  # 8 output channels: AVX-VNNI's lanes, not a tile
         (1, 3, 33, 48, 33, 3, 1, 1),  # 12-quad chunks, two pixel blocks and a 1-pixel tail
         (2, 3, 47, 64, 64, 3, 1, 1),  # full 16-quad chunks, four vectors
         (1, 3, 70, 96, 48, 1, 1, 1),  # two chunks per tap, odd vector count

@@ -153,11 +153,11 @@ def on_portable(isa, run):
 
 
 def expected_family(isa, cout, cin):
-    """AMX takes a conv of at least 32 input and 16 output channels (narrower ones do not
-    fill its tiles) and leaves the rest to AVX-512 VNNI. A conv of at most 8 output channels
-    leaves AVX-512 VNNI's 16 lanes for AVX-VNNI's 8 (AVX2 where the CPU lacks AVX-VNNI, as
-    Zen 4 does)."""
-    if isa == "amx" and (cin < 32 or cout < 16):
+    """AMX takes a conv of at least 32 input and more than 8 output channels (narrower ones
+    do not fill its tiles) and leaves the rest to AVX-512 VNNI. A conv of at most 8 output
+    channels leaves AVX-512 VNNI's 16 lanes for AVX-VNNI's 8 (AVX2 where the CPU lacks
+    AVX-VNNI, as Zen 4 does)."""
+    if isa == "amx" and (cin < 32 or cout <= 8):
         isa = "avx512vnni"
     if isa == "avx512vnni" and cout <= 8:
         return "avxvnni" if "avxvnni" in INT8_AVAILABLE else "avx2"
