@@ -6,6 +6,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "binding_checks.h"
 #include "vocabulary.h"
@@ -25,7 +26,7 @@ void expect_bf16() {
                           fastsr::simd_name(fastsr::active_simd()) + " here)");
 }
 
-void add_conv2d_bf16(Program& p, const Bf16View& x, py::handle weight_obj, py::handle bias_obj,
+std::string add_conv2d_bf16(Program& p, const Bf16View& x, py::handle weight_obj, py::handle bias_obj,
                      std::optional<View> out, std::optional<Bf16View> out_bf16, int stride,
                      int pad_top, int pad_left, int dilation, const std::string& activation,
                      py::handle slope_obj, float alpha, int shuffle, std::optional<View> skip) {
@@ -55,8 +56,10 @@ void add_conv2d_bf16(Program& p, const Bf16View& x, py::handle weight_obj, py::h
   fastsr::Bf16ConvLayer layer = fastsr::pack_conv_bf16(
       weight.data(), bias.data(), slope.empty() ? nullptr : slope.data(), cout, cin, kh, kw,
       stride, dilation, pad_top, pad_left, act, alpha, shuffle, out_bf16.has_value());
+  const std::string family = fastsr::bf16_isa_name(layer.isa);
   p.add_conv2d_bf16(x, out ? &*out : nullptr, out_bf16 ? &*out_bf16 : nullptr, skip_view,
                     std::move(layer));
+  return family;
 }
 
 void expect_same(const View& a, const Bf16View& b, const Program& p) {
@@ -73,7 +76,33 @@ void bind_bf16(py::module_& m, py::class_<Program>& program) {
   m.def("bf16_supported", &fastsr::bf16_supported,
         "Whether bf16 steps run here: avx512_bf16 at the avx512 level, FEAT_BF16 at neon.");
   m.def("bf16_isa", [] { return std::string(fastsr::bf16_isa_name(fastsr::active_bf16_isa())); },
-        "The bf16 kernel family the active SIMD level runs: avx512bf16, neon-bf16 or none.");
+        "The bf16 kernel family bf16 steps use now: amx, avx512bf16, neon-bf16 or none (a conv "
+        "narrower than AMX tiles drops amx for avx512bf16).");
+  m.def("bf16_isa_for",
+        [](int cin, int cout) {
+          if (cin < 1 || cout < 1) throw py::value_error("channel counts must be positive");
+          return std::string(fastsr::bf16_isa_name(
+              fastsr::bf16_isa_for(fastsr::active_bf16_isa(), cin, cout)));
+        },
+        py::arg("cin"), py::arg("cout"),
+        "The bf16 kernel family a conv of cin -> cout channels would run on now.");
+  m.def("supported_bf16_isas",
+        [] {
+          std::vector<std::string> names;
+          for (fastsr::Bf16Isa isa : fastsr::supported_bf16_isas())
+            names.push_back(fastsr::bf16_isa_name(isa));
+          return names;
+        },
+        "bf16 kernel families this build runs on this CPU, best first.");
+  m.def("set_bf16_isa",
+        [](std::optional<std::string> name) {
+          // std::invalid_argument reaches Python as ValueError.
+          fastsr::force_bf16_isa(name ? std::optional(fastsr::parse_bf16_isa(*name))
+                                      : std::nullopt);
+        },
+        py::arg("isa"),
+        "Force a bf16 kernel family among supported_bf16_isas() for steps added afterwards; "
+        "None follows the SIMD level again. Below the families' SIMD level there is none.");
   py::class_<Bf16View>(m, "Bf16View", "A channel window onto one of a Program's bf16 buffers.")
       .def_readonly("n", &Bf16View::n)
       .def_readonly("h", &Bf16View::h)
@@ -122,5 +151,6 @@ void bind_bf16(py::module_& m, py::class_<Program>& program) {
            py::arg("slope") = py::none(), py::arg("alpha") = 0.f, py::arg("shuffle") = 1,
            py::arg("skip") = py::none(),
            "Add a bf16 convolution step: bf16 x times float32 OIHW weights rounded to bf16, "
-           "fp32 accumulation and epilogue, stored to out (fp32) or out_bf16 (rounded).");
+           "fp32 accumulation and epilogue, stored to out (fp32) or out_bf16 (rounded). Returns "
+           "the kernel family that runs it.");
 }

@@ -10,12 +10,15 @@
 
 namespace fastsr {
 
+// The AMX kernel runs its pixel tails with AVX-512 VNNI's.
+static bool amx_int8_usable() {
+  return cpu_has(CpuFeature::AmxInt8) && cpu_has(CpuFeature::Avx512Vnni);
+}
+
 static Int8Isa simd_level_int8_isa() {
   const Simd simd = active_simd();
   const bool x86 = simd == Simd::Avx2 || simd == Simd::Avx512;
-#ifdef FASTSR_HAS_X86_KERNELS
-  if (simd == Simd::Avx512 && int8_amx_usable()) return Int8Isa::Amx;
-#endif
+  if (simd == Simd::Avx512 && amx_int8_usable()) return Int8Isa::Amx;
   if (simd == Simd::Avx512 && cpu_has(CpuFeature::Avx512Vnni)) return Int8Isa::Avx512Vnni;
   if (x86 && cpu_has(CpuFeature::AvxVnni)) return Int8Isa::AvxVnni;
   if (x86) return Int8Isa::Avx2;
@@ -29,9 +32,7 @@ std::vector<Int8Isa> supported_int8_isas() {
   const std::vector<Simd> levels = supported_simd();
   auto has = [&](Simd s) { return std::find(levels.begin(), levels.end(), s) != levels.end(); };
   std::vector<Int8Isa> isas;
-#ifdef FASTSR_HAS_X86_KERNELS
-  if (has(Simd::Avx512) && int8_amx_usable()) isas.push_back(Int8Isa::Amx);
-#endif
+  if (has(Simd::Avx512) && amx_int8_usable()) isas.push_back(Int8Isa::Amx);
   if (has(Simd::Avx512) && cpu_has(CpuFeature::Avx512Vnni)) isas.push_back(Int8Isa::Avx512Vnni);
   if (has(Simd::Avx2) && cpu_has(CpuFeature::AvxVnni)) isas.push_back(Int8Isa::AvxVnni);
   if (has(Simd::Avx2)) isas.push_back(Int8Isa::Avx2);
@@ -128,7 +129,7 @@ Int8ConvLayer pack_conv_int8(const int8_t* weight, const float* w_scale, const f
     L.groups.push_back({first, n, nvec, offset});
     offset += taps * nvec * L.lanes;
   }
-  L.packed.assign(size_t(offset), 0);
+  L.packed = AlignedArray<int8_t>(size_t(offset));
   for (const ConvGroup& g : L.groups) {
     const int width = g.nvec * L.lanes;
     int8_t* dst = L.packed.data() + g.offset;

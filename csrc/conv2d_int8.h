@@ -34,7 +34,6 @@ std::vector<Int8Isa> supported_int8_isas();  // best first
 void force_int8_isa(Int8Isa isa);            // throws std::invalid_argument if unsupported
 void follow_simd_level();
 const char* int8_isa_name(Int8Isa isa);
-bool int8_amx_usable();  // conv2d_int8_amx.cpp: cpuid and the Linux tile permission
 bool int8_amx_fits(int cin, int cout);  // wide enough to fill tiles (the threshold)
 Int8Isa parse_int8_isa(const std::string& name);  // throws std::invalid_argument
 // The family a layer of `cin` -> `cout` channels is packed for when `isa` is active.
@@ -70,7 +69,7 @@ struct Int8ConvLayer {
   int lanes = 8;
   int cin4 = 0;  // input channels rounded up to 4 (the dot products take 4 at a time)
   std::vector<ConvGroup> groups;  // packed weights [ky][kx][cin4/4][nvec*lanes][4]
-  AlignedVector<int8_t> packed;
+  AlignedArray<int8_t> packed;
   std::vector<int32_t> zero_sum;  // zero_x * sum(w) per channel, padded to lanes
   std::vector<float> scale, bias, slope;
   Act act = Act::None;

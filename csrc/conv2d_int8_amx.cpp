@@ -3,10 +3,7 @@
 // same integer sums vpdpbusd forms lane by lane. The layer keeps AVX-512 VNNI's packing,
 // [ky][kx][quad][nvec*16][4], whose quad rows are exactly the weight tile's rows, so the
 // VNNI kernel's tiles run the pixel tails and its epilogue stores the accumulators.
-#include <cpuid.h>
 #include <immintrin.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <array>
@@ -26,37 +23,13 @@ namespace {
 #include "int8_ops_512.inc"
 #include "conv2d_int8_kernel.inc"
 
-constexpr int kTileRows = 16;   // pixels of an input tile, rows of an accumulator tile
-constexpr int kMaxChunk = 16;   // quads of an input tile row (64 bytes)
+#include "amx_tiles.inc"
+
 // Below 8 quads (32 input channels) a tile row is less than half used. A weight tile of 9-15
 // output channels is partly empty yet still beats VNNI's one-vector tiles (quality_x2's last
 // conv, 64 -> 12, runs 7 % of the frame on VNNI); 8 or fewer go to AVX-VNNI's 8 lanes.
 constexpr int kMinChunk = 8;
 constexpr int kMinCout = 9;
-
-// Quads per tile: the largest divisor of the quads per tap that fits a row, so that every
-// chunk has the same shape and one tile configuration serves the layer.
-int chunk_of(int quads) {
-  for (int c = std::min(quads, kMaxChunk);; --c)
-    if (quads % c == 0) return c;
-}
-
-struct alignas(64) TileConfig {
-  uint8_t palette = 1, start_row = 0;
-  uint8_t reserved[14] = {};
-  uint16_t colsb[16] = {};
-  uint8_t rows[16] = {};
-};
-
-// tmm0-3: accumulators [pixel block][vector]; tmm4-5: the blocks' inputs; tmm6-7: the
-// vectors' weights.
-void configure_tiles(int chunk) {
-  TileConfig cfg;
-  for (int t = 0; t < 4; ++t) cfg.rows[t] = kTileRows, cfg.colsb[t] = 64;
-  for (int t = 4; t < 6; ++t) cfg.rows[t] = kTileRows, cfg.colsb[t] = uint16_t(4 * chunk);
-  for (int t = 6; t < 8; ++t) cfg.rows[t] = uint8_t(chunk), cfg.colsb[t] = 64;
-  _tile_loadconfig(&cfg);
-}
 
 // PB blocks of 16 pixels from ow0, vectors j0 .. j0 + JV - 1 of group g.
 template <int PB, int JV>
@@ -130,24 +103,6 @@ void run_conv_amx(const Int8ConvJob& job) {
 }
 
 }  // namespace
-
-bool int8_amx_usable() {
-  static const bool usable = [] {
-    unsigned eax, ebx, ecx, edx;
-    if (!__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx)) return false;
-    const bool vnni = ecx & (1u << 11), tile = edx & (1u << 24), int8 = edx & (1u << 25);
-    if (!vnni || !tile || !int8) return false;
-#ifdef __linux__
-    // Linux (5.16+) enables the 8 KB tile state only for processes that ask, once:
-    // arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA), from its uapi asm/prctl.h.
-    constexpr int kArchReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;
-    return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
-#else
-    return false;
-#endif
-  }();
-  return usable;
-}
 
 bool int8_amx_fits(int cin, int cout) {
   return chunk_of((cin + 3) / 4) >= kMinChunk && cout >= kMinCout;

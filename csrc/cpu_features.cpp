@@ -2,6 +2,13 @@
 
 #include "simd.h"
 
+#if FASTSR_HAS_X86_KERNELS
+#include <cpuid.h>
+#if defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+#endif
 #if FASTSR_HAS_NEON_KERNELS && defined(__linux__)
 #include <sys/auxv.h>
 #ifndef HWCAP_ASIMDDP
@@ -24,6 +31,26 @@ static bool sysctl_flag(const char* name) {
 }
 #endif
 
+#if FASTSR_HAS_X86_KERNELS
+// cpuid leaf 7's AMX bits (edx 24: tiles, 25: int8, 22: bf16), then Linux (5.16+), which
+// enables the 8 KB tile state only for a process that asks, once:
+// arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA), from its uapi asm/prctl.h.
+static bool amx_granted(unsigned edx_bit) {
+  unsigned eax, ebx, ecx, edx;
+  if (!__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx)) return false;
+  if (!(edx & (1u << 24)) || !(edx & (1u << edx_bit))) return false;
+#if defined(__linux__)
+  static const bool granted = [] {
+    constexpr int kArchReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;
+    return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
+  }();
+  return granted;
+#else
+  return false;
+#endif
+}
+#endif
+
 bool cpu_has(CpuFeature feature) {
 #if FASTSR_HAS_X86_KERNELS
   __builtin_cpu_init();
@@ -31,6 +58,8 @@ bool cpu_has(CpuFeature feature) {
     case CpuFeature::AvxVnni: return __builtin_cpu_supports("avxvnni");
     case CpuFeature::Avx512Vnni: return __builtin_cpu_supports("avx512vnni");
     case CpuFeature::Avx512Bf16: return __builtin_cpu_supports("avx512bf16");
+    case CpuFeature::AmxInt8: return amx_granted(25);
+    case CpuFeature::AmxBf16: return amx_granted(22);
     default: return false;
   }
 #elif FASTSR_HAS_NEON_KERNELS && defined(__linux__)

@@ -181,8 +181,9 @@ void Program::add_global_avg_pool(const View& x, const View& out) {
 int Program::add_narrow_buffer(const BufferShape& s, size_t element_bytes, size_t slack,
                                uint8_t fill) {
   const int64_t hp = s.h + 2 * s.pad, wp = s.w + 2 * s.pad;
-  narrow_.push_back({s, element_bytes,
-                     AlignedVector<uint8_t>(size_t(s.n * hp * wp * s.c) * element_bytes + slack, fill)});
+  AlignedArray<uint8_t> bytes(size_t(s.n * hp * wp * s.c) * element_bytes + slack);
+  std::memset(bytes.data(), fill, bytes.size());
+  narrow_.push_back({s, element_bytes, std::move(bytes)});
   return int(narrow_.size()) - 1;
 }
 

@@ -96,7 +96,7 @@ class Program {
   struct NarrowBuffer {
     BufferShape shape;
     size_t element_bytes;
-    AlignedVector<uint8_t> bytes;
+    AlignedArray<uint8_t> bytes;  // aligned: AMX tile rows are whole cache lines
   };
   std::vector<NarrowBuffer> narrow_;
   int add_narrow_buffer(const BufferShape& shape, size_t element_bytes, size_t slack, uint8_t fill);

@@ -11,4 +11,4 @@ if not torch.cuda.is_available():
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from simd_levels import int8_isa, simd  # noqa: E402, F401  (the fixtures, for every test module)
+from simd_levels import bf16_isa, int8_isa, simd  # noqa: E402, F401  (the fixtures, for every test module)

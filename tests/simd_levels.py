@@ -1,5 +1,5 @@
-"""The SIMD levels of the C++ backend and its int8 kernel families, and fixtures that run a
-test at each one this CPU has (the others skip, saying why)."""
+"""The SIMD levels of the C++ backend and its int8 and bf16 kernel families, and fixtures
+that run a test at each one this CPU has (the others skip, saying why)."""
 
 from pathlib import Path
 
@@ -11,6 +11,9 @@ LEVELS = ["portable", "avx2", "avx512", "neon"]
 AVAILABLE = _C.supported_simd_levels()
 INT8_ISAS = ["portable", "avx2", "avxvnni", "avx512vnni", "amx", "neon", "neon-dotprod"]
 INT8_AVAILABLE = _C.supported_int8_isas()
+BF16_ISAS = ["amx", "avx512bf16", "neon-bf16"]
+BF16_AVAILABLE = _C.supported_bf16_isas()
+BF16_FLAGS = {"amx": "amx_bf16", "avx512bf16": "avx512_bf16", "neon-bf16": "bf16"}
 
 
 @pytest.fixture(params=LEVELS)
@@ -34,6 +37,20 @@ def int8_isa(request):
         yield request.param
     finally:
         _C.set_int8_isa(None)
+
+
+@pytest.fixture(params=BF16_ISAS)
+def bf16_isa(request):
+    """Every bf16 step added in the test uses this kernel family (where a layer fits it)."""
+    if request.param not in BF16_AVAILABLE:
+        flag = BF16_FLAGS[request.param]
+        pytest.skip(f"bf16 {request.param} not supported by this CPU (needs {flag})")
+    _C.set_bf16_isa(request.param)
+    try:
+        assert _C.bf16_isa() == request.param
+        yield request.param
+    finally:
+        _C.set_bf16_isa(None)
 
 
 def cpu_flags() -> set[str]:

@@ -1,14 +1,17 @@
-"""The bf16 conv kernel and the fp32 <-> bf16 steps of fastsr._C, and precision="bf16" on
-the cpu backend, against torch: float64 convolution of the bf16-rounded input and weights
-(torch's own rounding, nearest even).
+"""The bf16 conv kernels (each family the CPU has: AMX tiles, AVX512_BF16, NEON bfdot) and
+the fp32 <-> bf16 steps of fastsr._C, and precision="bf16" on the cpu backend, against
+torch: float64 convolution of the bf16-rounded input and weights (torch's own rounding,
+nearest even).
 
 Tolerance. Every bf16 x bf16 product is exact in fp32 (8 x 8 significant bits), so the
 kernel differs from the float64 sum only by fp32 additions in its own order: at most
 (terms + 2) * 2^-24 * (sum |x w| + |bias|) for `terms` products (the standard bound on a
-recursive sum), times 1.1 through the activations (silu's slope is below 1.1), plus 3e-7
-(1 + |y|) for the vector tanh / sigmoid / silu and an fp32 rounding of the skip add; a
-bf16 output adds its own rounding, half a bf16 step: 2^-8 |y|. A product dropped or read
-from the wrong tap or channel is ~ sum |x w| / terms, far above the bound.
+recursive sum; TDPBF16PS adds its products into the fp32 accumulator the same way, so
+its rounding count is no larger), times 1.1 through the activations (silu's slope is
+below 1.1), plus 3e-7 (1 + |y|) for the vector tanh / sigmoid / silu and an fp32 rounding
+of the skip add; a bf16 output adds its own rounding, half a bf16 step: 2^-8 |y|. A
+product dropped or read from the wrong tap or channel is ~ sum |x w| / terms, far above
+the bound.
 """
 
 from __future__ import annotations
@@ -21,9 +24,12 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from simd_levels import BF16_AVAILABLE, cpu_flags
 
 from fastsr import _C
 from fastsr.backends import get_backend
+from fastsr.backends.cpu import conv_spec
+from fastsr.backends.cpu_bf16 import bf16_layers
 from fastsr.engine import Engine, make_plan
 from fastsr.graph import load
 
@@ -35,7 +41,6 @@ pytestmark = pytest.mark.skipif(
 
 F32 = np.float32
 U = 2.0**-24  # fp32 unit roundoff
-FAMILY = {"avx512": "avx512bf16", "neon": "neon-bf16"}  # the bf16 kernels of each SIMD level
 BELOW = "portable" if _C.simd_level() == "neon" else "avx2"  # a level without them
 ACTIVATIONS = {
     "none": lambda y, slope, alpha: y,
@@ -82,12 +87,19 @@ def reference(
     return nhwc(y), nhwc(bound)
 
 
+def expected_family(isa: str, cin: int) -> str:
+    """AMX takes every conv with an even input channel count (tiles beat AVX512_BF16 at
+    every width measured); an odd one runs the AVX512_BF16 kernel."""
+    return "avx512bf16" if isa == "amx" and cin % 2 else isa
+
+
 def run_conv_bf16(
     x, weight, bias, *, stride=1, pad=0, dilation=1, activation="none", slope=None, alpha=0.0,
     shuffle=1, skip=None, bf16_out=False, threads=1,
 ):  # fmt: skip
     """One Program: x to bf16, the bf16 conv (fp32 out, or bf16 out widened back), with
-    `skip` (fp32, output-sized) read from the Program's input past x's channels."""
+    `skip` (fp32, output-sized) read from the Program's input past x's channels. Returns the
+    output and the kernel family that ran the conv."""
     n, h, w, cin = x.shape
     cout, _, kh, kw = weight.shape
     oh = (h + 2 * pad - dilation * (kh - 1) - 1) // stride + 1
@@ -120,11 +132,11 @@ def run_conv_bf16(
     )  # fmt: skip
     if bf16_out:
         yb = p.bf16_view(p.add_bf16_buffer(n, oh * shuffle, ow * shuffle, oc), 0, oc)
-        p.conv2d_bf16(xb, weight, bias, out_bf16=yb, **common)
+        family = p.conv2d_bf16(xb, weight, bias, out_bf16=yb, **common)
         p.from_bf16(yb, out)
     else:
-        p.conv2d_bf16(xb, weight, bias, out=out, **common)
-    return p.run(np.ascontiguousarray(feed))
+        family = p.conv2d_bf16(xb, weight, bias, out=out, **common)
+    return p.run(np.ascontiguousarray(feed)), family
 
 
 def random_case(seed, n, h, w, cin, cout, k):
@@ -153,10 +165,40 @@ def assert_within(got, want, bound):
         (1, 6, 29, 64, 80, 1, 1),  # two groups (64 + 16 channels), tiles of 12 and a tail
     ],
 )
-def test_conv_bf16_matches_torch_on_rounded_operands(k, n, h, w, cin, cout, stride, dilation):
+def test_conv_bf16_matches_torch_on_rounded_operands(
+    bf16_isa, k, n, h, w, cin, cout, stride, dilation
+):
     x, weight, bias, _ = random_case(k + cin, n, h, w, cin, cout, k)
     pad = dilation * (k // 2)
-    got = run_conv_bf16(x, weight, bias, stride=stride, pad=pad, dilation=dilation)
+    got, family = run_conv_bf16(x, weight, bias, stride=stride, pad=pad, dilation=dilation)
+    assert family == expected_family(bf16_isa, cin)
+    want, bound = reference(x, weight, bias, stride, pad, dilation, "none", None, 0.0, 1, None)
+    assert_within(got, want, bound)
+
+
+@pytest.mark.parametrize(
+    "n,h,w,cin,cout,k,stride,dilation",
+    [
+        (1, 4, 16, 16, 16, 3, 1, 1),  # one tile exactly, 8-pair chunks
+        (1, 3, 33, 48, 33, 3, 1, 1),  # 12-pair chunks, two pixel blocks and a 1-pixel tail
+        (2, 3, 47, 64, 64, 3, 1, 1),  # two 16-pair chunks per tap, four vectors, two images
+        (1, 3, 70, 96, 48, 1, 1, 1),  # three chunks per tap, odd vector count
+        (1, 5, 37, 128, 80, 3, 2, 1),  # stride 2, two channel groups
+        (1, 4, 40, 40, 24, 3, 1, 2),  # dilation 2, 10-pair chunks
+        (1, 3, 40, 32, 18, 5, 1, 1),  # 5x5, a vector of 2 channels
+        (1, 3, 20, 34, 17, 3, 1, 1),  # 17 pairs: chunks of one pair
+        (1, 4, 35, 2, 4, 3, 1, 1),  # one pair in, 4 channels out: tiles mostly empty
+        (1, 3, 20, 33, 32, 3, 1, 1),  # odd channels: AVX512_BF16
+        (1, 3, 12, 64, 64, 3, 1, 1),  # narrower than a tile: the AVX512_BF16 tiles alone
+    ],
+)
+def test_conv_bf16_tiles_match_torch(bf16_isa, n, h, w, cin, cout, k, stride, dilation):
+    """Shapes that fill AMX tiles or leave them mostly empty, with pixel and channel tails
+    and the layers AMX leaves to AVX512_BF16, at every family."""
+    x, weight, bias, _ = random_case(cin + cout + w, n, h, w, cin, cout, k)
+    pad = dilation * (k // 2)
+    got, family = run_conv_bf16(x, weight, bias, stride=stride, pad=pad, dilation=dilation)
+    assert family == expected_family(bf16_isa, cin)
     want, bound = reference(x, weight, bias, stride, pad, dilation, "none", None, 0.0, 1, None)
     assert_within(got, want, bound)
 
@@ -165,27 +207,29 @@ def test_conv_bf16_matches_torch_on_rounded_operands(k, n, h, w, cin, cout, stri
 @pytest.mark.parametrize("shuffle", [1, 2, 3])
 @pytest.mark.parametrize("with_skip", [False, True])
 @pytest.mark.parametrize("bf16_out", [False, True])
-def test_conv_bf16_epilogues(activation, shuffle, with_skip, bf16_out):
-    oc, k, h, w = 3, 3, 6, 11
+@pytest.mark.parametrize("oc,cin,w", [(3, 9, 11), (17, 32, 37)])  # AMX: the second, and tails
+def test_conv_bf16_epilogues(bf16_isa, activation, shuffle, with_skip, bf16_out, oc, cin, w):
+    k, h = 3, 5
     cout = oc * shuffle * shuffle
-    x, weight, bias, slope = random_case(7 * shuffle, 1, h, w, 10, cout, k)
+    x, weight, bias, slope = random_case(7 * shuffle + cin, 1, h, w, cin, cout, k)
     rng = np.random.default_rng(3)
     skip = rng.standard_normal((1, h * shuffle, w * shuffle, oc)).astype(F32) if with_skip else None
-    got = run_conv_bf16(
+    got, family = run_conv_bf16(
         x, weight, bias, pad=1, activation=activation, slope=slope, alpha=0.1, shuffle=shuffle,
         skip=skip, bf16_out=bf16_out, threads=2,
     )  # fmt: skip
+    assert family == expected_family(bf16_isa, cin)
     want, bound = reference(x, weight, bias, 1, 1, 1, activation, slope, 0.1, shuffle, skip)
     if bf16_out:
         bound = bound * (1 + 2.0**-8) + 2.0**-8 * np.abs(want)
     assert_within(got, want, bound)
 
 
-def test_conv_bf16_output_is_rounded_to_bf16():
+def test_conv_bf16_output_is_rounded_to_bf16(bf16_isa):
     """A bf16 output holds exactly the bf16 values nearest the fp32 result (ties aside)."""
-    x, weight, bias, _ = random_case(1, 1, 8, 8, 16, 16, 3)
-    fp32 = run_conv_bf16(x, weight, bias, pad=1)
-    rounded = run_conv_bf16(x, weight, bias, pad=1, bf16_out=True)
+    x, weight, bias, _ = random_case(1, 1, 8, 20, 16, 16, 3)
+    fp32, _ = run_conv_bf16(x, weight, bias, pad=1)
+    rounded, _ = run_conv_bf16(x, weight, bias, pad=1, bf16_out=True)
     np.testing.assert_array_equal(rounded, bf16(fp32).float().numpy())
 
 
@@ -247,10 +291,40 @@ def test_conv_bf16_rejects_bad_input():
         p.to_bf16(out, x)
 
 
+def test_every_bf16_family_the_cpu_reports_is_used():
+    """cpuid's own words (/proc/cpuinfo) against supported_bf16_isas(), best first: AMX tiles
+    where the CPU has amx_bf16 (and the AVX512_BF16 tails it runs with), AVX512_BF16 or
+    FEAT_BF16 otherwise; the best is the one bf16 steps use."""
+    flags = cpu_flags()
+    if not flags:
+        pytest.skip("no /proc/cpuinfo to read the CPU's features from")
+    needs = {"amx": {"amx_tile", "amx_bf16", "avx512_bf16"}, "avx512bf16": {"avx512_bf16"}}
+    needs["neon-bf16"] = {"bf16"}
+    assert [isa for isa, need in needs.items() if need <= flags] == BF16_AVAILABLE
+    assert _C.bf16_isa() == BF16_AVAILABLE[0]
+
+
+def test_set_bf16_isa_forces_a_family_until_reset():
+    before = _C.bf16_isa()
+    try:
+        _C.set_bf16_isa(BF16_AVAILABLE[-1])
+        assert _C.bf16_isa() == BF16_AVAILABLE[-1]
+        with pytest.raises(ValueError, match="expected one of"):
+            _C.set_bf16_isa("sse9")
+        for isa in {"amx", "avx512bf16", "neon-bf16"} - set(BF16_AVAILABLE):
+            with pytest.raises(ValueError, match="not supported"):
+                _C.set_bf16_isa(isa)
+        assert _C.bf16_isa() == BF16_AVAILABLE[-1]  # a refusal changes nothing
+    finally:
+        _C.set_bf16_isa(None)
+    assert _C.bf16_isa() == before
+
+
 def test_bf16_is_unavailable_below_its_simd_level():
     before = _C.simd_level()
-    assert _C.bf16_isa() == FAMILY[before]
+    assert _C.bf16_isa() == BF16_AVAILABLE[0]
     try:
+        _C.set_bf16_isa(BF16_AVAILABLE[0])  # forcing a family does not lift the level's cap
         _C.set_simd_level(BELOW)
         assert not _C.bf16_supported() and _C.bf16_isa() == "none"
         assert "bf16" not in get_backend("cpu").precisions()
@@ -264,6 +338,7 @@ def test_bf16_is_unavailable_below_its_simd_level():
         with pytest.raises(ValueError, match="cannot run bf16 on this machine; it runs fp32, int8"):
             Engine(load("fast_x2"), "cpu", "bf16")
     finally:
+        _C.set_bf16_isa(None)
         _C.set_simd_level(before)
 
 
@@ -322,17 +397,57 @@ def test_bf16_plan_bytes_are_what_the_program_allocates():
     )
 
 
-def test_auto_takes_bf16_when_int8_costs_too_much():
+# Convs each model runs in bf16: every one but the first (which reads the image) on AMX;
+# elsewhere only those fp32 runs direct, not its Winograd ones (the quality models' body).
+BF16_CONVS = {
+    "fast_x2": (5, 5),  # (elsewhere, on AMX) of 6 convs
+    "fast_x4": (5, 5),
+    "quality_x2": (1, 17),  # of 18
+    "quality_x4": (1, 17),
+}
+
+
+@pytest.mark.parametrize("model", list(BF16_CONVS))
+def test_bf16_layers_are_the_convs_it_runs_faster(bf16_isa, model):
+    graph = load(model)
+    convs = {n.output: conv_spec(graph, n) for n in graph.nodes if n.op == "conv2d"}
+    layers = bf16_layers(graph, convs)
+    first = next(n.output for n in graph.nodes if n.inputs[0] == graph.input)
+    assert first not in layers
+    assert len(layers) == BF16_CONVS[model][bf16_isa == "amx"]
+
+
+def on_amx_cpu() -> bool:
+    return "amx" in BF16_AVAILABLE
+
+
+@pytest.mark.parametrize("model", ["fast_x2", "quality_x2"])
+def test_faster_precisions_order_bf16_by_family(bf16_isa, model):
+    """AMX bf16 beats fp32 everywhere and AMX int8 on the fast models, not on quality_x2's
+    Winograd body; AVX512_BF16 is slower than fp32 on AMX CPUs (Sapphire Rapids) and
+    faster elsewhere (Zen 4), behind int8 (README, precision)."""
+    faster = get_backend("cpu").faster_precisions(load(model))
+    if bf16_isa == "avx512bf16" and on_amx_cpu():
+        assert "bf16" not in faster
+        return
+    assert "bf16" in faster
+    if bf16_isa == "amx" and model.startswith("fast"):
+        assert faster[0] == "bf16"
+    elif "int8" in faster:
+        assert faster.index("int8") < faster.index("bf16")
+
+
+def test_auto_takes_bf16_when_int8_costs_too_much(bf16_isa):
     from fastsr.quantize import AUTO_BUDGET_DB, auto_precision
 
     cpu = get_backend("cpu")
     quality = load("quality_x4").copy()  # every shipped int8 is within the budget
     quality.meta["int8"]["psnr_cost_db"] = 2 * AUTO_BUDGET_DB
     assert quality.meta["bf16"]["psnr_cost_db"] < AUTO_BUDGET_DB
-    # bf16 where it beats fp32 (backend.faster_precisions: not on AMX CPUs), else fp32
-    fallback = "bf16" if "bf16" in cpu.faster_precisions(quality) else "fp32"
-    assert auto_precision(quality, cpu) == fallback
+    bf16_slow = bf16_isa == "avx512bf16" and on_amx_cpu()
+    assert auto_precision(quality, cpu) == ("fp32" if bf16_slow else "bf16")
     costly = quality.copy()
     costly.meta["bf16"]["psnr_cost_db"] = 0.5
     assert auto_precision(costly, cpu) == "fp32"
-    assert auto_precision(load("fast_x2"), cpu) == "int8"  # both within: int8 is faster
+    # both within the budget: the faster, bf16 on AMX tiles, else int8
+    assert auto_precision(load("fast_x2"), cpu) == ("bf16" if bf16_isa == "amx" else "int8")

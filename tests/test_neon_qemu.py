@@ -37,7 +37,7 @@ RESIZE = {"nearest": 0, "bilinear": 1, "bicubic": 2}
 ALGORITHM = {"auto": 0, "direct": 1, "winograd": 2}
 INT8_ACTS = ("none", "relu", "prelu", "leaky_relu")
 INT8_ISA = ["portable", "avx2", "avxvnni", "avx512vnni", "neon", "neon-dotprod", "amx"]  # Int8Isa
-BF16_ISA = ["avx512bf16", "neon-bf16", "none"]  # Bf16Isa
+BF16_ISA = ["avx512bf16", "neon-bf16", "amx", "none"]  # Bf16Isa
 
 NATIVE = Target("native", "g++", platform.machine())
 QEMU = Target(
@@ -71,6 +71,8 @@ def _native_int8_isa(level: str) -> str:
 def _native_bf16_isa(level: str) -> str:
     """The bf16 kernel family a level must pick on this CPU, from /proc/cpuinfo."""
     flags = cpu_flags()
+    if level == "avx512" and {"avx512_bf16", "amx_tile", "amx_bf16"} <= flags:
+        return "amx"
     if level == "avx512" and "avx512_bf16" in flags:
         return "avx512bf16"
     if level == "neon" and "bf16" in flags:

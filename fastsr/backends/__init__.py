@@ -7,7 +7,8 @@ A backend is an object that answers for itself; nothing above it switches on its
   availability() -> str | None         None when usable here, else the reason it is not
   precisions() -> tuple[str, ...]      the precisions it can run on this machine
   faster_precisions(graph) -> tuple[str, ...]
-      those of them that beat fp32 on this graph here (the ones precision="auto" may pick)
+      those of them that beat fp32 on this graph here, fastest first (the ones
+      precision="auto" may pick, in the order it tries them)
   unsupported(graph) -> list[str]      one message per node it cannot run (empty: all fine)
   plan_bytes(graph, plan, precision) -> int
       the memory a compiled plan holds: activation buffers with their borders, scratch,

@@ -62,6 +62,11 @@ class ConvSpec:
         right = (out_w - 1) * self.stride - self.pad_left + self.dilation * (k_w - 1)
         return max(self.pad_top, self.pad_left, bottom - (h - 1), right - (w - 1), 0)
 
+    def bf16_family(self) -> str:
+        """The bf16 kernel family the C++ side runs this conv on at the active level."""
+        cout, cin = self.weight.shape[:2]
+        return _c_module().bf16_isa_for(cin, cout)
+
     def runs_winograd(self) -> bool:
         """Whether the C++ side runs this conv (in fp32) as Winograd at the active SIMD level."""
         cout, cin, k_h, k_w = self.weight.shape
@@ -415,19 +420,23 @@ class CpuBackend:
         return ("fp32", "int8", "bf16") if _c_module().bf16_supported() else ("fp32", "int8")
 
     def faster_precisions(self, graph: Graph) -> tuple[str, ...]:
-        """int8 only with dot-product kernels: the portable and ARMv8.0 NEON ones have none
-        and are no faster than fp32 (docs/ARM.md). Where fp32 runs a conv as Winograd, int8
-        only with AMX tiles: AVX-512 VNNI's direct int8 convs ran the quality models at
-        0.90-0.96x fp32's Winograd speed (Zen 4), AMX's at 0.7x VNNI's time (README).
-        bf16 not on AMX CPUs: their AVX-512 bf16 dot products ran fastsr's models at
-        0.66-0.97x fp32 (Sapphire Rapids; Zen 4's at 1.5x), and no AMX bf16 kernel exists."""
-        isa = _c_module().int8_isa()
+        """Fastest first. int8 only with dot-product kernels: the portable and ARMv8.0 NEON
+        ones have none and are no faster than fp32 (docs/ARM.md). Where fp32 runs a conv as
+        Winograd, int8 only with AMX tiles: AVX-512 VNNI's direct int8 convs ran the quality
+        models at 0.90-0.96x fp32's Winograd speed (Zen 4), AMX's at 0.7x VNNI's time.
+        bf16 not on AVX512_BF16 where the CPU has AMX: it ran fastsr's models at 0.63-1.0x
+        fp32 there (Sapphire Rapids; Zen 4's at 1.5x). AMX bf16 tiles ran them at 1.8-3.4x,
+        ahead of AMX int8 on the fast models (whose narrow convs int8 leaves to VNNI) and
+        behind it on quality_x2's 64-channel Winograd body (README, precision)."""
+        c = _c_module()
+        isa, bf16, winograd = c.int8_isa(), c.bf16_isa(), _runs_winograd(graph)
         slow = {"fp32"}
-        if isa in ("portable", "neon") or (isa != "amx" and _runs_winograd(graph)):
+        if isa in ("portable", "neon") or (isa != "amx" and winograd):
             slow.add("int8")
-        if "amx" in _c_module().supported_int8_isas():
+        if bf16 == "avx512bf16" and "amx" in c.supported_bf16_isas():
             slow.add("bf16")
-        return tuple(p for p in self.precisions() if p not in slow)
+        order = ("bf16", "int8") if bf16 == "amx" and not winograd else ("int8", "bf16")
+        return tuple(p for p in order if p in self.precisions() and p not in slow)
 
     def unsupported(self, graph: Graph) -> list[str]:
         return [problem for node in graph.nodes for problem in _problems(node)]
