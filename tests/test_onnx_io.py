@@ -100,19 +100,30 @@ def _written_out_shuffles():
     return _WrittenOutShuffles().eval(), ["pixel_unshuffle", "pixel_shuffle"]
 
 
+def _dynamo_export(module, channels: int, path) -> None:
+    """torch.onnx's dynamo exporter (onnxscript), height and width dynamic, batch 1."""
+    pytest.importorskip("onnxscript")  # in the test extra
+    h, w = torch.export.Dim("h", min=2), torch.export.Dim("w", min=2)
+    program = torch.onnx.export(module, (_input(channels, 8, 8, 1),), dynamo=True,
+                                opset_version=18, dynamic_shapes=({2: 2 * h, 3: 2 * w},))
+    program.save(str(path))
+
+
+@pytest.mark.parametrize("export", [_torch_export, _dynamo_export], ids=["torchscript", "dynamo"])
 @pytest.mark.parametrize("network", [_real_esrgan_x2, _written_out_shuffles])
-def test_runtime_shaped_pixel_shuffles_import_and_match_onnxruntime(network, tmp_path):
-    """torch.onnx (dynamic axes) writes these as Reshape / Transpose chains over Shape /
-    Gather / Concat ops, and the crop back to the input size as a Slice over them."""
+def test_runtime_shaped_pixel_shuffles_import_and_match_onnxruntime(network, export, tmp_path):
+    """torch.onnx's exporters (dynamic sizes) write these as Reshape / Transpose chains over
+    Shape / Gather / Concat ops, and the crop back to the input size as a Slice over them."""
     module, layout_ops = network()
-    _torch_export(module, 3, tmp_path / "torch.onnx")
+    export(module, 3, tmp_path / "torch.onnx")
     model = onnx.load(str(tmp_path / "torch.onnx"))
     assert {"Shape", "Reshape", "Transpose"} <= {n.op_type for n in model.graph.node}
     graph = import_onnx(model)
     assert [n.op for n in graph.nodes if n.op in ("pixel_shuffle", "pixel_unshuffle")] == layout_ops
     engine = Engine(optimize(graph), "cpu")
+    batch = 2 if export is _torch_export else 1
     for h, w in [(12, 10), (6, 16)]:
-        x = _input(3, h, w)
+        x = _input(3, h, w, batch)
         expected = _onnxruntime(model, x)
         with torch.no_grad():
             torch.testing.assert_close(run_graph(graph, x), expected, atol=1e-5, rtol=0)

@@ -130,6 +130,9 @@ class _Importer:
             )
         graph_input = inputs[0].name
         channels = _input_channels(inputs[0])
+        # a file exported for one batch size writes it into its shapes as a constant
+        batch = inputs[0].type.tensor_type.shape.dim[0]
+        self.batch = Dim.of(batch.dim_value) if batch.HasField("dim_value") else None
         self.graph_input, self.input_channels = graph_input, channels
         output_name = onnx_graph.output[0].name
         self.uses = Counter(name for node in onnx_graph.node for name in node.input)
@@ -446,7 +449,7 @@ class _Importer:
         if name in self.views:
             return self.views[name][0]
         tensor = self._tensor(node, index)
-        return View.of(tensor, tensor_dims(self._shape_of(tensor)))
+        return View.of(tensor, tensor_dims(self._shape_of(tensor), self.batch))
 
     def _set_view(self, node, view: View) -> None:
         self.views[node.output[0]] = (view, node)
@@ -552,6 +555,19 @@ class _Importer:
         self._set_view(node, view.reshape(kept))
 
     def _reshape(self, node, attrs) -> None:
+        name = node.input[0]
+        if name in self.constants or name in self.sizes:  # a size or constant vector
+            target = self._constant(node, 1, "shape of a size")
+            values = self._size(node, 0) if name in self.sizes else self.constants[name]
+            flat = np.asarray(values, object).reshape(-1)
+            whole = target.size == 0 or int(target[0]) in (-1, flat.size)
+            if target.size > 1 or not whole or (target.size == 0 and flat.size != 1):
+                raise GraphError(f"{self._where(node)}: Reshape of a size to shape {target}")
+            if name in self.sizes:
+                self._set_size(node, flat[0] if target.size == 0 else tuple(flat))
+            else:
+                self.constants[node.output[0]] = self.constants[name].reshape(target.tolist())
+            return
         view = self._view(node)
         target = self._size(node, 1, vector=True)
         dims = reshaped(view.dims, target, bool(attrs.get("allowzero", 0)), self._where(node))

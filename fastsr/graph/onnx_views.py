@@ -65,9 +65,10 @@ class Dim:
         return "*".join(head + factors)
 
 
-def tensor_dims(shape: TensorShape) -> tuple[Dim, ...]:
-    """N x C x H x W of an IR tensor, its size relative to the input's h and w."""
-    n = Dim(Fraction(1), (1, 0, 0))
+def tensor_dims(shape: TensorShape, batch: Dim | None = None) -> tuple[Dim, ...]:
+    """N x C x H x W of an IR tensor, its size relative to the input's h and w; N is the
+    batch n unless the file fixes it."""
+    n = batch or Dim(Fraction(1), (1, 0, 0))
     if shape.scale == GLOBAL:
         return n, Dim.of(shape.channels), Dim.of(1), Dim.of(1)
     scale = Fraction(shape.scale)
