@@ -63,11 +63,11 @@ class ConvSpec:
         return max(self.pad_top, self.pad_left, bottom - (h - 1), right - (w - 1), 0)
 
     def runs_winograd(self) -> bool:
-        """Whether the C++ side runs this conv (in fp32) as Winograd at the active SIMD level."""
+        """Whether the C++ side runs this conv (in fp32) as Winograd at the active SIMD level;
+        with a pixel shuffle, into a pre-shuffle buffer of the input's size."""
         cout, cin, k_h, k_w = self.weight.shape
         return _c_module().winograd_fits(
             cin, cout, k_h, k_w, self.stride, self.dilation, self.pad_top, self.pad_left,
-            self.shuffle,
         )  # fmt: skip
 
 
@@ -270,6 +270,8 @@ class Layout:
                 if spec.runs_winograd():
                     cout, cin = spec.weight.shape[:2]
                     floats += threads * c_module.winograd_scratch_floats(cin, cout)
+                    if spec.shuffle > 1:
+                        floats += self.plan.batch * h * w * cout
         if image_color(self.graph) == "y":
             _, h, w = self.plan.shapes[self.graph.input]
             _, _, out_w = self.plan.shapes[self.graph.output]
@@ -395,8 +397,9 @@ class CompiledProgram:
     def run(self, x: np.ndarray) -> np.ndarray:
         return self.program.run(x)
 
-    def run_image(self, src: np.ndarray, dst: np.ndarray, top: int = 0, left: int = 0) -> None:
-        self.program.run_image(src, dst, top, left)
+    def run_image(self, src: np.ndarray, dst: np.ndarray, top: int = 0, left: int = 0,
+                  valid: tuple[int, int] | None = None) -> None:
+        self.program.run_image(src, dst, top, left, *(valid or (None, None)))
 
 
 class CpuBackend:
