@@ -244,7 +244,8 @@ void set_color(Program& p, const std::string& model, py::handle forward_obj,
   p.set_color(color, ycc);
 }
 
-void run_image(Program& p, py::handle src_obj, py::handle dst_obj, int top, int left) {
+void run_image(Program& p, py::handle src_obj, py::handle dst_obj, int top, int left,
+               std::optional<int> valid_h, std::optional<int> valid_w) {
   if (p.input().data == nullptr || p.output().data == nullptr)
     throw py::value_error("the Program has no input or output view set");
   if (!py::isinstance<py::array>(src_obj) || !py::isinstance<py::array>(dst_obj))
@@ -269,8 +270,13 @@ void run_image(Program& p, py::handle src_obj, py::handle dst_obj, int top, int 
   if (in.c != model_channels || out.c != model_channels)
     throw py::value_error("run_image: the Program's colour model does not match its " +
                           std::to_string(in.c) + " input channels; call set_color first");
+  const int rows = valid_h.value_or(src.h), cols = valid_w.value_or(src.w);
+  if (rows < 1 || rows > src.h || cols < 1 || cols > src.w)
+    throw py::value_error("valid_h and valid_w must be within src's " + std::to_string(src.h) +
+                          " x " + std::to_string(src.w) + ", got " + std::to_string(rows) +
+                          " x " + std::to_string(cols));
   py::gil_scoped_release release;
-  p.run_image(src, dst, full_intensity(src.type), top, left);
+  p.run_image(src, dst, full_intensity(src.type), top, left, rows, cols);
 }
 
 }  // namespace
@@ -295,10 +301,9 @@ PYBIND11_MODULE(_C, m) {
   m.def("winograd_scratch_floats", &fastsr::winograd_scratch_floats, py::arg("cin"),
         py::arg("cout"), "Floats of per-thread scratch a Winograd conv step allocates.");
   m.def("winograd_fits",
-        [](int cin, int cout, int kh, int kw, int stride, int dilation, int pad_top, int pad_left,
-           int shuffle) {
+        [](int cin, int cout, int kh, int kw, int stride, int dilation, int pad_top, int pad_left) {
           return fastsr::winograd_fits(cin, cout, kh, kw, stride, dilation, pad_top, pad_left,
-                                       shuffle, fastsr::active_simd());
+                                       fastsr::active_simd());
         },
         "Whether conv2d(algorithm='auto') runs this layer as Winograd at the active SIMD level.");
   m.def("vocabulary",
@@ -472,10 +477,12 @@ PYBIND11_MODULE(_C, m) {
            "How run_image feeds pixels to the model: 'rgb', or 'y' (luma by the RGB -> YCbCr "
            "transform forward * rgb + offset, chroma upscaled by bicubic).")
       .def("run_image", &run_image, py::arg("src"), py::arg("dst"), py::arg("top") = 0,
-           py::arg("left") = 0,
+           py::arg("left") = 0, py::arg("valid_h") = py::none(), py::arg("valid_w") = py::none(),
            "Upscale the pixels of src (N x H x W x C, C = 1 or 3, uint8/uint16/float16/32/64, "
            "any strides) into dst (same dtype), which takes the output from (top, left) on: "
-           "converted, clamped to [0, 1] and rounded. The GIL is released.")
+           "converted, clamped to [0, 1] and rounded. Rows and columns of src from valid_h and "
+           "valid_w on are padding: a Y model's chroma comes from the others. The GIL is "
+           "released.")
       .def("run", &run, py::arg("x"), py::arg("out") = py::none(),
            "Run on a float32 N x H x W x C array (channel axis contiguous). Returns a new array, "
            "or writes into `out` (same rules, any outer strides) and returns it.");

@@ -2,6 +2,7 @@
 
 #include <omp.h>
 
+#include <algorithm>
 #include <atomic>
 #include <stdexcept>
 
@@ -165,8 +166,12 @@ void Program::add_copy(const View& x, const View& out) {
   steps_.push_back([x, out] { copy(x, out); });
 }
 
-void Program::add_pixel_shuffle(const View& x, int r, const View& out) {
-  steps_.push_back([x, r, out] { pixel_shuffle(x, r, out); });
+void Program::add_pixel_shuffle(const View& x, int r, const View& out, const View* skip) {
+  if (skip == nullptr) {
+    steps_.push_back([x, r, out] { pixel_shuffle(x, r, out); });
+    return;
+  }
+  steps_.push_back([x, r, out, s = *skip] { pixel_shuffle(x, r, out, &s); });
 }
 
 void Program::add_pixel_unshuffle(const View& x, int r, const View& out) {
@@ -317,11 +322,32 @@ Program::Chroma& Program::chroma() {
   return *chroma_;
 }
 
-void Program::run_image(const Image& src, const Image& dst, double full, int top, int left) {
+// Padding rows and columns of the low-resolution chroma repeat the frame's last ones. The
+// bicubic clamps at the edge, so it then gives the unpadded frame's chroma. Rows past the
+// edge read only columns below valid_w of the edge row, which no thread writes.
+static void replicate_chroma_edge(const View& cbcr, int valid_h, int valid_w) {
+  const int64_t rows = int64_t(cbcr.n) * cbcr.h;
+#pragma omp for schedule(static)
+  for (int64_t r = 0; r < rows; ++r) {
+    const int b = int(r / cbcr.h), y = int(r % cbcr.h);
+    float* row = cbcr.at(b, y, 0);
+    const float* edge_row = cbcr.at(b, std::min(y, valid_h - 1), 0);
+    if (y >= valid_h)
+      for (int64_t i = 0; i < int64_t(valid_w) * cbcr.pix; ++i) row[i] = edge_row[i];
+    const float* edge = edge_row + int64_t(valid_w - 1) * cbcr.pix;
+    for (int x = valid_w; x < cbcr.w; ++x)
+      for (int k = 0; k < cbcr.c; ++k) row[x * cbcr.pix + k] = edge[k];
+  }
+}
+
+void Program::run_image(const Image& src, const Image& dst, double full, int top, int left,
+                        int valid_h, int valid_w) {
   Chroma* chroma = color_ == ColorModel::Y && src.c == 3 ? &this->chroma() : nullptr;
+  const bool padded = valid_h < src.h || valid_w < src.w;
 #pragma omp parallel num_threads(threads_ > 0 ? threads_ : default_threads())
   {
     read_frame(src, full, color_, ycc_, input_, chroma ? &chroma->job.x : nullptr);
+    if (chroma && padded) replicate_chroma_edge(chroma->job.x, valid_h, valid_w);
     for (const auto& step : steps_) step();
     if (chroma) resize_width(chroma->job);
     write_frame(output_, top, left, chroma ? &chroma->job : nullptr, color_, ycc_, full, dst);

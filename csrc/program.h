@@ -53,7 +53,7 @@ class Program {
   void add_affine(const View& x, std::vector<float> scale, std::vector<float> shift, const View& out);
   void add_activation(const View& x, PointwiseParams params, std::vector<float> slope, const View& out);
   void add_copy(const View& x, const View& out);
-  void add_pixel_shuffle(const View& x, int r, const View& out);
+  void add_pixel_shuffle(const View& x, int r, const View& out, const View* skip = nullptr);
   void add_pixel_unshuffle(const View& x, int r, const View& out);
   void add_global_avg_pool(const View& x, const View& out);
 
@@ -85,7 +85,10 @@ class Program {
   ColorModel color() const { return color_; }
   // One frame from the caller's pixels to the caller's pixels: src has the input's size;
   // dst receives the output from row `top`, column `left` on. `full` as in read_frame.
-  void run_image(const Image& src, const Image& dst, double full, int top, int left);
+  // Only src's first `valid_h` rows and `valid_w` columns are the frame's own, the rest
+  // padding (fastsr.padding): a Y model's chroma is upscaled from those alone.
+  void run_image(const Image& src, const Image& dst, double full, int top, int left,
+                 int valid_h, int valid_w);
   // The steps alone, on whatever the buffers hold: times a kernel without the frame copies.
   void run_steps() const;
 

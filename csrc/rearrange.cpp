@@ -7,7 +7,7 @@
 
 namespace fastsr {
 
-void pixel_shuffle(const View& x, int r, const View& out) {
+void pixel_shuffle(const View& x, int r, const View& out, const View* skip) {
   const int rows = x.n * x.h;
 #pragma omp for schedule(static)
   for (int row = 0; row < rows; ++row) {
@@ -17,7 +17,12 @@ void pixel_shuffle(const View& x, int r, const View& out) {
       for (int i = 0; i < r; ++i)
         for (int j = 0; j < r; ++j) {
           float* dst = out.at(n, y * r + i, px * r + j);
-          for (int co = 0; co < out.c; ++co) dst[co] = src[co * r * r + i * r + j];
+          if (skip == nullptr) {
+            for (int co = 0; co < out.c; ++co) dst[co] = src[co * r * r + i * r + j];
+            continue;
+          }
+          const float* add = skip->at(n, y * r + i, px * r + j);
+          for (int co = 0; co < out.c; ++co) dst[co] = src[co * r * r + i * r + j] + add[co];
         }
     }
   }

@@ -7,8 +7,9 @@
 
 namespace fastsr {
 
-// out (h*r, w*r, c/(r*r)) from x (h, w, c), PyTorch channel order c = co*r*r + i*r + j.
-void pixel_shuffle(const View& x, int r, const View& out);
+// out (h*r, w*r, c/(r*r)) from x (h, w, c), PyTorch channel order c = co*r*r + i*r + j,
+// plus skip (out's shape; it may be out itself) when given.
+void pixel_shuffle(const View& x, int r, const View& out, const View* skip = nullptr);
 // out (h/r, w/r, c*r*r) from x (h, w, c), the inverse of pixel_shuffle.
 void pixel_unshuffle(const View& x, int r, const View& out);
 // out (1, 1, c): mean over each image's pixels. `partial` holds per-thread sums; it is

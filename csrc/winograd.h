@@ -20,9 +20,10 @@ struct WinogradLayer {
   std::vector<ConvLayer> gemm;  // per transformed tap: the cin x cout matrix packed as 1x1
 };
 
-// Whether the Winograd path can run this conv (else use the direct one).
+// Whether the Winograd path can run this conv (else use the direct one); one with a pixel
+// shuffle epilogue too, into a buffer of its own (conv_op.cpp).
 bool winograd_fits(int cin, int cout, int kh, int kw, int stride, int dilation, int pad_top,
-                   int pad_left, int shuffle, Simd simd);
+                   int pad_left, Simd simd);
 
 // weight: OIHW (cout, cin, 3, 3).
 WinogradLayer pack_winograd(const float* weight, const float* bias, int cout, int cin, Simd simd);

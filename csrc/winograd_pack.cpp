@@ -5,11 +5,11 @@
 namespace fastsr {
 
 bool winograd_fits(int cin, int cout, int kh, int kw, int stride, int dilation, int pad_top,
-                   int pad_left, int shuffle, Simd simd) {
+                   int pad_left, Simd simd) {
   const int lanes = tile_shape(simd).lanes;
   // Below 32 channels the transforms cost as much as the GEMMs save.
   return kh == 3 && kw == 3 && stride == 1 && dilation == 1 && pad_top == 1 && pad_left == 1 &&
-         shuffle == 1 && cin >= 32 && cout >= 32 &&
+         cin >= 32 && cout >= 32 &&
          cin % lanes == 0 && cout % lanes == 0;
 }
 

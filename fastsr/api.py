@@ -208,6 +208,7 @@ class Upscaler:
         out = source.new_output(h * self.scale, w * self.scale)
         if alpha is not None:
             out[..., colour] = alpha
+        frame = (h, w)
         if self._padding is not None:  # the output's crop: windows write only inside `out`
             pixels = self._padding.pad(pixels)
             h, w = pixels.shape[1:3]
@@ -217,13 +218,15 @@ class Upscaler:
                 plan = self._tile_plan(engine, n, h, w) or tiling.TilePlan(h, w, 0, self.scale)
                 try:
                     with engine.lock:
-                        self._run_windows(engine, plan, pixels, out, colour, alpha is None)
+                        self._run_windows(engine, plan, pixels, frame, out, colour,
+                                          alpha is None)
                     return out
                 except _out_of_memory_errors():
                     if not self._shrink_tiles(engine, pixels.shape):
                         raise
 
-    def _run_windows(self, engine: Engine, plan, pixels, out, colour: int, alpha: bool):
+    def _run_windows(self, engine: Engine, plan, pixels, frame, out, colour: int, alpha: bool):
+        """frame: the height and width of the frame before padding."""
         windows = plan.windows(pixels.shape[1], pixels.shape[2])
         on_tile = self._progress_bar(len(windows))
         for window in windows:
@@ -232,7 +235,9 @@ class Upscaler:
             dst = out[:, window.out_y0 : window.out_y1, window.out_x0 : window.out_x1]
             if dst.shape[1] == 0 or dst.shape[2] == 0:  # a window of padding alone
                 continue
-            compiled.run_image(src[..., :colour], dst[..., :colour], window.top, window.left)
+            valid = (min(window.h, frame[0] - window.y0), min(window.w, frame[1] - window.x0))
+            compiled.run_image(src[..., :colour], dst[..., :colour], window.top, window.left,
+                               None if valid == (window.h, window.w) else valid)
             if alpha and pixels.shape[3] > colour:
                 compiled.run_image(src[..., colour:], dst[..., colour:], window.top, window.left)
             if on_tile is not None:

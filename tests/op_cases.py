@@ -184,6 +184,24 @@ class WinogradBlock(nn.Module):
         return self.tail(h)
 
 
+class WinogradShuffleTail(nn.Module):
+    """Pixel-shuffled 3x3 convs of 32 channels in and 48 out, which the CPU backend runs as
+    Winograd into a pre-shuffle buffer: the activation, then the shuffle, then a skip that
+    may share the output's buffer (the add is not the graph output)."""
+
+    def __init__(self, c=3, width=32, r=4):
+        super().__init__()
+        self.head = nn.Conv2d(c, width, 3, padding=1)
+        self.side = nn.Conv2d(width, c * r * r, 3, padding=1)
+        self.tail = nn.Conv2d(width, c * r * r, 3, padding=1)
+        self.r = r
+
+    def forward(self, x):
+        h = torch.relu(self.head(x))
+        side = F.pixel_shuffle(self.side(h), self.r)
+        return torch.clamp(F.pixel_shuffle(torch.tanh(self.tail(h)), self.r) + side, -1, 1)
+
+
 class SiluGate(nn.Module):
     """SPAN's attention block: SiLU convs (fused into the epilogue, and one standalone)
     and the parameter-free gate (y + x) * (sigmoid(y) - 0.5)."""
@@ -218,6 +236,7 @@ OP_CASES = {
     "pointwise_mix": (lambda: PointwiseMix(), 3),
     "pixel_shuffle_alone": (lambda: PixelShuffleAlone(), 3),
     "winograd_block": (lambda: WinogradBlock(), 3),
+    "winograd_shuffle_tail": (lambda: WinogradShuffleTail(), 3),
     "silu_gate": (lambda: SiluGate(), 12),
     "unshuffle_x2_body": (lambda: UnshuffleBody(2, 4, functional=True), 3),
     "unshuffle_x4_body": (lambda: UnshuffleBody(4, 4), 3),

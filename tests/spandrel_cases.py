@@ -36,6 +36,9 @@ SPANDREL_CASES = {
     "esrgan_x2_unshuffle": (lambda: _arch("ESRGAN").ESRGAN(
         in_nc=12, out_nc=3, num_filters=16, num_blocks=1, scale=4, shuffle_factor=2),
         3, "kernels"),
+    "esrgan_grey_x2_unshuffle": (lambda: _arch("ESRGAN").ESRGAN(
+        in_nc=4, out_nc=1, num_filters=16, num_blocks=1, scale=4, shuffle_factor=2),
+        1, "kernels"),
     "esrgan_x1_unshuffle": (lambda: _arch("ESRGAN").ESRGAN(
         in_nc=48, out_nc=3, num_filters=16, num_blocks=1, scale=4, shuffle_factor=4),
         3, "kernels"),

@@ -116,4 +116,4 @@ def test_winograd_case_runs_winograd_on_cpu(simd_level):
     from fastsr import _C
 
     for cin, cout in [(32, 48), (48, 32)]:
-        assert _C.winograd_fits(cin, cout, 3, 3, 1, 1, 1, 1, 1)
+        assert _C.winograd_fits(cin, cout, 3, 3, 1, 1, 1, 1)

@@ -70,3 +70,13 @@ def test_cpu_plan_bytes_are_what_the_program_allocates(case):
     for h, w in [case_size(case, 9, 12), (32, 20)]:
         plan = make_plan(graph, 2, h, w)
         assert backend.plan_bytes(graph, plan) == backend.compile(graph, plan).nbytes
+
+
+@pytest.mark.parametrize("tile", [None, 6])
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32])
+def test_cpu_image_stage_takes_a_padded_frames_chroma_from_the_frame(dtype, tile):
+    """Frames padded to a multiple (fastsr.padding): the torch stage's chroma, from the
+    frame alone, is tested against torch's bicubic in test_spandrel."""
+    graph = tiny_graph(1, 2)
+    graph.meta["size_requirements"] = {"multiple_of": 8}
+    _compare(graph, random_image((2, 13, 19, 3), dtype, seed=5), tile=tile)

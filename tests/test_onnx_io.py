@@ -11,6 +11,7 @@ from onnx import TensorProto, helper, numpy_helper
 from op_cases import OP_CASES, build_case, case_size
 
 from fastsr.backends.reference import run_graph
+from fastsr.engine import Engine
 from fastsr.graph.from_torch import capture
 from fastsr.graph.ir import Graph, GraphError, Node
 from fastsr.graph.onnx_export import export_onnx
@@ -58,12 +59,7 @@ def test_exported_graph_runs_in_onnxruntime_like_eager_torch(case, optimized, tm
     torch.testing.assert_close(got, expected, atol=1e-4, rtol=0)
 
 
-# torch.onnx writes pixel_unshuffle as Reshape / Transpose over the input's runtime shape,
-# which the importer does not follow (fastsr's own export writes SpaceToDepth + Gather).
-TORCH_EXPORT_UNREAD = {"unshuffle_x2_body", "unshuffle_x4_body"}
-
-
-@pytest.mark.parametrize("case", sorted(set(OP_CASES) - TORCH_EXPORT_UNREAD))
+@pytest.mark.parametrize("case", sorted(OP_CASES))
 def test_torch_exported_onnx_imports_and_matches_eager_torch(case, tmp_path):
     module, channels, x, expected = _eager(case)
     _torch_export(module, channels, tmp_path / "torch.onnx")
@@ -74,11 +70,72 @@ def test_torch_exported_onnx_imports_and_matches_eager_torch(case, tmp_path):
         torch.testing.assert_close(run_graph(optimize(graph), x), expected, atol=1e-5, rtol=0)
 
 
-@pytest.mark.parametrize("case", sorted(TORCH_EXPORT_UNREAD))
-def test_torch_exported_pixel_unshuffle_is_refused_by_name(case, tmp_path):
-    module, channels, _, _ = _eager(case)
-    _torch_export(module, channels, tmp_path / "torch.onnx")
-    with pytest.raises(GraphError, match="is not supported"):
+class _WrittenOutShuffles(torch.nn.Module):
+    """Pixel unshuffle by 2 and pixel shuffle by 4 written with view / permute / reshape on
+    the tensor's own size, as community model code does; `shuffle_perm` may be wrong."""
+
+    def __init__(self, shuffle_perm=(0, 1, 4, 2, 5, 3)):
+        super().__init__()
+        self.body = torch.nn.Conv2d(12, 48, 3, padding=1)
+        self.shuffle_perm = shuffle_perm
+
+    def forward(self, x):
+        n, c, h, w = x.size()
+        x = x.view(n, c, h // 2, 2, w // 2, 2).permute(0, 1, 3, 5, 2, 4)
+        x = self.body(x.reshape(n, c * 4, h // 2, w // 2))
+        n, c, h, w = x.size()
+        x = x.view(n, c // 16, 4, 4, h, w).permute(*self.shuffle_perm)
+        return x.reshape(n, c // 16, h * 4, w * 4)
+
+
+def _real_esrgan_x2():
+    """spandrel's RRDB with Real-ESRGAN x2's pixel unshuffle, a small config."""
+    from spandrel_cases import build
+
+    return build("esrgan_x2_unshuffle"), ["pixel_unshuffle"]
+
+
+def _written_out_shuffles():
+    torch.manual_seed(3)
+    return _WrittenOutShuffles().eval(), ["pixel_unshuffle", "pixel_shuffle"]
+
+
+def _dynamo_export(module, channels: int, path) -> None:
+    """torch.onnx's dynamo exporter (onnxscript), height and width dynamic, batch 1."""
+    pytest.importorskip("onnxscript")  # in the test extra
+    h, w = torch.export.Dim("h", min=2), torch.export.Dim("w", min=2)
+    program = torch.onnx.export(module, (_input(channels, 8, 8, 1),), dynamo=True,
+                                opset_version=18, dynamic_shapes=({2: 2 * h, 3: 2 * w},))
+    program.save(str(path))
+
+
+@pytest.mark.parametrize("export", [_torch_export, _dynamo_export], ids=["torchscript", "dynamo"])
+@pytest.mark.parametrize("network", [_real_esrgan_x2, _written_out_shuffles])
+def test_runtime_shaped_pixel_shuffles_import_and_match_onnxruntime(network, export, tmp_path):
+    """torch.onnx's exporters (dynamic sizes) write these as Reshape / Transpose chains over
+    Shape / Gather / Concat ops, and the crop back to the input size as a Slice over them."""
+    module, layout_ops = network()
+    export(module, 3, tmp_path / "torch.onnx")
+    model = onnx.load(str(tmp_path / "torch.onnx"))
+    assert {"Shape", "Reshape", "Transpose"} <= {n.op_type for n in model.graph.node}
+    graph = import_onnx(model)
+    assert [n.op for n in graph.nodes if n.op in ("pixel_shuffle", "pixel_unshuffle")] == layout_ops
+    engine = Engine(optimize(graph), "cpu")
+    batch = 2 if export is _torch_export else 1
+    for h, w in [(12, 10), (6, 16)]:
+        x = _input(3, h, w, batch)
+        expected = _onnxruntime(model, x)
+        with torch.no_grad():
+            torch.testing.assert_close(run_graph(graph, x), expected, atol=1e-5, rtol=0)
+        got = engine.run(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+        torch.testing.assert_close(got, expected, atol=1e-4, rtol=0)
+
+
+def test_a_reshape_transpose_chain_that_is_no_pixel_shuffle_is_refused(tmp_path):
+    module = _WrittenOutShuffles(shuffle_perm=(0, 1, 2, 4, 3, 5)).eval()
+    _torch_export(module, 3, tmp_path / "torch.onnx")
+    with pytest.raises(GraphError, match=r"permuted by \[0, 1, 2, 4, 3, 5\] .* is not a pixel "
+                       "shuffle or pixel unshuffle"):
         import_onnx(tmp_path / "torch.onnx")
 
 
@@ -370,4 +427,27 @@ def test_constant_that_is_not_per_channel_is_rejected(shape, message):
     model = _model([helper.make_node("Add", ["x", "c"], ["y"], name="shift")],
                    {"c": np.ones(shape, np.float32)})
     with pytest.raises(GraphError, match=message):
+        import_onnx(model)
+
+
+def _single_node_model(node, initializers, out_channels=3):
+    return helper.make_model(helper.make_graph(
+        [node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 3, None, None])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, out_channels, None, None])],
+        initializers), opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_a_slice_that_crops_is_refused():
+    ints = {name: numpy_helper.from_array(np.array(v, np.int64), name)
+            for name, v in {"starts": [0], "ends": [4], "axes": [2]}.items()}
+    model = _single_node_model(
+        helper.make_node("Slice", ["x", "starts", "ends", "axes"], ["y"]), list(ints.values()))
+    with pytest.raises(GraphError, match="cuts the tensor"):
+        import_onnx(model)
+
+
+def test_a_view_that_is_not_4d_is_refused_where_it_is_read():
+    shape = numpy_helper.from_array(np.array([0, 3, -1], np.int64), "shape")
+    model = _single_node_model(helper.make_node("Reshape", ["x", "shape"], ["y"]), [shape])
+    with pytest.raises(GraphError, match="is a 3-D view"):
         import_onnx(model)

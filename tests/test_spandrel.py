@@ -87,21 +87,34 @@ def _bicubic(plane: np.ndarray, scale: int) -> np.ndarray:
 
 
 @pytest.mark.parametrize("backend", ["cpu", "reference"])
-def test_grey_model_on_rgb_runs_on_full_range_luma_and_carries_the_chroma(backend, tmp_path):
-    module = build("compact_grey_x2")
+@pytest.mark.parametrize("name,size,tile", [
+    ("compact_grey_x2", (17, 20), None),
+    # padded by spandrel to a multiple of 4 and by its forward to 2: the chroma still
+    # comes from the frame, not from its padding, whole and in tiles
+    ("esrgan_grey_x2_unshuffle", (17, 21), None),
+    ("esrgan_grey_x2_unshuffle", (23, 30), 8),
+])
+def test_grey_model_on_rgb_runs_on_full_range_luma_and_carries_the_chroma(
+        name, size, tile, backend, tmp_path):
+    from spandrel.__helpers.size_req import pad_tensor
+
+    module = build(name)
     path = tmp_path / "grey.pth"
     _save(module, path)
-    image = 0.2 + 0.6 * _image(17, 20, 3)  # chroma in range: no clamping on the way back
+    image = 0.2 + 0.6 * _image(*size, 3)  # chroma in range: no clamping on the way back
     # JPEG's full-range BT.601 (an independent statement of the same conversion)
     r, g, b = image[..., 0], image[..., 1], image[..., 2]
     luma = 0.299 * r + 0.587 * g + 0.114 * b
     cb, cr = (b - luma) / 1.772, (r - luma) / 1.402
+    requirements = spandrel.ModelLoader().load_from_state_dict(
+        module.state_dict()).size_requirements
+    _, padded = pad_tensor(torch.from_numpy(luma)[None, None], requirements)
     with torch.no_grad():  # unclamped: the pipeline clamps RGB, not the luma
-        y = module(torch.from_numpy(luma)[None, None])[0, 0].numpy()
+        y = module(padded)[0, 0, : 2 * size[0], : 2 * size[1]].numpy()
     cb, cr = _bicubic(cb, 2), _bicubic(cr, 2)
     expected = np.stack([y + 1.402 * cr, y - (0.114 * 1.772 * cb + 0.299 * 1.402 * cr) / 0.587,
                          y + 1.772 * cb], axis=-1).clip(0, 1)
-    got, _ = _upscale(path, image, backend=backend)
+    got, _ = _upscale(path, image, backend=backend, tile=tile)
     np.testing.assert_allclose(got, expected, atol=1e-4)
 
 

@@ -18,12 +18,14 @@ A backend is an object that answers for itself; nothing above it switches on its
 
 A Compiled plan has
   run(x) -> y        float32 N x H x W x C in, a new N x H' x W' x C' out (backend arrays)
-  run_image(src, dst, top, left)
+  run_image(src, dst, top, left, valid=None)
       the whole frame: src, the caller's pixels of the plan's size (N x H x W x C, C = 1
       or 3, uint8 / uint16 / float, any strides), through the colour model of the graph
       (meta["color"]: "rgb", or "y" for luma with bicubic chroma) and the network, into
       dst (same dtype), which receives the output from row `top`, column `left` on,
-      clamped to [0, 1] and rounded.
+      clamped to [0, 1] and rounded. valid = (rows, columns): src's first rows and
+      columns that are the frame's own, the rest padding; a Y model's chroma comes from
+      them alone, as from the unpadded frame.
 """
 
 from __future__ import annotations

@@ -54,6 +54,7 @@ class ConvSpec:
     pad_top: int
     pad_left: int
     shuffle: int
+    algorithm: str = "auto"  # or "direct": see conv_spec
 
     def border_needed(self, h: int, w: int, out_h: int, out_w: int) -> int:
         """Zero border the input needs so that every tap reads inside the buffer."""
@@ -68,11 +69,11 @@ class ConvSpec:
         return _c_module().bf16_isa_for(cin, cout)
 
     def runs_winograd(self) -> bool:
-        """Whether the C++ side runs this conv (in fp32) as Winograd at the active SIMD level."""
+        """Whether the C++ side runs this conv (in fp32) as Winograd at the active SIMD level;
+        with a pixel shuffle, into a pre-shuffle buffer of the input's size."""
         cout, cin, k_h, k_w = self.weight.shape
-        return _c_module().winograd_fits(
+        return self.algorithm != "direct" and _c_module().winograd_fits(
             cin, cout, k_h, k_w, self.stride, self.dilation, self.pad_top, self.pad_left,
-            self.shuffle,
         )  # fmt: skip
 
 
@@ -95,6 +96,16 @@ def _transposed_axis(k: int, s: int, p: int) -> tuple[int, int]:
 
 
 def conv_spec(graph: Graph, node: Node) -> ConvSpec:
+    """A pixel-shuffled conv that writes the graph's output stays direct: Winograd's
+    rounding reaches the image unattenuated there (SPAN x4's tail: 1.8e-4 from eager,
+    against 4e-5 direct; the parity bar is 1e-4)."""
+    spec = _kernel_conv(graph, node)
+    if node.output == graph.output and spec.shuffle > 1:
+        spec.algorithm = "direct"
+    return spec
+
+
+def _kernel_conv(graph: Graph, node: Node) -> ConvSpec:
     a = node.attrs
     weight = graph.params[a["weight"]].astype(np.float32)
     if node.op == "conv2d":
@@ -275,6 +286,8 @@ class Layout:
                 if spec.runs_winograd():
                     cout, cin = spec.weight.shape[:2]
                     floats += threads * c_module.winograd_scratch_floats(cin, cout)
+                    if spec.shuffle > 1:
+                        floats += self.plan.batch * h * w * cout
         if image_color(self.graph) == "y":
             _, h, w = self.plan.shapes[self.graph.input]
             _, _, out_w = self.plan.shapes[self.graph.output]
@@ -387,7 +400,8 @@ class ProgramBuilder:
         if self.narrow and self.narrow.runs(node):
             self.narrow.add_conv(node, out, conv_args)
             return
-        self.program.conv2d(ins[0], out, spec.weight, spec.bias, **conv_args)
+        self.program.conv2d(ins[0], out, spec.weight, spec.bias, algorithm=spec.algorithm,
+                            **conv_args)
 
 
 class CompiledProgram:
@@ -400,8 +414,9 @@ class CompiledProgram:
     def run(self, x: np.ndarray) -> np.ndarray:
         return self.program.run(x)
 
-    def run_image(self, src: np.ndarray, dst: np.ndarray, top: int = 0, left: int = 0) -> None:
-        self.program.run_image(src, dst, top, left)
+    def run_image(self, src: np.ndarray, dst: np.ndarray, top: int = 0, left: int = 0,
+                  valid: tuple[int, int] | None = None) -> None:
+        self.program.run_image(src, dst, top, left, *(valid or (None, None)))
 
 
 class CpuBackend:

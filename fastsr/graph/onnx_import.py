@@ -15,7 +15,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from fastsr.graph.ir import CUBIC_A, Graph, GraphError, Node
+from fastsr.graph.ir import CUBIC_A, Graph, GraphError, Node, TensorShape
+from fastsr.graph.onnx_views import Dim, View, describe, rearrangement, reshaped, tensor_dims
 
 MIN_OPSET = 13
 META_KEY = "fastsr.meta"  # metadata_props entry carrying Graph.meta as JSON
@@ -129,6 +130,9 @@ class _Importer:
             )
         graph_input = inputs[0].name
         channels = _input_channels(inputs[0])
+        # a file exported for one batch size writes it into its shapes as a constant
+        batch = inputs[0].type.tensor_type.shape.dim[0]
+        self.batch = Dim.of(batch.dim_value) if batch.HasField("dim_value") else None
         self.graph_input, self.input_channels = graph_input, channels
         output_name = onnx_graph.output[0].name
         self.uses = Counter(name for node in onnx_graph.node for name in node.input)
@@ -139,12 +143,19 @@ class _Importer:
         # indices that turn the ONNX channel order into PyTorch's); read through that
         # Gather, or by a conv whose weights are permuted to match
         self.space_to_depth: dict[str, tuple[str, np.ndarray]] = {}
+        # sizes computed at run time (Shape and arithmetic on it): a scalar or a vector
+        self.sizes: dict[str, Dim | tuple[Dim, ...]] = {}
+        # Reshape / Transpose results (ONNX name) -> the view and the node that made it;
+        # a 4-D one becomes an IR tensor when something else reads it
+        self.views: dict[str, tuple[View, onnx.NodeProto]] = {}
         self.nodes: list[Node] = []
         self.params: dict[str, np.ndarray] = {}
         for node in onnx_graph.node:
             self._convert(node)
         if output_name in self.space_to_depth:
             self._unordered(output_name)
+        if output_name in self.views:
+            self._resolve_view(output_name, "graph output")
         if output_name not in self.tensor_of:
             raise GraphError(f"graph output '{output_name}' is not computed from the input")
         meta = _read_meta(model)
@@ -165,8 +176,10 @@ class _Importer:
         name = node.input[index] if index < len(node.input) else ""
         if name in self.space_to_depth:
             self._unordered(name, self._where(node))
+        if name in self.views:
+            self._resolve_view(name, self._where(node))
         if name not in self.tensor_of:
-            kind = "a constant" if name in self.constants else "undefined"
+            kind = "a constant" if name in self.constants or name in self.sizes else "undefined"
             raise GraphError(f"{self._where(node)}: input '{name}' is {kind}, expected a tensor")
         return self.tensor_of[name]
 
@@ -284,7 +297,11 @@ class _Importer:
     def _arithmetic(self, node, attrs) -> None:
         kind = node.op_type
         a, b = node.input[0], node.input[1]
-        if a in self.constants and b in self.constants:  # a constant subexpression: fold it
+        for name in {a, b} & self.views.keys():
+            self._resolve_view(name, self._where(node))
+        if a in self.sizes or b in self.sizes:
+            self._size_arithmetic(node, kind)
+        elif a in self.constants and b in self.constants:  # a constant subexpression: fold it
             folds = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": np.divide}
             result = folds[kind](self.constants[a], self.constants[b])
             self.constants[node.output[0]] = result.astype(self.constants[a].dtype)
@@ -314,6 +331,17 @@ class _Importer:
         self._emit(node, "add" if kind == "Add" else "mul", [x, y])
 
     def _concat(self, node, attrs) -> None:
+        if any(name in self.sizes for name in node.input):
+            if attrs.get("axis") not in (0, -1):
+                raise GraphError(f"{self._where(node)}: Concat of sizes on axis "
+                                 f"{attrs.get('axis')}")
+            parts = [self._size(node, i, vector=True) for i in range(len(node.input))]
+            self._set_size(node, tuple(d for part in parts for d in part))
+            return
+        if all(name in self.constants for name in node.input):
+            values = [self.constants[name] for name in node.input]
+            self.constants[node.output[0]] = np.concatenate(values, attrs.get("axis", 0))
+            return
         if attrs.get("axis") not in (1, -3):
             raise GraphError(f"{self._where(node)}: Concat on axis {attrs.get('axis')}, expected 1")
         self._emit(node, "concat", [self._tensor(node, i) for i in range(len(node.input))])
@@ -343,6 +371,9 @@ class _Importer:
         )
 
     def _gather(self, node, attrs) -> None:
+        if node.input[0] in self.sizes or node.input[0] in self.constants:
+            self._gather_values(node, attrs)
+            return
         source = self.space_to_depth.get(node.input[0])
         indices = self.constants.get(node.input[1]) if len(node.input) > 1 else None
         if (
@@ -356,8 +387,11 @@ class _Importer:
         self.tensor_of[node.output[0]] = source[0]
 
     def _channels(self, tensor: str) -> int:
+        return self._shape_of(tensor).channels
+
+    def _shape_of(self, tensor: str) -> TensorShape:
         partial = Graph(self.graph_input, self.input_channels, tensor, self.nodes, self.params)
-        return partial.shapes()[tensor].channels
+        return partial.shapes()[tensor]
 
     def _reorder_channels_to_crd(self, node, x: str, factor: int) -> None:
         """Make a DCR DepthToSpace a CRD one (pixel shuffle) by permuting the output
@@ -385,6 +419,208 @@ class _Importer:
         self.params[conv.attrs["weight"]] = np.ascontiguousarray(np.take(weight, order, out_axis))
         if conv.attrs["bias"] is not None:
             self.params[conv.attrs["bias"]] = self.params[conv.attrs["bias"]][order]
+
+    # -- sizes read at run time and the views they shape (fastsr.graph.onnx_views) ------
+    def _size(self, node, index: int, vector: bool = False):
+        """A size operand as Dims: a scalar Dim, or a tuple of them (always for vector)."""
+        name = node.input[index] if index < len(node.input) else ""
+        if name in self.sizes:
+            value = self.sizes[name]
+        elif name in self.constants and self.constants[name].dtype.kind == "i":
+            array = self.constants[name]
+            value = tuple(Dim.of(v) for v in array.reshape(-1)) if array.ndim else Dim.of(array)
+        else:
+            raise GraphError(f"{self._where(node)}: input '{name}' is not an integer size")
+        if vector and isinstance(value, Dim):
+            raise GraphError(f"{self._where(node)}: '{name}' is a scalar, expected a 1-D size")
+        return value
+
+    def _set_size(self, node, value) -> None:
+        """Stores a size; one whose every dim is a whole constant becomes a constant."""
+        dims = (value,) if isinstance(value, Dim) else value
+        if all(d.constant is not None for d in dims):
+            array = np.asarray([d.constant for d in dims], np.int64)
+            self.constants[node.output[0]] = array.reshape(()) if isinstance(value, Dim) else array
+        else:
+            self.sizes[node.output[0]] = value
+
+    def _view(self, node, index: int = 0) -> View:
+        name = node.input[index]
+        if name in self.views:
+            return self.views[name][0]
+        tensor = self._tensor(node, index)
+        return View.of(tensor, tensor_dims(self._shape_of(tensor), self.batch))
+
+    def _set_view(self, node, view: View) -> None:
+        self.views[node.output[0]] = (view, node)
+
+    def _resolve_view(self, name: str, where: str) -> None:
+        """A view read as a tensor: its source when it is the identity, else the pixel
+        (un)shuffle it proves to be."""
+        view, made_by = self.views.pop(name)
+        if len(view.dims) != 4:
+            raise GraphError(f"{where}: '{name}' is a {len(view.dims)}-D view "
+                             f"{describe(view.dims)} of '{view.source}'; only 4-D tensors "
+                             "can be read")
+        found = rearrangement(view, self._where(made_by))
+        if found is None:
+            self.tensor_of[name] = view.source
+        else:
+            self._emit(made_by, found[0], [view.source], output=name, factor=found[1])
+
+    def _shape(self, node, attrs) -> None:
+        dims = self._view(node).dims
+        self._set_size(node, dims[slice(attrs.get("start", 0), attrs.get("end"))])
+
+    def _gather_values(self, node, attrs) -> None:
+        indices = self._constant(node, 1, "Gather indices")
+        if node.input[0] in self.constants:
+            data = self.constants[node.input[0]]
+            self.constants[node.output[0]] = np.take(data, indices, attrs.get("axis", 0))
+            return
+        dims = self._size(node, 0, vector=True)
+        if attrs.get("axis", 0) != 0 or indices.ndim > 1:
+            raise GraphError(f"{self._where(node)}: Gather of a size along axis 0 only")
+        picked = [dims[int(i)] for i in indices.reshape(-1)]
+        self._set_size(node, picked[0] if indices.ndim == 0 else tuple(picked))
+
+    def _size_arithmetic(self, node, kind: str) -> None:
+        a, b = self._size(node, 0), self._size(node, 1)
+        operate = {
+            "Add": lambda x, y: x + y, "Sub": lambda x, y: x + -y,
+            "Mul": lambda x, y: x * y, "Div": lambda x, y: x / y,
+        }[kind]
+        if isinstance(a, Dim) and isinstance(b, Dim):
+            self._set_size(node, operate(a, b))
+            return
+        a, b = ((a,), b) if isinstance(a, Dim) else (a, (b,) if isinstance(b, Dim) else b)
+        if len(a) != len(b) and 1 not in (len(a), len(b)):
+            raise GraphError(f"{self._where(node)}: sizes of lengths {len(a)} and {len(b)}")
+        length = max(len(a), len(b))
+        a, b = (a * length if len(a) == 1 else a), (b * length if len(b) == 1 else b)
+        self._set_size(node, tuple(operate(x, y) for x, y in zip(a, b, strict=True)))
+
+    def _cast(self, node, attrs) -> None:
+        to = helper.tensor_dtype_to_np_dtype(attrs["to"])
+        name = node.input[0]
+        if name in self.constants:
+            self.constants[node.output[0]] = self.constants[name].astype(to)
+        elif name in self.sizes and to.kind in "iu":
+            self.sizes[node.output[0]] = self.sizes[name]
+        elif name not in self.sizes and to == np.float32:
+            self.tensor_of[node.output[0]] = self._tensor(node, 0)
+        else:
+            raise GraphError(f"{self._where(node)}: Cast of '{name}' to {to} is not supported")
+
+    def _axes(self, node, attrs) -> list[int] | None:
+        if self._present(node, 1):
+            return [int(a) for a in self._constant(node, 1, "axes").reshape(-1)]
+        return list(attrs["axes"]) if "axes" in attrs else None
+
+    def _unsqueeze(self, node, attrs) -> None:
+        axes, name = self._axes(node, attrs), node.input[0]
+        if name in self.constants:
+            self.constants[node.output[0]] = np.expand_dims(self.constants[name], tuple(axes))
+        elif name in self.sizes:
+            if axes not in ([0], [-1]) or not isinstance(self.sizes[name], Dim):
+                raise GraphError(f"{self._where(node)}: Unsqueeze of a size to anything but 1-D")
+            self.sizes[node.output[0]] = (self.sizes[name],)
+        else:
+            view = self._view(node)
+            dims = list(view.dims)
+            for axis in sorted(a % (len(dims) + len(axes)) for a in axes):
+                dims.insert(axis, Dim.of(1))
+            self._set_view(node, view.reshape(tuple(dims)))
+
+    def _squeeze(self, node, attrs) -> None:
+        axes, name = self._axes(node, attrs), node.input[0]
+        if name in self.constants:
+            squeezed = np.squeeze(self.constants[name], None if axes is None else tuple(axes))
+            self.constants[node.output[0]] = squeezed
+            return
+        if name in self.sizes:
+            value = self.sizes[name]
+            if isinstance(value, Dim) or len(value) != 1 or axes not in (None, [0], [-1]):
+                raise GraphError(f"{self._where(node)}: Squeeze of a size to anything but a scalar")
+            self.sizes[node.output[0]] = value[0]
+            return
+        view = self._view(node)
+        rank = len(view.dims)
+        drop = {a % rank for a in axes} if axes is not None else {
+            i for i, d in enumerate(view.dims) if d.constant == 1}
+        if any(view.dims[i].constant != 1 for i in drop):
+            raise GraphError(f"{self._where(node)}: Squeeze of axes {sorted(drop)} of "
+                             f"{describe(view.dims)}, which are not all 1")
+        kept = tuple(d for i, d in enumerate(view.dims) if i not in drop)
+        self._set_view(node, view.reshape(kept))
+
+    def _reshape(self, node, attrs) -> None:
+        name = node.input[0]
+        if name in self.constants or name in self.sizes:  # a size or constant vector
+            target = self._constant(node, 1, "shape of a size")
+            values = self._size(node, 0) if name in self.sizes else self.constants[name]
+            flat = np.asarray(values, object).reshape(-1)
+            whole = target.size == 0 or int(target[0]) in (-1, flat.size)
+            if target.size > 1 or not whole or (target.size == 0 and flat.size != 1):
+                raise GraphError(f"{self._where(node)}: Reshape of a size to shape {target}")
+            if name in self.sizes:
+                self._set_size(node, flat[0] if target.size == 0 else tuple(flat))
+            else:
+                self.constants[node.output[0]] = self.constants[name].reshape(target.tolist())
+            return
+        view = self._view(node)
+        target = self._size(node, 1, vector=True)
+        dims = reshaped(view.dims, target, bool(attrs.get("allowzero", 0)), self._where(node))
+        self._set_view(node, view.reshape(dims))
+
+    def _transpose(self, node, attrs) -> None:
+        view = self._view(node)
+        perm = tuple(attrs.get("perm", reversed(range(len(view.dims)))))
+        self._set_view(node, view.transpose(perm, self._where(node)))
+
+    def _slice(self, node, attrs) -> None:
+        """Only a slice that keeps everything: the crop back to the input's size of a
+        forward that pads (the padding itself is fastsr's, `fastsr.padding`)."""
+        where = self._where(node)
+        if node.input[0] in self.constants or node.input[0] in self.sizes:
+            self._slice_values(node)
+            return
+        starts, ends = self._size(node, 1, vector=True), self._size(node, 2, vector=True)
+        dims = self._view(node).dims
+        axes = (self._constant(node, 3, "axes").reshape(-1) if self._present(node, 3)
+                else range(len(starts)))
+        steps = (self._constant(node, 4, "steps").reshape(-1) if self._present(node, 4)
+                 else [1] * len(starts))
+        for axis, start, end, step in zip(axes, starts, ends, steps, strict=True):
+            dim = dims[int(axis) % len(dims)]
+            whole = end == dim or (end.constant is not None and (
+                end.constant >= 2**31 - 1 or end.constant == dim.constant))
+            if start.constant != 0 or step != 1 or not whole:
+                raise GraphError(
+                    f"{where}: Slice [{start}:{end}:{step}] of axis {axis} (size {dim}) cuts "
+                    "the tensor; only a Slice that keeps it whole (a crop back to the input's "
+                    "size) is supported"
+                )
+        self.tensor_of[node.output[0]] = self._tensor(node, 0)
+
+    def _slice_values(self, node) -> None:
+        bounds = [self._constant(node, i, "Slice bound").reshape(-1) if self._present(node, i)
+                  else None for i in range(1, 5)]
+        starts, ends, axes, steps = bounds
+        name = node.input[0]
+        if name in self.constants:
+            value = self.constants[name]
+        else:
+            value = np.asarray(self._size(node, 0, vector=True), object)
+        cut = [slice(None)] * value.ndim
+        for i, axis in enumerate(range(len(starts)) if axes is None else axes):
+            step = 1 if steps is None else int(steps[i])
+            cut[int(axis)] = slice(int(starts[i]), int(ends[i]), step)
+        result = value[tuple(cut)]
+        if name in self.constants:
+            self.constants[node.output[0]] = result
+        else:
+            self._set_size(node, tuple(result))
 
     def _resize(self, node, attrs) -> None:
         where = self._where(node)
@@ -445,6 +681,10 @@ class _Importer:
         source = node.input[0]
         if source in self.constants:
             self.constants[node.output[0]] = self.constants[source]
+        elif source in self.sizes:
+            self.sizes[node.output[0]] = self.sizes[source]
+        elif source in self.views:
+            self.views[node.output[0]] = self.views[source]
         else:
             self.tensor_of[node.output[0]] = self._tensor(node, 0)
 
@@ -483,6 +723,13 @@ _CONVERTERS = {
     "Clip": _Importer._clip,
     "Identity": _Importer._identity,
     "Constant": _Importer._constant_node,
+    "Shape": _Importer._shape,
+    "Cast": _Importer._cast,
+    "Unsqueeze": _Importer._unsqueeze,
+    "Squeeze": _Importer._squeeze,
+    "Reshape": _Importer._reshape,
+    "Transpose": _Importer._transpose,
+    "Slice": _Importer._slice,
 }
 
 
