@@ -109,6 +109,19 @@ def test_ray_is_imported_only_when_used(tmp_path):
     assert len(list((tmp_path / "out").iterdir())) == 1
 
 
+def test_workers_of_an_instance_started_for_the_run_keep_the_callers_niceness():
+    probe = (
+        "import os; from fastsr.distributed import ray_session\n"
+        "with ray_session() as ray:\n"
+        "    print(os.nice(0), ray.get(ray.remote(lambda: os.nice(0)).remote()))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          timeout=JOB_SECONDS)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    driver, worker = done.stdout.split()[-2:]
+    assert worker == driver  # Ray's default: the driver's + 15
+
+
 def test_an_image_that_fails_is_reported_and_the_rest_done(tmp_path, capsys):
     source = image_folder(tmp_path / "in", count=4)
     good = (source / "image1.png").read_bytes()
