@@ -10,9 +10,9 @@ paths), as they are on one machine or on a shared file system.
 Folders and videos run on the same pool of Ray actors (`_Worker`), one task per worker
 at a time: a batch of (source, target) names, or a segment. Ray Data's `map_batches`
 over an actor pool is the textbook form of the folder case, but its streaming executor
-and helper actors cost 8-10 % of a 2-core machine's CPU on a 50-image job (measured:
-docs/SCALE-OUT.md) for what a task queue does here. Each output is written atomically by
-`fastsr.batch.upscale_image`, so a re-run with `skip_existing` skips what is done; a
+and helper actors cost a quarter of a 50-image job's CPU on a 2-core machine
+(docs/SCALE-OUT.md) for what a task queue does here. Each output is written atomically
+by `fastsr.batch.upscale_image`, so a re-run with `skip_existing` skips what is done; a
 batch whose worker died is retried one task per image, so an image that kills its
 worker fails alone and the others are done.
 
