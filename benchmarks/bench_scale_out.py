@@ -2,13 +2,22 @@
 against the Ray path with one worker of all the cores, on a Ray instance already up
 (`--ray-address`: the cluster case) and on one started for the run (plain `--ray`).
 
-Full runs only (`--benchmark-only`): each round is tens of seconds. The group table's
-relative column is the overhead; docs/SCALE-OUT.md quotes it."""
+The machine is shared, so the runners take turns, round after round, and each round
+counts CPU seconds as well as wall time: the CPU of this process and of every process
+under it (Ray's GCS, raylet, agents and workers), per process. The medians of the
+rounds and their ratios to the local path go into the benchmark JSON's extra_info and
+are printed (run with -s); docs/SCALE-OUT.md quotes them.
+
+Full runs only (`--benchmark-only`): each round is tens of seconds. FASTSR_BENCH_SCALE_ROUNDS
+(default 3) sets the rounds, FASTSR_BENCH_SCALE_MODEL the folder's model."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import statistics
+import threading
+import time
 from fractions import Fraction
 from pathlib import Path
 
@@ -20,12 +29,16 @@ from benchmarks.conftest import is_quick
 IMAGES = 50
 VIDEO_SECONDS, VIDEO_RATE, VIDEO_SIZE = 10, 24, (640, 360)
 THREADS = len(os.sched_getaffinity(0))
-MODEL = {"model": os.environ.get("FASTSR_BENCH_SCALE_MODEL", "quality_x2"), "backend": "cpu"}
+MODEL = {"model": os.environ.get("FASTSR_BENCH_SCALE_MODEL", "fast_x2"), "backend": "cpu"}
 VIDEO_MODEL = {"model": "fast_x2", "backend": "cpu"}
-RUNNERS = ["local", "ray-running", "ray-started"]
+RUNNERS = ("local", "ray-running", "ray-started")
+ROUNDS = int(os.environ.get("FASTSR_BENCH_SCALE_ROUNDS", "3"))
+SAMPLE_SECONDS = 0.5
+SETTLE_SECONDS = 5  # a Ray instance just started imports and registers for a few seconds
 VALIDATION = Path(os.environ.get("FASTSR_DATASETS", "/work/shared/datasets")) / "val"
 
 ray = pytest.importorskip("ray", reason="needs fastsr[ray]")
+psutil = pytest.importorskip("psutil", reason="counts the CPU of Ray's processes")
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -66,58 +79,148 @@ def video(tmp_path_factory):
     return path
 
 
-@pytest.fixture
-def session(request, runner):
-    """A running Ray instance for "ray-running" (its start is not timed)."""
-    if runner != "ray-running":
-        yield
-        return
-    ray.init(num_cpus=THREADS, include_dashboard=False, logging_level="WARNING")
-    yield
-    ray.shutdown()
+class TreeClock(threading.Thread):
+    """CPU seconds of this process and every process under it while it runs, by process.
+    Sampled every SAMPLE_SECONDS, so a process that ends mid-run counts up to its last
+    sample; the sampling's own CPU (a scan of /proc) is taken off the driver's."""
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        self.me, self.stop, self.own = psutil.Process(), threading.Event(), 0.0
+        self.first: dict = {}  # (pid, start time) -> CPU s when first seen
+        self.last: dict = {}  # (pid, start time) -> (label, CPU s when last seen)
+        self._sample(baseline=True)
+
+    def _sample(self, baseline: bool = False) -> None:
+        for process in [self.me, *self.me.children(recursive=True)]:
+            try:
+                with process.oneshot():
+                    key, times = (process.pid, process.create_time()), process.cpu_times()
+                    label = _label(process)
+            except psutil.Error:  # it ended while we looked
+                continue
+            self.first.setdefault(key, times.user + times.system if baseline else 0.0)
+            self.last[key] = (label, times.user + times.system)
+
+    def run(self) -> None:
+        start = time.thread_time()
+        while not self.stop.wait(SAMPLE_SECONDS):
+            self._sample()
+        self.own = time.thread_time() - start
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        self.join()
+        self._sample()
+
+    def by_process(self) -> dict[str, float]:
+        spent: dict[str, float] = {}
+        for key, (label, cpu) in self.last.items():
+            spent[label] = spent.get(label, 0.0) + cpu - self.first[key]
+        spent["driver"] -= self.own
+        return spent
 
 
-def _fresh(path: Path) -> Path:
-    shutil.rmtree(path, ignore_errors=True)
-    return path
+def _label(process) -> str:
+    """'driver', 'raylet', 'ray::_ImageWorker', 'dashboard/agent.py'...: what it is."""
+    if process.pid == os.getpid():
+        return "driver"
+    words = process.cmdline() or [process.name()]
+    if words[0].startswith("ray::"):  # a worker's title: ray::Class.method
+        return words[0].split(".")[0]
+    script = next((w for w in words[1:] if w.endswith(".py")), None)
+    return "/".join(Path(script).parts[-2:]) if script else Path(words[0]).name
 
 
-@pytest.mark.parametrize("runner", RUNNERS)
-def test_folder(benchmark, folder, tmp_path, runner, session):
+def _round(run, runner: str) -> dict:
+    """One timed run of `runner`; "ray-running" gets an instance started (untimed) first."""
+    if runner == "ray-running":
+        ray.init(num_cpus=THREADS, include_dashboard=False, logging_level="WARNING")
+        time.sleep(SETTLE_SECONDS)
+    try:
+        with TreeClock() as clock:
+            start = time.perf_counter()
+            run(runner)
+            wall = time.perf_counter() - start
+    finally:
+        if runner == "ray-running":
+            ray.shutdown()
+    spent = clock.by_process()
+    return {"wall": wall, "cpu": sum(spent.values()), "by_process": spent}
+
+
+def interleaved(benchmark, run, what: str) -> None:
+    """ROUNDS rounds of every runner in turn; medians and ratios to local into extra_info."""
+    load = [os.getloadavg()[0]]
+
+    def rounds():
+        taken = {runner: [] for runner in RUNNERS}
+        for _ in range(ROUNDS):
+            for runner in RUNNERS:
+                taken[runner].append(_round(run, runner))
+                load.append(os.getloadavg()[0])
+        return taken
+
+    taken = benchmark.pedantic(rounds, rounds=1, iterations=1)
+    medians = {
+        runner: {m: statistics.median(r[m] for r in runs) for m in ("wall", "cpu")}
+        for runner, runs in taken.items()
+    }
+    local = medians["local"]
+    benchmark.extra_info.update(
+        what=what, threads=THREADS, rounds=ROUNDS, loadavg_1min=load, medians=medians,
+        ratios={r: {m: v / local[m] for m, v in med.items()} for r, med in medians.items()},
+        runs=taken,
+    )  # fmt: skip
+    print(f"\n{what}, {ROUNDS} rounds, load average {min(load):.1f}-{max(load):.1f}")
+    for runner, med in medians.items():
+        print(f"  {runner:12s} wall {med['wall']:7.1f} s ({med['wall'] / local['wall']:.3f}x)"
+              f"  CPU {med['cpu']:7.1f} s ({med['cpu'] / local['cpu']:.3f}x)")  # fmt: skip
+        last = taken[runner][-1]["by_process"]
+        for label, cpu in sorted(last.items(), key=lambda item: -item[1]):
+            if cpu >= 0.05:
+                print(f"      {label:40s} {cpu:6.2f} CPU s (last round)")
+
+
+def test_folder(benchmark, folder, tmp_path):
     from fastsr.api import Upscaler
     from fastsr.batch import plan_batch, run_batch
     from fastsr.distributed import run_batch_on_ray
 
-    def run():
-        batch = plan_batch([folder], _fresh(tmp_path / "out"))
-        (tmp_path / "out").mkdir()
+    def run(runner: str):
+        out = tmp_path / "out"
+        shutil.rmtree(out, ignore_errors=True)
+        out.mkdir()
+        batch = plan_batch([folder], out)
         if runner == "local":
-            return run_batch(Upscaler(**MODEL, threads=THREADS), batch)
-        return run_batch_on_ray(batch, MODEL, workers=1, threads_per_worker=THREADS,
-                                progress=False)  # fmt: skip
+            report = run_batch(Upscaler(**MODEL, threads=THREADS), batch)
+        else:
+            report = run_batch_on_ray(batch, MODEL, workers=1, threads_per_worker=THREADS,
+                                      progress=False)  # fmt: skip
+        assert len(report.done) == IMAGES
 
-    benchmark.group = f"scale-out folder {IMAGES} images {MODEL['model']}"
-    benchmark.extra_info.update(runner=runner, images=IMAGES, threads=THREADS)
-    report = benchmark.pedantic(run, rounds=2, iterations=1)
-    assert len(report.done) == IMAGES
+    interleaved(benchmark, run, f"folder of {IMAGES} images, {MODEL['model']}")
 
 
-@pytest.mark.parametrize("runner", RUNNERS)
-def test_video(benchmark, video, tmp_path, runner, session):
+def test_video(benchmark, video, tmp_path):
     from fastsr.api import Upscaler
     from fastsr.distributed import upscale_video_on_ray
     from fastsr.video import upscale_video
 
-    def run():
+    def run(runner: str):
         dst = tmp_path / "out.mp4"
         dst.unlink(missing_ok=True)
         if runner == "local":
             up = Upscaler(**VIDEO_MODEL, threads=THREADS)
-            return upscale_video(video, dst, up, progress=False)
-        return upscale_video_on_ray(video, dst, VIDEO_MODEL, workers=1,
-                                    threads_per_worker=THREADS, progress=False)  # fmt: skip
+            result = upscale_video(video, dst, up, progress=False)
+        else:
+            result = upscale_video_on_ray(video, dst, VIDEO_MODEL, workers=1,
+                                          threads_per_worker=THREADS, progress=False)  # fmt: skip
+        assert result.frames == VIDEO_SECONDS * VIDEO_RATE
 
-    benchmark.group = f"scale-out video {VIDEO_SECONDS} s {VIDEO_SIZE[0]}x{VIDEO_SIZE[1]}"
-    benchmark.extra_info.update(runner=runner, frames=VIDEO_SECONDS * VIDEO_RATE)
-    result = benchmark.pedantic(run, rounds=2, iterations=1)
-    assert result.frames == VIDEO_SECONDS * VIDEO_RATE
+    width, height = VIDEO_SIZE
+    interleaved(benchmark, run, f"video of {VIDEO_SECONDS} s {width}x{height}, fast_x2")

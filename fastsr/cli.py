@@ -275,6 +275,7 @@ def _upscaler_options(args) -> dict:
         "backend": args.backend,
         "tile": getattr(args, "tile", None),
         "max_memory": (getattr(args, "max_memory", None) or DEFAULT_MAX_MEMORY >> 20) << 20,
+        "precision": args.precision,
     }
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -82,6 +84,44 @@ def test_folder_on_ray_equals_the_local_run_bit_for_bit(tmp_path, capsys):
     assert "0 done, 0 failed, 8 skipped (8 output exists)" in capsys.readouterr().out
 
 
+def test_folder_on_ray_runs_the_precision_asked_for(tmp_path):
+    source = image_folder(tmp_path / "in", count=2)
+    runs = {}
+    for name, precision, ray_options in [("fp32", "fp32", []), ("int8", "int8", []),
+                                         ("ray", "int8", ["--ray", "--workers", "1"])]:  # fmt: skip
+        argv = ["upscale", str(source), "-o", str(tmp_path / name), "--model", "fast_x2",
+                "--precision", precision, *ray_options]  # fmt: skip
+        assert within(JOB_SECONDS, main, argv) == 0
+        runs[name] = files(tmp_path / name)
+    assert runs["ray"] == runs["int8"] != runs["fp32"]
+
+
+def test_ray_is_imported_only_when_used(tmp_path):
+    source = image_folder(tmp_path / "in", count=1)
+    probe = (
+        "import sys; from fastsr.cli import main; import fastsr.distributed; "
+        f"main(['upscale', {str(source)!r}, '-o', {str(tmp_path / 'out')!r}]); "
+        "print([m for m in sys.modules if m.split('.')[0] == 'ray'])"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+    assert len(list((tmp_path / "out").iterdir())) == 1
+
+
+def test_workers_of_an_instance_started_for_the_run_keep_the_callers_niceness():
+    probe = (
+        "import os; from fastsr.distributed import ray_session\n"
+        "with ray_session() as ray:\n"
+        "    print(os.nice(0), ray.get(ray.remote(lambda: os.nice(0)).remote()))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          timeout=JOB_SECONDS)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    driver, worker = done.stdout.split()[-2:]
+    assert worker == driver  # Ray's default: the driver's + 15
+
+
 def test_an_image_that_fails_is_reported_and_the_rest_done(tmp_path, capsys):
     source = image_folder(tmp_path / "in", count=4)
     good = (source / "image1.png").read_bytes()
@@ -96,11 +136,10 @@ def test_an_image_that_fails_is_reported_and_the_rest_done(tmp_path, capsys):
     )
 
 
-def test_the_folder_progress_bar_moves_image_by_image(tmp_path, monkeypatch):
+@pytest.fixture
+def bar_updates(monkeypatch) -> list[int]:
+    """What each progress bar of the test is told, call by call."""
     import tqdm
-
-    from fastsr.batch import plan_batch
-    from fastsr.distributed import run_batch_on_ray
 
     updates = []
 
@@ -110,7 +149,14 @@ def test_the_folder_progress_bar_moves_image_by_image(tmp_path, monkeypatch):
             return super().update(n)
 
     monkeypatch.setattr(tqdm, "tqdm", Recorder)
+    return updates
+
+
+def test_the_folder_progress_bar_moves_image_by_image(tmp_path, bar_updates):
     from PIL import Image
+
+    from fastsr.batch import plan_batch
+    from fastsr.distributed import run_batch_on_ray
 
     source = tmp_path / "in"
     source.mkdir()
@@ -122,8 +168,8 @@ def test_the_folder_progress_bar_moves_image_by_image(tmp_path, monkeypatch):
     report = within(JOB_SECONDS, run_batch_on_ray, batch, options, workers=1,
                     threads_per_worker=2, batch_size=6, progress=True)  # fmt: skip
     assert len(report.done) == 6
-    assert sum(updates) == 6
-    assert len([n for n in updates if n > 0]) > 1, f"one batch of 6 came as {updates}"
+    assert sum(bar_updates) == 6
+    assert len([n for n in bar_updates if n > 0]) > 1, f"one batch of 6 came as {bar_updates}"
 
 
 def test_the_ray_options_need_ray(tmp_path, capsys):
@@ -163,6 +209,14 @@ def test_video_on_ray_equals_the_local_run(tmp_path, clip, local_run, capsys):
     assert f"{dst}: 36 frames" in capsys.readouterr().out
     assert_same_video(dst, local_run)
     assert not job_folder(dst).exists()
+
+
+def test_the_video_progress_bar_moves_as_the_workers_upscale(tmp_path, bar_updates):
+    clip = keyframed_clip(tmp_path / "in.mkv", seconds=4, width=320, height=240)
+    result = within(JOB_SECONDS, upscale_video_on_ray, clip, tmp_path / "out.mkv", MODEL,
+                    codec="ffv1", segment_seconds=0.5, workers=1, progress=True)  # fmt: skip
+    assert sum(bar_updates) == result.frames == 48
+    assert len([n for n in bar_updates if n > 0]) > 1, f"48 frames came as {bar_updates}"
 
 
 def workers(title: str) -> list[int]:
@@ -208,13 +262,50 @@ def test_an_image_worker_killed_mid_job_loses_nothing(tmp_path):
     assert main(["upscale", str(source), "-o", str(tmp_path / "local"), *options]) == 0
     out = tmp_path / "ray"
     watcher, killed = kill_one_worker_when(
-        lambda: out.is_dir() and any(out.glob("*.png")), "_ImageWorker)).submit"
+        lambda: out.is_dir() and any(out.glob("*.png")), "_Worker.images"
     )
     argv = ["upscale", str(source), "-o", str(out), *options, "--ray", "--workers", "2"]
     assert within(JOB_SECONDS, main, argv) == 0
     watcher.join(5)
     assert killed, "the job ended before a worker could be killed"
     assert files(out) == files(tmp_path / "local")
+
+
+def test_an_image_that_kills_its_worker_every_time_fails_alone(tmp_path):
+    from PIL import Image
+
+    from fastsr.batch import plan_batch
+    from fastsr.distributed import run_batch_on_ray
+
+    source = image_folder(tmp_path / "in", count=3)
+    noise = np.random.default_rng(11).integers(0, 256, (700, 700, 3), np.uint8)
+    Image.fromarray(noise).save(source / "poison.png")  # last; its output takes a while
+    out = tmp_path / "out"
+    poisoned = out / ".poison.fastsr-partial.png"  # there only while a worker writes it
+    kills = []
+
+    def kill_whoever_writes_it():
+        deadline = time.monotonic() + JOB_SECONDS
+        while time.monotonic() < deadline and len(kills) < 3:
+            if poisoned.exists():
+                for pid in workers("_Worker.images"):
+                    os.kill(pid, signal.SIGKILL)
+                    kills.append(pid)
+                poisoned.unlink(missing_ok=True)  # what the dead worker left
+            time.sleep(0.005)
+
+    watcher = threading.Thread(target=kill_whoever_writes_it, daemon=True)
+    watcher.start()
+    report = within(JOB_SECONDS, run_batch_on_ray, plan_batch([source], out), MODEL,
+                    workers=1, batch_size=4, progress=False)  # fmt: skip
+    watcher.join(5)
+    assert len(kills) == 3  # in its batch of 4, then alone twice (the retries)
+    assert [r.source.name for r in report.failed] == ["poison.png"] and len(report.done) == 3
+    assert "its Ray worker died (3 times" in report.failed[0].reason
+    local = tmp_path / "local"
+    (source / "poison.png").unlink()
+    assert main(["upscale", str(source), "-o", str(local), "--model", "fast_x2"]) == 0
+    assert files(out) == files(local)
 
 
 def test_a_worker_killed_mid_job_loses_nothing(tmp_path):
@@ -225,7 +316,7 @@ def test_a_worker_killed_mid_job_loses_nothing(tmp_path):
     manifest = job_folder(dst) / "manifest.json"
     watcher, killed = kill_one_worker_when(  # once a segment is done and another under way
         lambda: manifest.exists() and json.loads(manifest.read_text())["done"],
-        "_SegmentWorker.run",
+        "_Worker.segment",
     )
     result = within(JOB_SECONDS, upscale_video_on_ray, clip, dst, MODEL, codec="ffv1",
                     segment_seconds=0.5, workers=2, progress=False)  # fmt: skip

@@ -26,13 +26,22 @@ RATE = 12
 SECONDS = 0.5  # under the keyframe interval: a segment per keyframe
 
 
-def keyframed_clip(path, seconds=3, gop=RATE, width=32, height=24, audio=True):
-    """H.264 with B-frames, a keyframe every `gop` frames, and an AAC track."""
+def keyframed_clip(path, seconds=3, gop=RATE, width=32, height=24, audio=True, subtitles=False):
+    """H.264 with B-frames, a keyframe every `gop` frames, and an AAC track (and an SRT
+    track with a line every second, when asked)."""
     with av.open(str(path), "w") as out:
         video = out.add_stream("libx264", rate=RATE, options={"g": str(gop), "bf": "2"})
         video.width, video.height, video.pix_fmt = width, height, "yuv420p"
         video.codec_context.time_base = Fraction(1, RATE)
         sound = out.add_stream("aac", rate=8000) if audio else None
+        if subtitles:
+            text = out.add_mux_stream("subrip", time_base=Fraction(1, 1000))
+            for second in range(seconds):
+                packet = av.Packet(f"line {second}".encode())
+                packet.stream, packet.time_base = text, Fraction(1, 1000)
+                packet.pts = packet.dts = 1000 * second + 100
+                packet.duration = 400
+                out.mux(packet)
         for i in range(seconds * RATE):
             frame = av.VideoFrame.from_ndarray(frame_image(i, width, height), format="rgb24")
             frame.pts, frame.time_base = i, Fraction(1, RATE)
@@ -112,6 +121,17 @@ def test_segmented_job_equals_the_local_run(tmp_path, up, clip, local_run):
     assert len(frames) == len(reference) == 3 * RATE
     assert all(np.array_equal(a, b) for a, b in zip(frames, reference, strict=True))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mkv"]  # work folder gone
+
+
+def test_subtitles_are_copied_across_the_segments(tmp_path, up):
+    clip = keyframed_clip(tmp_path / "subtitled.mkv", subtitles=True)
+    assert len(plan_segments(clip, SECONDS)) >= 3
+    local = upscale_video(clip, tmp_path / "local.mkv", up, codec="ffv1", progress=False)
+    result = upscale_video_resumable(clip, tmp_path / "out.mkv", up, codec="ffv1",
+                                     segment_seconds=SECONDS, progress=False)  # fmt: skip
+    subtitles = probe(result.path)["subtitle"]
+    assert subtitles == probe(local.path)["subtitle"] == probe(clip)["subtitle"]
+    assert [text for text, _ in subtitles] == [b"line 0", b"line 1", b"line 2"]
 
 
 def test_lossy_codec_in_mp4_keeps_timestamps_and_audio(tmp_path, up, clip):
