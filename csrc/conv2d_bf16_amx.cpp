@@ -35,36 +35,15 @@ void amx_tile(const Bf16ConvJob& job, const ConvGroup& g, int chunk, int j0, int
   const ConvLayer& L = B.conv;
   const Bf16View& x = job.x;
   const uint16_t* in = x.at(b, oh * L.stride - L.pad_top, ow0 * L.stride - L.pad_left);
-  const int64_t step = L.stride * x.pix, block = kTileRows * step;
+  const int64_t step = L.stride * x.pix;
   const int64_t pair_step = int64_t(g.nvec) * V * 2;
   const uint16_t* w = B.packed.data() + g.offset + j0 * V * 2;
-  _tile_zero(0);
-  if constexpr (JV > 1) _tile_zero(1);
-  if constexpr (PB > 1) _tile_zero(2);
-  if constexpr (PB > 1 && JV > 1) _tile_zero(3);
-  for (int ky = 0; ky < L.kh; ++ky)
-    for (int kx = 0; kx < L.kw; ++kx) {
-      const uint16_t* tap = in + ky * L.dilation * x.row + kx * L.dilation * x.pix;
-      for (int q = 0; q < B.pairs; q += chunk, w += chunk * pair_step) {
-        _tile_loadd(4, tap + 2 * q, step * kBytes);
-        _tile_loadd(6, w, pair_step * kBytes);
-        if constexpr (JV > 1) _tile_loadd(7, w + V * 2, pair_step * kBytes);
-        _tile_dpbf16ps(0, 4, 6);
-        if constexpr (JV > 1) _tile_dpbf16ps(1, 4, 7);
-        if constexpr (PB > 1) {
-          _tile_loadd(5, tap + 2 * q + block, step * kBytes);
-          _tile_dpbf16ps(2, 5, 6);
-          if constexpr (JV > 1) _tile_dpbf16ps(3, 5, 7);
-        }
-      }
-    }
   // Row p of accumulator tile j is acc[p][j]: the AVX-512 epilogue's layout.
   Reg acc[PB * kTileRows][JV];
-  constexpr int64_t row_bytes = JV * sizeof(Reg);
-  _tile_stored(0, &acc[0][0], row_bytes);
-  if constexpr (JV > 1) _tile_stored(1, &acc[0][1], row_bytes);
-  if constexpr (PB > 1) _tile_stored(2, &acc[kTileRows][0], row_bytes);
-  if constexpr (PB > 1 && JV > 1) _tile_stored(3, &acc[kTileRows][1], row_bytes);
+  amx_block<TileDot::Bf16, PB, JV>(reinterpret_cast<const uint8_t*>(in), step * kBytes,
+                                   x.row * kBytes, x.pix * kBytes, L.kh, L.kw, L.dilation,
+                                   reinterpret_cast<const uint8_t*>(w), pair_step * kBytes,
+                                   B.pairs, chunk, reinterpret_cast<uint8_t*>(&acc[0][0]));
   const int first = g.first + j0 * V;
   const ConvGroup vectors{first, std::min(JV * V, g.first + g.count - first), JV, g.offset};
   if (B.out_bf16)

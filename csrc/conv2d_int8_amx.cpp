@@ -38,37 +38,14 @@ void amx_tile(const Int8ConvJob& job, const ConvGroup& g, int chunk, int j0, int
   const Int8ConvLayer& L = *job.layer;
   const ByteView& x = job.x;
   const uint8_t* in = x.at(b, oh * L.stride - L.pad_top, ow0 * L.stride - L.pad_left);
-  const int64_t step = L.stride * x.pix, block = kTileRows * step;
+  const int64_t step = L.stride * x.pix;
   const int64_t quad_step = int64_t(g.nvec) * V * 4;
-  const int quads = L.cin4 / 4;
   const int8_t* w = L.packed.data() + g.offset + j0 * V * 4;
-  _tile_zero(0);
-  if constexpr (JV > 1) _tile_zero(1);
-  if constexpr (PB > 1) _tile_zero(2);
-  if constexpr (PB > 1 && JV > 1) _tile_zero(3);
-  for (int ky = 0; ky < L.kh; ++ky)
-    for (int kx = 0; kx < L.kw; ++kx) {
-      const uint8_t* tap = in + ky * L.dilation * x.row + kx * L.dilation * x.pix;
-      for (int q = 0; q < quads; q += chunk, w += chunk * quad_step) {
-        _tile_loadd(4, tap + 4 * q, step);
-        _tile_loadd(6, w, quad_step);
-        if constexpr (JV > 1) _tile_loadd(7, w + V * 4, quad_step);
-        _tile_dpbusd(0, 4, 6);
-        if constexpr (JV > 1) _tile_dpbusd(1, 4, 7);
-        if constexpr (PB > 1) {
-          _tile_loadd(5, tap + 4 * q + block, step);
-          _tile_dpbusd(2, 5, 6);
-          if constexpr (JV > 1) _tile_dpbusd(3, 5, 7);
-        }
-      }
-    }
   // Row p of accumulator tile j is acc[p][j]: the VNNI epilogue's layout.
   Acc acc[PB * kTileRows][JV];
-  constexpr int64_t row_bytes = JV * sizeof(Acc);
-  _tile_stored(0, &acc[0][0], row_bytes);
-  if constexpr (JV > 1) _tile_stored(1, &acc[0][1], row_bytes);
-  if constexpr (PB > 1) _tile_stored(2, &acc[kTileRows][0], row_bytes);
-  if constexpr (PB > 1 && JV > 1) _tile_stored(3, &acc[kTileRows][1], row_bytes);
+  amx_block<TileDot::U8S8, PB, JV>(in, step, x.row, x.pix, L.kh, L.kw, L.dilation,
+                                   reinterpret_cast<const uint8_t*>(w), quad_step, L.cin4 / 4,
+                                   chunk, reinterpret_cast<uint8_t*>(&acc[0][0]));
   const int first = g.first + j0 * V;
   const ConvGroup vectors{first, std::min(JV * V, g.first + g.count - first), JV, g.offset};
   store_int8_tile<PB * kTileRows, JV>(job, vectors, acc, b, oh, ow0);
