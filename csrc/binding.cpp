@@ -15,6 +15,7 @@
 #include "binding_bf16.h"
 #include "binding_checks.h"
 #include "binding_int8.h"
+#include "binding_yuv.h"
 #include "conv_op.h"
 #include "fma_peak.h"
 #include "program.h"
@@ -488,6 +489,7 @@ PYBIND11_MODULE(_C, m) {
            "or writes into `out` (same rules, any outer strides) and returns it.");
   bind_int8(m, program);
   bind_bf16(m, program);
+  bind_yuv(program);
 
   m.def("global_avg_pool",
         [](py::handle x_obj) {

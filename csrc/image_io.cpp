@@ -55,15 +55,6 @@ uint16_t float_to_half(float f) {
 }
 
 
-FASTSR_INLINE float unit(float v) { return std::min(std::max(v, 0.f), 1.f); }
-
-// Nearest integer, ties to even (as torch.round), for 0 <= v < 2^22, without libm: adding
-// 1.5 * 2^23 leaves no fraction bits, so the FPU's own rounding does the work.
-FASTSR_INLINE float round_even(float v) {
-  const float magic = 12582912.f;
-  return (v + magic) - magic;
-}
-
 template <class T>
 struct Element {  // T stored in the caller's memory (possibly unaligned)
   static float load(const char* p) {

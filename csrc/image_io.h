@@ -3,14 +3,25 @@
 // goes back clamped, rounded and in the caller's dtype, in one threaded pass each way.
 // Y-channel models see BT.601 luma; their chroma is upscaled by bicubic and merged back.
 #pragma once
+#include <algorithm>
 #include <cstdint>
 
+#include "isa_clones.h"
 #include "resize.h"
 #include "view.h"
 
 namespace fastsr {
 
 enum class PixelType { U8, U16, F16, F32, F64 };
+
+FASTSR_INLINE float unit(float v) { return std::min(std::max(v, 0.f), 1.f); }
+
+// Nearest integer, ties to even (as torch.round), for 0 <= v < 2^22, without libm: adding
+// 1.5 * 2^23 leaves no fraction bits, so the FPU's own rounding does the work.
+FASTSR_INLINE float round_even(float v) {
+  const float magic = 12582912.f;
+  return (v + magic) - magic;
+}
 
 // A window onto caller memory, N x H x W x C, strides in bytes (any sign).
 struct Image {

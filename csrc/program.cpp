@@ -299,25 +299,33 @@ struct Program::Chroma {
   AlignedFloats low, rows;
   ResizeTaps along_w, along_h;
   ResizeJob job;
+  ResizeMode mode;
+  int h, w, factor_h, factor_w;
 };
 
 static View dense_view(AlignedFloats& storage, int n, int h, int w, int c) {
   return View{storage.data(), n, h, w, c, c, int64_t(w) * c, int64_t(h) * w * c, 0};
 }
 
+// Cb/Cr of n images of h x w and the width pass of their upscale by (factor_h, factor_w);
+// the height pass runs row by row where the rows are stored.
+std::shared_ptr<Program::Chroma> Program::make_chroma(int n, int h, int w, int factor_h,
+                                                     int factor_w, ResizeMode mode) {
+  auto s = std::make_shared<Chroma>();
+  s->mode = mode, s->h = h, s->w = w, s->factor_h = factor_h, s->factor_w = factor_w;
+  s->low = AlignedFloats(size_t(n) * h * w * 2);
+  s->rows = AlignedFloats(size_t(n) * h * w * factor_w * 2);
+  s->along_w = make_taps(mode, w, factor_w);
+  s->along_h = make_taps(mode, h, factor_h);
+  s->job = ResizeJob{dense_view(s->low, n, h, w, 2), View{},
+                     dense_view(s->rows, n, h, w * factor_w, 2), &s->along_w, &s->along_h};
+  return s;
+}
+
 Program::Chroma& Program::chroma() {
   if (!chroma_) {
-    auto s = std::make_shared<Chroma>();
-    const View &in = input_, &out = output_;
-    const int factor = out.h / in.h;
-    s->low = AlignedFloats(size_t(in.n) * in.h * in.w * 2);
-    s->rows = AlignedFloats(size_t(in.n) * in.h * out.w * 2);
-    s->along_w = make_taps(ResizeMode::Bicubic, in.w, factor);
-    s->along_h = make_taps(ResizeMode::Bicubic, in.h, factor);
-    s->job = ResizeJob{dense_view(s->low, in.n, in.h, in.w, 2),
-                       View{},  // the height pass runs inside write_frame, row by row
-                       dense_view(s->rows, in.n, in.h, out.w, 2), &s->along_w, &s->along_h};
-    chroma_ = s;
+    const int factor = output_.h / input_.h;
+    chroma_ = make_chroma(input_.n, input_.h, input_.w, factor, factor, ResizeMode::Bicubic);
   }
   return *chroma_;
 }
@@ -337,6 +345,42 @@ static void replicate_chroma_edge(const View& cbcr, int valid_h, int valid_w) {
     const float* edge = edge_row + int64_t(valid_w - 1) * cbcr.pix;
     for (int x = valid_w; x < cbcr.w; ++x)
       for (int k = 0; k < cbcr.c; ++k) row[x * cbcr.pix + k] = edge[k];
+  }
+}
+
+Program::Chroma& Program::yuv_chroma(const YuvFrame& src, const YuvFrame& dst) {
+  // Y: source chroma -> dst's chroma grid; RGB: source chroma -> the source's luma grid.
+  const bool y = color_ == ColorModel::Y;
+  const int scale = output_.h / input_.h;
+  const int factor_h = y ? (scale << src.shift_h) >> dst.shift_h : 1 << src.shift_h;
+  const int factor_w = y ? (scale << src.shift_w) >> dst.shift_w : 1 << src.shift_w;
+  const ResizeMode mode = y ? ResizeMode::Bicubic : ResizeMode::Bilinear;
+  Chroma* c = yuv_chroma_.get();
+  if (!c || c->mode != mode || c->h != src.cb.h || c->w != src.cb.w ||
+      c->factor_h != factor_h || c->factor_w != factor_w)
+    yuv_chroma_ = make_chroma(1, src.cb.h, src.cb.w, factor_h, factor_w, mode);
+  return *yuv_chroma_;
+}
+
+void Program::run_yuv(const YuvFrame& src, const YuvFrame& dst, const YuvCoding& coding) {
+  Chroma& chroma = yuv_chroma(src, dst);
+  const ResizeJob& job = chroma.job;
+#pragma omp parallel num_threads(threads_ > 0 ? threads_ : default_threads())
+  {
+    if (color_ == ColorModel::Y) {
+      read_yuv_luma(src, coding, ycc_, input_, job.x);
+    } else {
+      read_yuv_chroma(src, coding, job.x);
+      resize_width(job);
+      read_yuv_rgb(src, coding, job, input_);
+    }
+    for (const auto& step : steps_) step();
+    if (color_ == ColorModel::Y) {
+      resize_width(job);
+      write_yuv_luma(output_, job, coding, ycc_, dst);
+    } else {
+      write_yuv_rgb(output_, coding, dst);
+    }
   }
 }
 

@@ -15,6 +15,7 @@
 #include "resize.h"
 #include "view.h"
 #include "winograd.h"
+#include "yuv_io.h"
 
 namespace fastsr {
 
@@ -89,6 +90,9 @@ class Program {
   // padding (fastsr.padding): a Y model's chroma is upscaled from those alone.
   void run_image(const Image& src, const Image& dst, double full, int top, int left,
                  int valid_h, int valid_w);
+  // One video frame from planes to planes (input batch 1; see yuv_io.h). A Y model's
+  // chroma goes from src's chroma grid to dst's by one integer factor per axis.
+  void run_yuv(const YuvFrame& src, const YuvFrame& dst, const YuvCoding& coding);
   // The steps alone, on whatever the buffers hold: times a kernel without the frame copies.
   void run_steps() const;
 
@@ -113,9 +117,14 @@ class Program {
   ColorModel color_ = ColorModel::Rgb;
   YCbCr ycc_{};
   // Cb/Cr of a colour frame for a Y model, at input and output size (made on first use).
+  // run_yuv's: a Y model's source chroma and its width pass, or an RGB model's chroma on
+  // its way up to the luma grid (remade when the frame's geometry changes).
   struct Chroma;
-  std::shared_ptr<Chroma> chroma_;
+  std::shared_ptr<Chroma> chroma_, yuv_chroma_;
   Chroma& chroma();
+  static std::shared_ptr<Chroma> make_chroma(int n, int h, int w, int factor_h, int factor_w,
+                                             ResizeMode mode);
+  Chroma& yuv_chroma(const YuvFrame& src, const YuvFrame& dst);
 };
 
 }  // namespace fastsr

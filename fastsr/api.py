@@ -191,6 +191,31 @@ class Upscaler:
         for frame in frames:
             yield self(frame)
 
+    def takes_planes(self, height: int, width: int) -> bool:
+        """Whether `upscale_planes` takes video frames of this size: the backend's plan
+        runs YUV planes (the cpu backend's does) and a frame is one window, unpadded."""
+        if self._torch_only or (
+            self._padding is not None
+            and self._padding.padded_size(height, width) != (height, width)
+        ):
+            return False
+        with self._lock:
+            engine = self._engine(resolve_backend(self.backend, "cpu"))
+            if self._tile_plan(engine, 1, height, width) is not None:
+                return False
+            with engine.lock:
+                return hasattr(engine.compiled(1, height, width), "run_yuv")
+
+    def upscale_planes(self, src, dst, **coding) -> None:
+        """One video frame from its (Y, Cb, Cr) planes into dst's, of a size `takes_planes`
+        accepted; `coding` as `fastsr._C.Program.run_yuv` (subsampling, bits, range,
+        matrix)."""
+        height, width = src[0].shape
+        with self._lock:
+            engine = self._engine(resolve_backend(self.backend, "cpu"))
+            with engine.lock:
+                engine.compiled(1, height, width).run_yuv(src, dst, **coding)
+
     # -- internals ------------------------------------------------------------------------
     def _engine(self, backend: str) -> Engine:
         engine = self._engines.get(backend)

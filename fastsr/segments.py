@@ -143,10 +143,10 @@ class _SegmentTranscoder(_Transcoder):
     def _progress_bar(self, enabled: bool):
         return _Counter(self.on_frames)
 
-    def _frame(self, rgb, pts):
+    def _frame(self, upscaled, pts):
         if self.first_pts is None:
             self.first_pts = pts
-        return super()._frame(rgb, pts)
+        return super()._frame(upscaled, pts)
 
 
 class _Counter:

@@ -1,9 +1,11 @@
 """Upscale a video file: decode -> upscale -> encode, other streams copied as they are.
 
-Three stages overlap: a decode thread demuxes and turns frames into RGB arrays, the
-calling thread runs the model, an encode thread encodes and muxes. Bounded queues keep
-memory flat. Audio and subtitle packets travel through the same queues as the frames,
-so they reach the muxer in their original order and are never re-encoded.
+Three stages overlap: a decode thread demuxes and hands frames on, the calling thread
+runs the model, an encode thread encodes and muxes. On the cpu backend a frame goes as
+its YUV planes, read and written by the C++ image stage (fastsr/yuv.py); otherwise it is
+turned into an RGB array and back by swscale. Bounded queues keep memory flat. Audio and
+subtitle packets travel through the same queues as the frames, so they reach the muxer
+in their original order and are never re-encoded.
 
 The output is written under a temporary name and renamed at the end. A run that stops
 early (Ctrl-C, a frame that fails) still finalises the container, so the frames done
@@ -31,6 +33,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+
+from fastsr.yuv import DecodedPlanes, planar_video
 
 if TYPE_CHECKING:  # imported when used: the CLI imports this module for its error types
     from fastsr.api import Upscaler
@@ -253,11 +257,14 @@ def _check_subsampling(av, pix_fmt: str, width: int, height: int) -> None:
         )
 
 
-def _exact_rounding(av):
+def _exact_rounding(av, deep: bool):
     """swscale flags that make YUV -> RGB -> YUV give back the same YUV values (the
-    default fast path is off by 1-3 levels, and chroma is interpolated coarsely)."""
+    default fast path is off by 1-3 levels, and chroma is interpolated coarsely). Not
+    FULL_CHR_H_INT for 10/12-bit sources: its rgb48 output is wrong (the luma of a
+    mid-grey clip fell by 190 of 1023 levels), so their chroma is interpolated coarsely."""
     flags = av.video.reformatter.Interpolation
-    return flags.BILINEAR | flags.ACCURATE_RND | flags.FULL_CHR_H_INT
+    exact = flags.BILINEAR | flags.ACCURATE_RND
+    return exact if deep else exact | flags.FULL_CHR_H_INT
 
 
 def add_copied_streams(source, output) -> dict:
@@ -292,7 +299,7 @@ class _Transcoder:
         self.rgb_format = "rgb48le" if deep else "rgb24"  # 10/12-bit sources keep their bits
         self.colour = colour_description(ctx)
         matrix = _SWS_MATRIX.get(self.colour["colorspace"], "ITU601")
-        rounding = _exact_rounding(av)
+        rounding = _exact_rounding(av, deep)
         self._to_rgb = {"src_colorspace": matrix, "src_color_range": self.colour["color_range"],
                         "interpolation": rounding}  # fmt: skip
         self._to_yuv = {"dst_colorspace": matrix, "dst_color_range": self.colour["color_range"],
@@ -301,6 +308,10 @@ class _Transcoder:
         try:
             check_container_takes(av, self.output, codec)
             self.video_out = self._add_video_stream(codec, crf, pix_fmt)
+            size = (ctx.width, ctx.height)
+            self.planar = planar_video(
+                av, up, ctx.pix_fmt, self.video_out.pix_fmt, size, self.colour
+            )
             self.copied = add_copied_streams(source, self.output) if copy_streams else {}
             self._start_encoding(codec)
         except BaseException:
@@ -391,12 +402,18 @@ class _Transcoder:
                     if frame.pts is not None and start is not None and frame.pts < start:
                         continue  # a frame of the segment before (open GOP)
                     with self._timed("to RGB"):
-                        rgb = frame.to_ndarray(format=self.rgb_format, **self._to_rgb)
-                    if not self._put(self.decoded, ("frame", (rgb, frame.pts))):
+                        pixels = self._pixels(frame)
+                    if not self._put(self.decoded, ("frame", (pixels, frame.pts))):
                         return
             self._put(self.decoded, _END)
         except BaseException as error:  # handed to the calling thread, which decides
             self._put(self.decoded, ("error", error))
+
+    def _pixels(self, frame):
+        """What the model step takes: the frame's planes, or RGB where they cannot go."""
+        if self.planar is not None and self.planar.takes(frame):
+            return self.planar.planes(frame)
+        return frame.to_ndarray(format=self.rgb_format, **self._to_rgb)
 
     def _decoded_frames(self, packet) -> list:
         """The packet's frames; none when the decoder rejects it (counted, or raised)."""
@@ -435,9 +452,13 @@ class _Transcoder:
         finally:
             self._close()
 
-    def _frame(self, rgb: np.ndarray, pts):
-        frame = self.av.VideoFrame.from_ndarray(rgb, format=self.rgb_format)
-        frame = frame.reformat(format=self.video_out.pix_fmt, **self._to_yuv)
+    def _frame(self, upscaled, pts):
+        """The encoder's frame: the planar path's as it is, RGB converted by swscale."""
+        if isinstance(upscaled, np.ndarray):
+            frame = self.av.VideoFrame.from_ndarray(upscaled, format=self.rgb_format)
+            frame = frame.reformat(format=self.video_out.pix_fmt, **self._to_yuv)
+        else:
+            frame = upscaled
         frame.pts, frame.time_base = pts, self.video_in.time_base
         return frame
 
@@ -463,9 +484,9 @@ class _Transcoder:
                 if kind == "error":
                     raise item
                 if kind == "frame":
-                    rgb, pts = item
+                    pixels, pts = item
                     with self._timed("model"):
-                        item = (self.up(rgb), pts)
+                        item = (self._upscale(pixels), pts)
                     bar.update(1)
                 if not self._put(self.upscaled, (kind, item)) or kind == "end":
                     break
@@ -479,6 +500,11 @@ class _Transcoder:
             decoder.join()
             bar.close()
         return failure or self.stage_error
+
+    def _upscale(self, pixels):
+        if isinstance(pixels, DecodedPlanes):
+            return self.planar.upscale(pixels)
+        return self.up(pixels)
 
     def _progress_bar(self, enabled: bool):
         from tqdm import tqdm

@@ -6,11 +6,15 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
+import torch
+import torch.nn.functional as F
 from test_api import one_torch_thread, tiny_graph  # noqa: F401
+from test_yuv import BicubicSR
 
 import fastsr
 from fastsr.cli import main
 from fastsr.video import STAGE_STEPS, PartialOutputError, temporary_path, upscale_video
+from fastsr.yuv import planar_video, plane_arrays
 
 av = pytest.importorskip("av", reason="video needs PyAV")
 
@@ -367,11 +371,21 @@ class NearestUpscaler:
         return frame.repeat(2, 0).repeat(2, 1)
 
 
+def flat_colour_upscaler(path: str):
+    """Upscalers that keep flat colours: pixel doubling on the RGB path, x2 bicubic on the
+    cpu backend's planar one (a Y model)."""
+    if path == "rgb":
+        return NearestUpscaler()
+    return fastsr.Upscaler(model=tiny_graph(1, 2, BicubicSR()), backend="cpu", threads=2)
+
+
+@pytest.mark.parametrize("path", ["rgb", "planes"])
 @pytest.mark.parametrize("matrix", ["bt709", "bt601"])
-def test_colour_description_is_carried_and_used(tmp_path, matrix):
+def test_colour_description_is_carried_and_used(tmp_path, matrix, path):
     colour = (200, 60, 30)  # saturated: BT.601 and BT.709 disagree on it by > 10 levels
     clip = tagged_clip(tmp_path / "in.mkv", matrix, colour)
-    out = upscale_video(clip, tmp_path / "out.mkv", NearestUpscaler(), progress=False).path
+    up = flat_colour_upscaler(path)
+    out = upscale_video(clip, tmp_path / "out.mkv", up, progress=False).path
     with av.open(str(out)) as container:
         ctx = container.streams.video[0].codec_context
         assert (ctx.colorspace, ctx.color_primaries, ctx.color_trc) == COLOUR_TAGS[matrix]
@@ -381,3 +395,92 @@ def test_colour_description_is_carried_and_used(tmp_path, matrix):
     h = frame.height
     yuv = [planes[:h].mean(), planes[h : h + h // 4].mean(), planes[h + h // 4 :].mean()]
     assert np.abs(studio_rgb(yuv, matrix) - colour).max() <= 2
+
+
+# -- the planar path (cpu backend): frames as YUV planes, no swscale -----------------------
+
+
+class RgbOnly:
+    """An upscaler seen without its planar entry: frames go the RGB + swscale way."""
+
+    def __init__(self, up):
+        self.up, self.scale = up, up.scale
+
+    def __call__(self, frame):
+        return self.up(frame)
+
+
+def test_the_cpu_backend_takes_frames_as_planes():
+    cpu = fastsr.Upscaler(model=tiny_graph(1, 2), backend="cpu", threads=1)
+    tags = {"colorspace": 1, "color_range": 1}
+    assert planar_video(av, cpu, "yuv420p", "yuv420p", (32, 24), tags) is not None
+    assert planar_video(av, cpu, "yuv420p10le", "yuv444p10le", (32, 24), tags) is not None
+    assert planar_video(av, cpu, "yuv420p", "yuv420p10le", (32, 24), tags) is None  # depth
+    assert planar_video(av, cpu, "yuv420p", "nv12", (32, 24), tags) is None
+    assert planar_video(av, cpu, "yuv420p", "yuv420p", (32, 24), {**tags, "colorspace": 8}) is None
+    reference = fastsr.Upscaler(model=tiny_graph(1, 2), backend="reference")
+    assert planar_video(av, reference, "yuv420p", "yuv420p", (32, 24), tags) is None
+    assert planar_video(av, RgbOnly(cpu), "yuv420p", "yuv420p", (32, 24), tags) is None
+    tiled = fastsr.Upscaler(model=tiny_graph(1, 2), backend="cpu", threads=1, tile=8)
+    assert planar_video(av, tiled, "yuv420p", "yuv420p", (32, 24), tags) is None
+
+
+def smooth_clip(path, pix_fmt: str, width: int = 64, height: int = 48, frames: int = 3):
+    """Soft shapes and gradients, lossless (FFV1), the kind of content chroma filters differ
+    least on and a model sharpens."""
+    rng = np.random.default_rng(1)
+    coarse = torch.from_numpy(rng.random((1, 3, height // 8, width // 8), dtype=np.float32))
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("ffv1", rate=RATE)
+        video.width, video.height, video.pix_fmt = width, height, pix_fmt
+        for i in range(frames):
+            soft = F.interpolate(coarse.roll(i, 3), size=(height, width), mode="bicubic")
+            rgb = (255 * soft.clamp(0.05, 0.95)[0].permute(1, 2, 0)).round().byte().numpy()
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+            frame.pts, frame.time_base = i, Fraction(1, RATE)
+            out.mux(video.encode(frame))
+        out.mux(video.encode(None))
+    return path
+
+
+def decoded_planes(path) -> list[list[np.ndarray]]:
+    with av.open(str(path)) as container:
+        return [[p.astype(np.int64) for p in plane_arrays(f, 10 if "10" in f.format.name else 8)]
+                for f in container.decode(video=0)]  # fmt: skip
+
+
+# (model colour, pixel format): measured (luma, chroma) maxima of |planar - RGB path|, and
+# the chroma's mean, in the format's levels.
+PATH_AGREEMENT = {
+    ("y", "yuv420p"): (1, 8, 1.6),
+    ("y", "yuv420p10le"): (1, 45, 12.0),
+    ("y", "yuv444p"): (1, 1, 0.2),
+    ("rgb", "yuv420p"): (1, 1, 0.2),
+}
+
+
+@pytest.mark.parametrize("color,pix_fmt", sorted(PATH_AGREEMENT))
+def test_planes_and_the_rgb_path_agree(tmp_path, color, pix_fmt):
+    """The planar path against the RGB + swscale path it replaces, both lossless (FFV1).
+    Luma agrees within a level and so does everything in 4:4:4 and for RGB models. A Y
+    model's 4:2:0 chroma differs more: the planar path upscales the chroma planes by
+    bicubic, the RGB path blurs them by swscale's 4:2:0 -> 4:4:4 -> 4:2:0 round trip
+    (coarser still for 10-bit sources, which cannot use full chroma interpolation)."""
+    luma_max, chroma_max, chroma_mean = PATH_AGREEMENT[color, pix_fmt]
+    up = fastsr.Upscaler(model=tiny_graph(1 if color == "y" else 3, 2), backend="cpu", threads=2)
+    clip = smooth_clip(tmp_path / "in.mkv", pix_fmt)
+    planar = upscale_video(clip, tmp_path / "planes.mkv", up, codec="ffv1", progress=False)
+    rgb = upscale_video(clip, tmp_path / "rgb.mkv", RgbOnly(up), codec="ffv1", progress=False)
+    for ours, theirs in zip(decoded_planes(planar.path), decoded_planes(rgb.path), strict=True):
+        luma, *chroma = (np.abs(a - b) for a, b in zip(ours, theirs, strict=True))
+        assert luma.max() <= luma_max and luma.mean() < 0.25
+        assert max(c.max() for c in chroma) <= chroma_max
+        assert max(c.mean() for c in chroma) <= chroma_mean
+
+
+def test_ten_bit_colours_survive_the_rgb_path(tmp_path):
+    clip = smooth_clip(tmp_path / "in.mkv", "yuv420p10le")
+    out = upscale_video(clip, tmp_path / "out.mkv", NearestUpscaler(), codec="ffv1", progress=False)
+    for before, after in zip(decoded_planes(clip), decoded_planes(out.path), strict=True):
+        for a, b in zip(before, after, strict=True):  # swscale's full chroma path lost 190
+            assert abs(a.mean() - b.mean()) < 2

@@ -21,6 +21,7 @@ that allocates nothing but the returned tensor. Choices made here and in csrc/:
 - A frame goes in and out through `Program.run_image`: the caller's pixels are converted
   (dtype, BT.601 luma for Y models) straight into the input buffer and the output back
   (chroma, clamp, round, dtype) in the same GIL-free call; no numpy or torch op per frame.
+  A video frame goes as YUV planes through `Program.run_yuv` (fastsr/yuv.py).
 """
 
 from __future__ import annotations
@@ -417,6 +418,9 @@ class CompiledProgram:
     def run_image(self, src: np.ndarray, dst: np.ndarray, top: int = 0, left: int = 0,
                   valid: tuple[int, int] | None = None) -> None:
         self.program.run_image(src, dst, top, left, *(valid or (None, None)))
+
+    def run_yuv(self, src, dst, **coding) -> None:
+        self.program.run_yuv(src, dst, **coding)
 
 
 class CpuBackend:
