@@ -29,28 +29,28 @@ def simd(request):
 @pytest.fixture(params=INT8_ISAS)
 def int8_isa(request):
     """Every int8 step added in the test uses this kernel family (quantize included)."""
-    if request.param not in INT8_AVAILABLE:
-        pytest.skip(f"int8 {request.param} not supported by this CPU")
-    _C.set_int8_isa(request.param)
-    try:
-        assert _C.int8_isa() == request.param
-        yield request.param
-    finally:
-        _C.set_int8_isa(None)
+    reason = f"int8 {request.param} not supported by this CPU"
+    yield from _forced(request.param, INT8_AVAILABLE, _C.set_int8_isa, _C.int8_isa, reason)
 
 
 @pytest.fixture(params=BF16_ISAS)
 def bf16_isa(request):
     """Every bf16 step added in the test uses this kernel family (where a layer fits it)."""
-    if request.param not in BF16_AVAILABLE:
-        flag = BF16_FLAGS[request.param]
-        pytest.skip(f"bf16 {request.param} not supported by this CPU (needs {flag})")
-    _C.set_bf16_isa(request.param)
+    flag = BF16_FLAGS[request.param]
+    reason = f"bf16 {request.param} not supported by this CPU (needs {flag})"
+    yield from _forced(request.param, BF16_AVAILABLE, _C.set_bf16_isa, _C.bf16_isa, reason)
+
+
+def _forced(family, available, set_family, active, reason):
+    """Forces a kernel family for one test, asserting it took; skips where the CPU lacks it."""
+    if family not in available:
+        pytest.skip(reason)
+    set_family(family)
     try:
-        assert _C.bf16_isa() == request.param
-        yield request.param
+        assert active() == family
+        yield family
     finally:
-        _C.set_bf16_isa(None)
+        set_family(None)
 
 
 def cpu_flags() -> set[str]:
