@@ -159,6 +159,21 @@ def _runs_winograd(graph: Graph) -> bool:
     )
 
 
+def _int8_beats_winograd(isa: str) -> bool:
+    """Whether int8's direct convs outrun fp32's Winograd ones: the quality models at
+    640x360, 2 threads, CPU time (docs/BENCHMARKS.md, int8 by family). On a Sapphire Rapids
+    Xeon, AMX tiles 1.9x fp32, AVX-512 VNNI 1.25x, AVX-VNNI 1.15-1.23x, AVX2's vpmaddubsw
+    0.6x (the lower levels forced). Zen 4's VNNI ran them at 0.90-0.96x: its 512-bit dot
+    products take two passes of 256-bit units; it is told apart by AVX512_BF16 without AMX
+    (bf16 runs them at 1.5x there, first in the order)."""
+    if isa in ("amx", "avxvnni"):
+        return True
+    if isa == "avx512vnni":
+        bf16 = _c_module().supported_bf16_isas()
+        return "avx512bf16" not in bf16 or "amx" in bf16
+    return False
+
+
 def _problems(node: Node) -> list[str]:
     where = node.name or node.output
     if node.op not in KERNEL_OPS:
@@ -440,17 +455,16 @@ class CpuBackend:
 
     def faster_precisions(self, graph: Graph) -> tuple[str, ...]:
         """Fastest first. int8 only with dot-product kernels: the portable and ARMv8.0 NEON
-        ones have none and are no faster than fp32 (docs/ARM.md). Where fp32 runs a conv as
-        Winograd, int8 only with AMX tiles: AVX-512 VNNI's direct int8 convs ran the quality
-        models at 0.90-0.96x fp32's Winograd speed (Zen 4), AMX's at 0.7x VNNI's time.
-        bf16 not on AVX512_BF16 where the CPU has AMX: it ran fastsr's models at 0.63-1.0x
-        fp32 there (Sapphire Rapids; Zen 4's at 1.5x). AMX bf16 tiles ran them at 1.8-3.4x,
-        ahead of AMX int8 on the fast models (whose narrow convs int8 leaves to VNNI) and
-        behind it on quality_x2's 64-channel Winograd body (README, precision)."""
+        ones have none and are no faster than fp32 (docs/ARM.md); on a model fp32 runs as
+        Winograd, only where `_int8_beats_winograd`. bf16 not on AVX512_BF16 where the CPU
+        has AMX: it ran fastsr's models at 0.63-1.0x fp32 there (Sapphire Rapids; Zen 4's at
+        1.5x). AMX bf16 tiles ran them at 1.8-3.4x, ahead of AMX int8 on the fast models
+        (whose narrow convs int8 leaves to VNNI) and behind it on quality_x2's 64-channel
+        Winograd body (README, precision)."""
         c = _c_module()
         isa, bf16, winograd = c.int8_isa(), c.bf16_isa(), _runs_winograd(graph)
         slow = {"fp32"}
-        if isa in ("portable", "neon") or (isa != "amx" and winograd):
+        if isa in ("portable", "neon") or (winograd and not _int8_beats_winograd(isa)):
             slow.add("int8")
         if bf16 == "avx512bf16" and "amx" in c.supported_bf16_isas():
             slow.add("bf16")
