@@ -9,8 +9,8 @@ from __future__ import annotations
 import argparse
 import platform
 
-from benchmarks.amx_int8 import cpu_seconds
 from benchmarks.bench_int8 import FLOOR_DB, MODELS, natural_frame, psnr_db
+from benchmarks.int8_families import cpu_seconds
 from fastsr import _C
 from fastsr.backends.cpu import conv_spec
 from fastsr.engine import Engine, make_plan
