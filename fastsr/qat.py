@@ -116,9 +116,9 @@ class QATNet(nn.Module):
         super().__init__()
         self.layers: list[FoldedConv] = []
         self.net = _rebuild(model, self.layers)
-        if len(self.layers) < 3:
-            raise ValueError("qat needs a net with int8 convs between its first and last")
-        for layer in self.layers[1:-1]:
+        if len(self.layers) < 2:
+            raise ValueError("qat needs a net with int8 convs after its first")
+        for layer in self.layers[1:]:  # as quantize.default_int8_layers: all but the first
             layer.int8 = True
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
