@@ -1,8 +1,11 @@
 """fastsr's benchmark suite: the networks and cases of shapes.json, chosen by mode and env.
 
 Quick mode (plain `pytest`) runs every case once on tiny sizes so parity is still checked;
-full mode (`pytest benchmarks --benchmark-only`) runs the sweep. Environment overrides:
-FASTSR_BENCH_THREADS=2, FASTSR_BENCH_SIZES=640x360,1280x720, FASTSR_BENCH_BATCHES=1,4,
+full mode (`pytest benchmarks --benchmark-only`) runs the headline cases at 640x360, every
+engine and precision side by side, within 10 minutes on 2 cores, and prints the comparison
+tables at the end; FASTSR_BENCH_SWEEP=1 with it runs the sweep (every size and batch, the
+per-layer, scaling, 8K-memory and Ray benchmarks, the heavy spandrel networks). Environment
+overrides: FASTSR_BENCH_THREADS=2, FASTSR_BENCH_SIZES=640x360,1280x720, FASTSR_BENCH_BATCHES=1,4,
 FASTSR_BENCH_MODELS=quality_x2,espcn_x2, FASTSR_BENCH_RUNNERS=fastsr_cpu,onnxruntime,
 FASTSR_BENCH_MAX_GFLOP=1500.
 """
@@ -30,8 +33,17 @@ def config() -> dict:
     return json.loads(CONFIG_PATH.read_text())
 
 
+def sweep() -> bool:
+    return os.environ.get("FASTSR_BENCH_SWEEP", "") not in ("", "0")
+
+
 def mode(quick: bool) -> str:
-    return "quick" if quick else "full"
+    return "quick" if quick else "sweep" if sweep() else "full"
+
+
+def by_mode(choices: dict, quick: bool):
+    """choices[mode]: shapes.json gives a "sweep" entry only where it differs from "full"."""
+    return choices.get(mode(quick), choices["full"])
 
 
 def bench_threads() -> int:
@@ -61,12 +73,12 @@ def selected_batches(quick: bool) -> list[int]:
     chosen = _env_list("FASTSR_BENCH_BATCHES")
     if chosen and not quick:
         return [int(b) for b in chosen]
-    return config()["batches"][mode(quick)]
+    return by_mode(config()["batches"], quick)
 
 
 def selected_runners(quick: bool) -> list[str]:
     chosen = _env_list("FASTSR_BENCH_RUNNERS")
-    return chosen or config()["runners"][mode(quick)]
+    return chosen or by_mode(config()["runners"], quick)
 
 
 def max_gflop_per_call() -> float:
@@ -206,7 +218,7 @@ class ModelCase:
 
 
 def model_cases(quick: bool) -> list[ModelCase]:
-    sizes = selected_sizes(config()["sizes"][mode(quick)], quick)
+    sizes = selected_sizes(by_mode(config()["sizes"], quick), quick)
     return [
         ModelCase(name, width, height, batch)
         for name in network_specs()

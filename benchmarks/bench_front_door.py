@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 import fastsr
-from benchmarks import bench_threads, config, mode, selected_sizes
+from benchmarks import bench_threads, by_mode, config, selected_sizes
 from fastsr.engine import Engine
 from fastsr.graph import load
 
@@ -27,8 +27,8 @@ FASTSR_CLI = Path(sys.executable).with_name("fastsr")
 
 def front_door_cases(quick: bool) -> list[tuple[str, int, int]]:
     spec = config()["front_door"]
-    sizes = selected_sizes(spec["sizes"][mode(quick)], quick)
-    return [(model, w, h) for model in spec["models"][mode(quick)] for w, h in sizes]
+    sizes = selected_sizes(by_mode(spec["sizes"], quick), quick)
+    return [(model, w, h) for model in by_mode(spec["models"], quick) for w, h in sizes]
 
 
 def pytest_generate_tests(metafunc):
@@ -167,7 +167,7 @@ def test_video_stages(benchmark, quick, tmp_path):
     from fastsr.video import upscale_video
 
     spec = config()["video_stages"]
-    (width, height), frames = spec["size"][mode(quick)], spec["frames"][mode(quick)]
+    (width, height), frames = by_mode(spec["size"], quick), by_mode(spec["frames"], quick)
     clip = _test_clip(tmp_path / "in.mp4", width, height, frames)
     threads = bench_threads()
     upscaler = fastsr.Upscaler(model=spec["model"], backend="cpu", threads=threads)

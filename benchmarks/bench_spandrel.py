@@ -3,9 +3,10 @@ PyTorch running spandrel's module and, for the cases on fastsr's kernels, agains
 Runtime and OpenVINO (fp32) running its ONNX export when they are installed; same weights,
 same run, each output checked against eager first.
 
-Full mode (--benchmark-only) uses the published model sizes at FASTSR_SPANDREL_SIZE
-(default 480x270); plain `pytest` runs tiny models once. The README's table comes from
-`pytest benchmarks/bench_spandrel.py --benchmark-only`.
+Full mode (--benchmark-only) runs Compact and SPAN at their published sizes at
+FASTSR_SPANDREL_SIZE (default 480x270), the sweep (FASTSR_BENCH_SWEEP=1) every network;
+plain `pytest` runs tiny models once. The README's table comes from
+`FASTSR_BENCH_SWEEP=1 pytest benchmarks/bench_spandrel.py --benchmark-only`.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from spandrel_cases import SPANDREL_CASES, build  # noqa: E402
 
 import fastsr  # noqa: E402
+from benchmarks import sweep  # noqa: E402
 from benchmarks.peers import module_onnx_bytes, onnxruntime_run, openvino_run  # noqa: E402
 from benchmarks.quantized_peers import unavailable  # noqa: E402
 from fastsr.graph.from_spandrel import import_spandrel, needs_torch  # noqa: E402
@@ -60,10 +62,16 @@ def _full_size_models():
     }
 
 
+# The full run's networks; the sweep adds RRDB (minutes a call in eager PyTorch), RCAN and
+# the SwinIR fallback.
+FULL_RUN = ("compact_64x16_x4", "span_48_x4")
+
+
 def _cases(quick: bool):
     if quick:
         return {name: (lambda name=name: build(name)) for name in SPANDREL_CASES}
-    return _full_size_models()
+    models = _full_size_models()
+    return models if sweep() else {name: models[name] for name in FULL_RUN}
 
 
 def pytest_generate_tests(metafunc):

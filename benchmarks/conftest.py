@@ -13,17 +13,48 @@ import torch
 
 from benchmarks import (
     bench_threads,
+    by_mode,
     config,
     mode,
     model_cases,
     selected_runners,
     selected_sizes,
 )
+from benchmarks.report import comparison
+
+# Modules only the sweep (FASTSR_BENCH_SWEEP=1) times; plain `pytest` still runs them tiny.
+SWEEP_ONLY = {"bench_cpu_conv", "bench_scaling", "bench_memory", "bench_scale_out"}
 
 
 def is_quick(pytest_config) -> bool:
-    """Full sweep only under --benchmark-only; plain `pytest` (CI) runs tiny sizes once."""
+    """Real sizes only under --benchmark-only; plain `pytest` (CI) runs tiny sizes once."""
     return not pytest_config.getoption("benchmark_only", False)
+
+
+def pytest_collection_modifyitems(config, items):
+    if mode(is_quick(config)) != "full":
+        return
+    sweep_only = [item for item in items if item.module.__name__.split(".")[-1] in SWEEP_ONLY]
+    if sweep_only:
+        config.hook.pytest_deselected(items=sweep_only)
+        items[:] = [item for item in items if item not in sweep_only]
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_terminal_summary(terminalreporter, config):
+    """After pytest-benchmark's tables: the engines and precisions side by side."""
+    session = getattr(config, "_benchmarksession", None)
+    if is_quick(config) or session is None:
+        return
+    entries = [b.as_dict(include_data=False) for b in session.benchmarks if b.stats]
+    tables = comparison({"benchmarks": entries})
+    if tables:
+        terminalreporter.write_sep("=", "fastsr against its peers")
+        terminalreporter.write_line(
+            f"{_cpu_model()}, {_simd_level()} SIMD, {bench_threads()} threads, load "
+            f"{os.getloadavg()[0]:.1f}; medians; mode {mode(False)}"
+        )
+        terminalreporter.write_line(tables)
 
 
 def pytest_configure(config):
@@ -46,10 +77,10 @@ def pytest_generate_tests(metafunc):
             ("model_case", "runner_name"), pairs, ids=[f"{c.label}-{r}" for c, r in pairs]
         )
     if "bicubic_size" in names:
-        sizes = selected_sizes(config()["bicubic"]["sizes"][mode(quick)], quick)
+        sizes = selected_sizes(by_mode(config()["bicubic"]["sizes"], quick), quick)
         metafunc.parametrize("bicubic_size", sizes, ids=[f"{w}x{h}" for w, h in sizes])
     if "scaling_size" in names:
-        sizes = config()["scaling"]["sizes"][mode(quick)]
+        sizes = by_mode(config()["scaling"]["sizes"], quick)
         metafunc.parametrize("scaling_size", sizes, ids=[f"{w}x{h}" for w, h in sizes])
 
 
@@ -150,6 +181,6 @@ def pytest_benchmark_update_machine_info(config, machine_info):
         "cpu_count": os.cpu_count(),
         "loadavg_1min": os.getloadavg()[0],
         "simd_level": _simd_level(),
-        "mode": "quick" if is_quick(config) else "full",
+        "mode": mode(is_quick(config)),
         "versions": _versions(),
     }

@@ -442,6 +442,14 @@ def machine_lines(bench: dict) -> list[str]:
     ]
 
 
+def comparison(bench: dict) -> str:
+    """The tables `pytest benchmarks --benchmark-only` prints at its end: every engine and
+    precision side by side at 640x360."""
+    lines = summary_table(model_rows(bench)) + precision_table(bench)
+    lines += spandrel_table(bench) + front_door_table(bench)
+    return "\n".join(lines).rstrip() + "\n" if lines else ""
+
+
 def render(bench: dict, plot_name: str | None = None) -> str:
     rows = model_rows(bench)
     points = quality_points(bench, rows)

@@ -272,3 +272,22 @@ def test_spandrel_table_gives_each_peer_as_a_ratio_to_fastsr(bench):
 
 def test_no_spandrel_runs_no_spandrel_table(bench):
     assert report.spandrel_table(bench) == []
+
+
+def test_the_full_run_ends_with_engines_and_precisions_side_by_side(bench):
+    precisions = [
+        _entry(0.100, kind="precision", model="net_x2", engine="fastsr", precision="fp32",
+               width=640, height=360, set5_psnr=37.0),
+        _entry(0.040, kind="precision", model="net_x2", engine="fastsr", precision="int8",
+               width=640, height=360, set5_psnr=36.98),
+        _entry(0.080, kind="precision", model="net_x2", engine="openvino", precision="int8",
+               width=640, height=360, set5_psnr=36.5),
+    ]
+    text = report.comparison({"benchmarks": bench["benchmarks"] + precisions})
+    assert "| net_x2 | 10.00 | 2.00 | 5.00 | 5.00× | 2.00× |" in text  # fps at 640x360
+    rows = text.splitlines()
+    first = "| net_x2 | 640×360 | "
+    assert first + "fastsr | int8 | 40.0 | 25.00 | 2.50× | 36.98 dB | -0.020 dB |" in rows
+    assert first + "openvino | int8 | 80.0 | 12.50 | 1.25× | 36.50 dB | -0.500 dB |" in rows
+    assert "### net_x2" not in text  # the per-network sweep tables stay in BENCHMARKS.md
+    assert report.comparison({"benchmarks": []}) == ""

@@ -283,10 +283,16 @@ def test_info_command(capsys):
 
 def test_bench_command_points_at_the_benchmarks(capsys, monkeypatch):
     calls = []
-    monkeypatch.setattr(cli.subprocess, "call", lambda command: calls.append(command) or 0)
+    envs = []
+    monkeypatch.setattr(
+        cli.subprocess, "call", lambda command, env: calls.append(command) or envs.append(env) or 0
+    )
     code, _, _ = run_cli(capsys, "bench", "-k", "conv")
     assert code == 0
     assert calls[0][-4:] == [str(REPO / "benchmarks"), "--benchmark-only", "-k", "conv"]
+    assert envs[0] is None  # the full run, not the sweep
+    assert run_cli(capsys, "bench", "--sweep")[0] == 0
+    assert envs[1]["FASTSR_BENCH_SWEEP"] == "1"
 
 
 def test_python_dash_m_fastsr_runs_and_fails_in_one_line(tmp_path):

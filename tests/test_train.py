@@ -113,7 +113,7 @@ def test_qat_fine_tuning_freezes_batchnorm_and_records_itself(folders):
     with pytest.raises(ValueError, match="--init-from"):
         _run(folders, folders / "qat", "--qat")
     checkpoint = _run(folders, folders / "qat", "--qat", "--init-from", "tiny", "--no-export")
-    assert len(checkpoint["qat_ranges"]) == 3  # the block's two convs and the tail; the head stays fp32
+    assert len(checkpoint["qat_ranges"]) == 3  # the block's two convs and the tail, not the head
     assert checkpoint["recipe"]["qat"]["estimator"] == "percentile"
     for name, tensor in first.state_dict().items():
         if "running" in name:  # the int8 kernels get the weights the frozen statistics fold
