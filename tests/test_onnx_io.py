@@ -451,3 +451,60 @@ def test_a_view_that_is_not_4d_is_refused_where_it_is_read():
     model = _single_node_model(helper.make_node("Reshape", ["x", "shape"], ["y"]), [shape])
     with pytest.raises(GraphError, match="is a 3-D view"):
         import_onnx(model)
+
+
+class _PaddedConv(torch.nn.Module):
+    """ZeroPad2d (or F.pad) then an unpadded conv: what torch.onnx writes as Pad + Conv."""
+
+    def __init__(self, pad, padding=0, mode="constant"):
+        super().__init__()
+        self.pad, self.mode = pad, mode
+        self.conv = torch.nn.Conv2d(3, 5, 3, padding=padding)
+
+    def forward(self, x):
+        return self.conv(torch.nn.functional.pad(x, self.pad, mode=self.mode))
+
+
+@pytest.mark.parametrize(("pad", "padding"), [((1, 1, 1, 1), 0), ((0, 0, 1, 1), (0, 1)),
+                                              ((1, 1, 0, 0), (1, 0))])
+def test_a_zero_pad_before_a_conv_becomes_its_padding(pad, padding, tmp_path):
+    torch.manual_seed(0)
+    module = _PaddedConv(pad, padding).eval()
+    _torch_export(module, 3, tmp_path / "padded.onnx")
+    assert "Pad" in {n.op_type for n in onnx.load(str(tmp_path / "padded.onnx")).graph.node}
+    graph = import_onnx(tmp_path / "padded.onnx")
+    assert [n.op for n in graph.nodes] == ["conv2d"]
+    x = _input(3, 9, 7)
+    with torch.no_grad():
+        torch.testing.assert_close(run_graph(graph, x), _onnxruntime(tmp_path / "padded.onnx", x),
+                                   atol=1e-5, rtol=0)
+        got = Engine(graph, "cpu").run(x.permute(0, 2, 3, 1).numpy())
+    torch.testing.assert_close(torch.from_numpy(got), module(x).permute(0, 2, 3, 1),
+                               atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize(("module", "message"), [
+    (_PaddedConv((1, 1, 1, 1), mode="reflect"), "Pad mode 'reflect' is not supported"),
+    (_PaddedConv((1, 0, 1, 0)), "asymmetric pads"),
+])
+def test_a_pad_fastsr_cannot_fold_is_refused_saying_why(module, message, tmp_path):
+    _torch_export(module.eval(), 3, tmp_path / "padded.onnx")
+    with pytest.raises(GraphError, match=message):
+        import_onnx(tmp_path / "padded.onnx")
+
+
+def test_a_pad_read_by_anything_but_a_conv_is_refused():
+    model = _model(
+        [helper.make_node("Pad", ["x", "pads"], ["p"]), helper.make_node("Relu", ["p"], ["y"])],
+        {"pads": np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64)},
+    )
+    with pytest.raises(GraphError, match="reads a Pad's output"):
+        import_onnx(model)
+    nonzero = _model(
+        [helper.make_node("Pad", ["x", "pads", "value"], ["p"]),
+         helper.make_node("Conv", ["p", "w"], ["y"])],
+        {"pads": np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64), "value": np.float32(0.5),
+         "w": _weights(4, 4, 3, 3)},
+    )
+    with pytest.raises(GraphError, match="non-zero constant_value"):
+        import_onnx(nonzero)

@@ -148,6 +148,9 @@ class _Importer:
         # Reshape / Transpose results (ONNX name) -> the view and the node that made it;
         # a 4-D one becomes an IR tensor when something else reads it
         self.views: dict[str, tuple[View, onnx.NodeProto]] = {}
+        # zero Pad results (ONNX name) -> (the padded IR tensor, (top, left, bottom, right)):
+        # folded into the padding of the Conv that reads them, the only reader allowed
+        self.zero_pads: dict[str, tuple[str, tuple[int, int, int, int]]] = {}
         self.nodes: list[Node] = []
         self.params: dict[str, np.ndarray] = {}
         for node in onnx_graph.node:
@@ -156,6 +159,8 @@ class _Importer:
             self._unordered(output_name)
         if output_name in self.views:
             self._resolve_view(output_name, "graph output")
+        if output_name in self.zero_pads:
+            self._pad_not_into_a_conv("graph output")
         if output_name not in self.tensor_of:
             raise GraphError(f"graph output '{output_name}' is not computed from the input")
         meta = _read_meta(model)
@@ -178,6 +183,8 @@ class _Importer:
             self._unordered(name, self._where(node))
         if name in self.views:
             self._resolve_view(name, self._where(node))
+        if name in self.zero_pads:
+            self._pad_not_into_a_conv(self._where(node))
         if name not in self.tensor_of:
             kind = "a constant" if name in self.constants or name in self.sizes else "undefined"
             raise GraphError(f"{self._where(node)}: input '{name}' is {kind}, expected a tensor")
@@ -214,10 +221,31 @@ class _Importer:
             raise GraphError(f"{self._where(node)}: op domain '{node.domain}' is not supported")
         if len([name for name in node.output if name]) != 1:
             raise GraphError(f"{self._where(node)}: only single-output nodes are supported")
+        if self._fold(node):
+            return
         convert = _CONVERTERS.get(node.op_type)
         if convert is None:
             raise GraphError(f"{self._where(node)}: op '{node.op_type}' is not supported")
         convert(self, node, _attributes(node))
+
+    def _fold(self, node: onnx.NodeProto) -> bool:
+        """A node of constants only (torch.onnx computes a Pad's pads by a chain of them)
+        becomes a constant, evaluated by onnx's reference runtime."""
+        names = [name for name in node.input if name]
+        if not names or any(name not in self.constants for name in names):
+            return False
+        if node.op_type in _NONDETERMINISTIC:
+            raise GraphError(f"{self._where(node)}: op '{node.op_type}' is not supported")
+        from onnx.reference import ReferenceEvaluator
+
+        feeds = {name: self.constants[name] for name in names}
+        try:
+            (value,) = ReferenceEvaluator(node).run(None, feeds)
+        except Exception as error:  # the reference runtime raises many kinds on bad nodes
+            where = self._where(node)
+            raise GraphError(f"{where}: cannot evaluate its constants: {error}") from None
+        self.constants[node.output[0]] = np.asarray(value)
+        return True
 
     def _conv(self, node, attrs) -> None:
         transposed = node.op_type == "ConvTranspose"
@@ -234,7 +262,10 @@ class _Importer:
             raise GraphError(f"{where}: auto_pad {attrs['auto_pad']} is not supported; use pads")
         if "output_shape" in attrs:
             raise GraphError(f"{where}: output_shape is not supported; use output_padding")
-        pads = attrs.get("pads", [0, 0, 0, 0])
+        pads = list(attrs.get("pads", [0, 0, 0, 0]))
+        padded = self.zero_pads.get(node.input[0])
+        if padded is not None and not transposed:
+            pads = [a + b for a, b in zip(pads, padded[1], strict=True)]
         if pads[:2] != pads[2:]:
             raise GraphError(f"{where}: asymmetric pads {pads} are not supported")
         bias = None
@@ -245,6 +276,8 @@ class _Importer:
             # reads the pixel_unshuffle tensor: its channel k is ONNX's channel order[k]
             weight = np.take(weight, blocks[1], axis=1)
             x = blocks[0]
+        elif padded is not None and not transposed:
+            x = padded[0]
         else:
             x = self._tensor(node, 0)
         common = {
@@ -260,6 +293,36 @@ class _Importer:
             self._emit(node, "conv_transpose2d", [x], output_padding=output_padding, **common)
         else:
             self._emit(node, "conv2d", [x], **common)
+
+    def _pad(self, node, attrs) -> None:
+        """A zero Pad of H and W, kept aside for the Conv that reads it: the IR pads inside
+        its convs (with zeros), so other modes and other readers are refused."""
+        where = self._where(node)
+        mode = attrs.get("mode", "constant")
+        mode = mode.decode() if isinstance(mode, bytes) else mode
+        if mode != "constant":
+            raise GraphError(f"{where}: Pad mode '{mode}' is not supported; fastsr's convs pad "
+                             "with zeros (a zero Pad in front of a Conv is imported)")
+        if self._present(node, 2) and np.any(self._constant(node, 2, "constant_value") != 0):
+            raise GraphError(f"{where}: Pad with a non-zero constant_value is not supported")
+        given = [int(v) for v in self._constant(node, 1, "pads").reshape(-1)]
+        axes = [0, 1, 2, 3]
+        if self._present(node, 3):
+            axes = [int(a) % 4 for a in self._constant(node, 3, "axes").reshape(-1)]
+        if len(given) != 2 * len(axes):
+            raise GraphError(f"{where}: {len(given)} pads for {len(axes)} axes")
+        begin, end = [0] * 4, [0] * 4
+        for axis, before, after in zip(axes, given[: len(axes)], given[len(axes):], strict=True):
+            begin[axis], end[axis] = before, after
+        if begin[:2] != [0, 0] or end[:2] != [0, 0] or min(begin + end) < 0:
+            raise GraphError(f"{where}: Pad {given} is not supported; only adding rows and "
+                             "columns (H and W) is")
+        self.zero_pads[node.output[0]] = (self._tensor(node, 0), (*begin[2:], *end[2:]))
+
+    @staticmethod
+    def _pad_not_into_a_conv(reader: str) -> None:
+        raise GraphError(f"{reader} reads a Pad's output: fastsr imports a zero Pad only as "
+                         "the padding of the Conv right after it")
 
     def _batch_norm(self, node, attrs) -> None:
         if attrs.get("training_mode", 0):
@@ -701,6 +764,8 @@ class _Importer:
         self.constants[node.output[0]] = value
 
 
+_NONDETERMINISTIC = {"RandomNormalLike", "RandomUniformLike", "Bernoulli", "Multinomial"}
+
 _CONVERTERS = {
     "Conv": _Importer._conv,
     "ConvTranspose": _Importer._conv,
@@ -730,6 +795,7 @@ _CONVERTERS = {
     "Reshape": _Importer._reshape,
     "Transpose": _Importer._transpose,
     "Slice": _Importer._slice,
+    "Pad": _Importer._pad,
 }
 
 
