@@ -41,7 +41,7 @@ Plane plane_of(py::handle obj, const std::string& what, int bits, int h, int w, 
 
 // Y, Cb, Cr planes of an h x w frame whose chroma is subsampled by 2^shift.
 YuvFrame frame_of(py::handle planes_obj, const std::string& what, std::pair<int, int> shift,
-                  int bits, int h, int w, bool write) {
+                  std::pair<bool, bool> cosited, int bits, int h, int w, bool write) {
   if (shift.first < 0 || shift.first > 1 || shift.second < 0 || shift.second > 1)
     throw py::value_error(what + " chroma shifts must be 0 or 1, got (" +
                           std::to_string(shift.first) + ", " + std::to_string(shift.second) + ")");
@@ -52,6 +52,7 @@ YuvFrame frame_of(py::handle planes_obj, const std::string& what, std::pair<int,
   const int cw = (w + (1 << shift.second) - 1) >> shift.second;
   YuvFrame f;
   f.shift_h = shift.first, f.shift_w = shift.second;
+  f.cosited_h = cosited.first, f.cosited_w = cosited.second;
   f.y = plane_of(planes[0], what + " Y", bits, h, w, write);
   f.cb = plane_of(planes[1], what + " Cb", bits, ch, cw, write);
   f.cr = plane_of(planes[2], what + " Cr", bits, ch, cw, write);
@@ -59,7 +60,8 @@ YuvFrame frame_of(py::handle planes_obj, const std::string& what, std::pair<int,
 }
 
 void run_yuv(Program& p, py::handle src_obj, py::handle dst_obj, std::pair<int, int> src_shift,
-             std::pair<int, int> dst_shift, int bits, bool full_range, double kr, double kb) {
+             std::pair<int, int> dst_shift, int bits, bool full_range, double kr, double kb,
+             std::pair<bool, bool> src_cosited, std::pair<bool, bool> dst_cosited) {
   const fastsr::View &in = p.input(), &out = p.output();
   if (in.data == nullptr || out.data == nullptr)
     throw py::value_error("the Program has no input or output view set");
@@ -69,8 +71,8 @@ void run_yuv(Program& p, py::handle src_obj, py::handle dst_obj, std::pair<int, 
   if (bits < 8 || bits > 16) throw py::value_error("bits must be 8 to 16, got " + std::to_string(bits));
   if (!(kr > 0 && kb > 0 && kr + kb < 1))
     throw py::value_error("the luma weights need 0 < kr, 0 < kb and kr + kb < 1");
-  const YuvFrame src = frame_of(src_obj, "src", src_shift, bits, in.h, in.w, false);
-  const YuvFrame dst = frame_of(dst_obj, "dst", dst_shift, bits, out.h, out.w, true);
+  const YuvFrame src = frame_of(src_obj, "src", src_shift, src_cosited, bits, in.h, in.w, false);
+  const YuvFrame dst = frame_of(dst_obj, "dst", dst_shift, dst_cosited, bits, out.h, out.w, true);
   if (p.color() == fastsr::ColorModel::Y) {  // one integer chroma factor per axis
     const int scale = out.h / in.h;
     for (int axis = 0; axis < 2; ++axis) {
@@ -93,10 +95,12 @@ void run_yuv(Program& p, py::handle src_obj, py::handle dst_obj, std::pair<int, 
 void bind_yuv(py::class_<Program>& program) {
   program.def("run_yuv", &run_yuv, py::arg("src"), py::arg("dst"), py::arg("src_shift"),
               py::arg("dst_shift"), py::arg("bits"), py::arg("full_range"), py::arg("kr"),
-              py::arg("kb"),
+              py::arg("kb"), py::arg("src_cosited") = std::make_pair(false, false),
+              py::arg("dst_cosited") = std::make_pair(false, false),
               "Upscale one video frame from planes to planes: src and dst are (Y, Cb, Cr) "
               "arrays (uint8 for 8 bits, uint16 up to 16) of the input and output size, "
               "chroma subsampled by 2^shift (rows, columns); bits and full_range say how "
-              "the codes are quantised, kr and kb the video's luma weights. The GIL is "
-              "released.");
+              "the codes are quantised, kr and kb the video's luma weights; cosited (rows, "
+              "columns) says chroma lies on the first luma of its block (MPEG-2/H.264 "
+              "'left' is (False, True)), else at its centre. The GIL is released.");
 }

@@ -31,6 +31,15 @@ int Program::add_buffer(const BufferShape& s) {
   return int(buffers_.size()) - 1;
 }
 
+struct Program::Chroma {
+  AlignedFloats low, rows;
+  ResizeTaps along_w, along_h;
+  ResizeJob job;
+  ResizeMode mode;
+  int h, w, factor_h, factor_w;
+  float offset_h, offset_w;
+};
+
 size_t Program::bytes() const {
   size_t floats = scratch_floats_;
   for (const auto& b : buffers_) floats += b.size();
@@ -38,6 +47,8 @@ size_t Program::bytes() const {
     const View &in = input_, &out = output_;
     floats += size_t(in.n) * 2 * (size_t(in.h) * in.w + size_t(in.h) * out.w);
   }
+  if (yuv_chroma_)  // run_yuv's, sized by the frames it has taken
+    floats += yuv_chroma_->low.size() + yuv_chroma_->rows.size();
   size_t bytes = floats * sizeof(float);
   for (const auto& b : narrow_) bytes += b.bytes.size();
   return bytes;
@@ -295,14 +306,6 @@ void Program::run_steps() const {
   for (const auto& step : steps_) step();
 }
 
-struct Program::Chroma {
-  AlignedFloats low, rows;
-  ResizeTaps along_w, along_h;
-  ResizeJob job;
-  ResizeMode mode;
-  int h, w, factor_h, factor_w;
-};
-
 static View dense_view(AlignedFloats& storage, int n, int h, int w, int c) {
   return View{storage.data(), n, h, w, c, c, int64_t(w) * c, int64_t(h) * w * c, 0};
 }
@@ -310,13 +313,15 @@ static View dense_view(AlignedFloats& storage, int n, int h, int w, int c) {
 // Cb/Cr of n images of h x w and the width pass of their upscale by (factor_h, factor_w);
 // the height pass runs row by row where the rows are stored.
 std::shared_ptr<Program::Chroma> Program::make_chroma(int n, int h, int w, int factor_h,
-                                                     int factor_w, ResizeMode mode) {
+                                                     int factor_w, ResizeMode mode,
+                                                     float offset_h, float offset_w) {
   auto s = std::make_shared<Chroma>();
   s->mode = mode, s->h = h, s->w = w, s->factor_h = factor_h, s->factor_w = factor_w;
+  s->offset_h = offset_h, s->offset_w = offset_w;
   s->low = AlignedFloats(size_t(n) * h * w * 2);
   s->rows = AlignedFloats(size_t(n) * h * w * factor_w * 2);
-  s->along_w = make_taps(mode, w, factor_w);
-  s->along_h = make_taps(mode, h, factor_h);
+  s->along_w = make_taps(mode, w, factor_w, offset_w);
+  s->along_h = make_taps(mode, h, factor_h, offset_h);
   s->job = ResizeJob{dense_view(s->low, n, h, w, 2), View{},
                      dense_view(s->rows, n, h, w * factor_w, 2), &s->along_w, &s->along_h};
   return s;
@@ -348,17 +353,33 @@ static void replicate_chroma_edge(const View& cbcr, int valid_h, int valid_w) {
   }
 }
 
+// The source coordinate offset, in source chroma samples, that puts each resampled chroma
+// sample where its siting says it lies. scale: luma output per input sample; dst_shift 0
+// and scale 1 for the source's own luma grid.
+static float chroma_offset(int src_shift, bool src_cosited,
+                           int dst_shift, bool dst_cosited, int scale) {
+  return (chroma_site(dst_shift, dst_cosited) / float(scale) -
+          chroma_site(src_shift, src_cosited)) / float(1 << src_shift);
+}
+
 Program::Chroma& Program::yuv_chroma(const YuvFrame& src, const YuvFrame& dst) {
   // Y: source chroma -> dst's chroma grid; RGB: source chroma -> the source's luma grid.
   const bool y = color_ == ColorModel::Y;
   const int scale = output_.h / input_.h;
   const int factor_h = y ? (scale << src.shift_h) >> dst.shift_h : 1 << src.shift_h;
   const int factor_w = y ? (scale << src.shift_w) >> dst.shift_w : 1 << src.shift_w;
+  const float offset_h = y ? chroma_offset(src.shift_h, src.cosited_h, dst.shift_h,
+                                           dst.cosited_h, scale)
+                           : chroma_offset(src.shift_h, src.cosited_h, 0, false, 1);
+  const float offset_w = y ? chroma_offset(src.shift_w, src.cosited_w, dst.shift_w,
+                                           dst.cosited_w, scale)
+                           : chroma_offset(src.shift_w, src.cosited_w, 0, false, 1);
   const ResizeMode mode = y ? ResizeMode::Bicubic : ResizeMode::Bilinear;
   Chroma* c = yuv_chroma_.get();
   if (!c || c->mode != mode || c->h != src.cb.h || c->w != src.cb.w ||
-      c->factor_h != factor_h || c->factor_w != factor_w)
-    yuv_chroma_ = make_chroma(1, src.cb.h, src.cb.w, factor_h, factor_w, mode);
+      c->factor_h != factor_h || c->factor_w != factor_w || c->offset_h != offset_h ||
+      c->offset_w != offset_w)
+    yuv_chroma_ = make_chroma(1, src.cb.h, src.cb.w, factor_h, factor_w, mode, offset_h, offset_w);
   return *yuv_chroma_;
 }
 

@@ -123,7 +123,8 @@ class Program {
   std::shared_ptr<Chroma> chroma_, yuv_chroma_;
   Chroma& chroma();
   static std::shared_ptr<Chroma> make_chroma(int n, int h, int w, int factor_h, int factor_w,
-                                             ResizeMode mode);
+                                             ResizeMode mode, float offset_h = 0.f,
+                                             float offset_w = 0.f);
   Chroma& yuv_chroma(const YuvFrame& src, const YuvFrame& dst);
 };
 

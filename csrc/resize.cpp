@@ -46,7 +46,7 @@ void find_uniform_runs(ResizeTaps& t, int in_size, int factor) {
 
 }  // namespace
 
-ResizeTaps make_taps(ResizeMode mode, int in_size, int factor) {
+ResizeTaps make_taps(ResizeMode mode, int in_size, int factor, float offset) {
   const int out_size = in_size * factor;
   const float scale = 1.f / float(factor);
   ResizeTaps t;
@@ -57,7 +57,7 @@ ResizeTaps make_taps(ResizeMode mode, int in_size, int factor) {
   for (int o = 0; o < out_size; ++o) {
     int* idx = &t.index[size_t(o) * t.taps];
     float* w = &t.weight[size_t(o) * t.taps];
-    const float src = scale * (float(o) + 0.5f) - 0.5f;  // align_corners=False
+    const float src = scale * (float(o) + 0.5f) - 0.5f + offset;  // align_corners=False
     if (mode == ResizeMode::Nearest) {
       idx[0] = std::min(o / factor, in_size - 1);
       w[0] = 1.f;

@@ -23,7 +23,9 @@ struct ResizeTaps {
   int factor = 1;
   std::vector<int> shift, first, last;
 };
-ResizeTaps make_taps(ResizeMode mode, int in_size, int factor);
+// offset: input samples added to every source coordinate (chroma siting; 0 is
+// F.interpolate's).
+ResizeTaps make_taps(ResizeMode mode, int in_size, int factor, float offset = 0.f);
 
 struct ResizeJob {
   View x, out;

@@ -187,32 +187,56 @@ FASTSR_INLINE void write_luma_rows(const View& out, const ResizeJob& chroma, con
   }
 }
 
-// Y' to the Y plane per pixel; Pb, Pr averaged over each subsampled block.
+// The luma samples (index, weight) that make chroma sample i of an axis subsampled by
+// 2^shift: its block's, or for co-sited chroma a box as wide centred on the block's first
+// sample (half weights at its two ends). Indices clamp at the edges.
+template <class Tap>
+FASTSR_INLINE void block_taps(int i, int shift, bool cosited, int size, Tap&& tap) {
+  const int s = 1 << shift, first = i << shift;
+  if (!cosited || shift == 0) {
+    const int end = std::min(size, first + s);  // blocks at the right and bottom may be cut
+    for (int j = first; j < end; ++j) tap(j, 1.f / float(end - first));
+    return;
+  }
+  for (int k = -s / 2; k <= s / 2; ++k)
+    tap(std::min(std::max(first + k, 0), size - 1), (std::abs(k) == s / 2 ? 0.5f : 1.f) / float(s));
+}
+
+// Y' to the Y plane per pixel; Pb, Pr filtered down to the chroma grid (block_taps).
 template <class T>
 FASTSR_INLINE void write_rgb_rows(const View& out, const YuvCoding& c, const YuvFrame& dst) {
   const float* m = c.to_yuv;
   const float inverse = 1.f / c.luma_scale, offset = -c.luma_shift / c.luma_scale;
-  const int w = dst.y.w, sw = dst.shift_w;
+  const int w = dst.y.w;
+  const int64_t step = out.pix;
 #pragma omp for schedule(static)
   for (int cy = 0; cy < dst.cb.h; ++cy) {
-    float* sums = row_scratch(1, size_t(dst.cb.w) * 2).data();
-    std::fill(sums, sums + 2 * dst.cb.w, 0.f);
-    const int first = cy << dst.shift_h, end = std::min(dst.y.h, (cy + 1) << dst.shift_h);
-    for (int y = first; y < end; ++y) {
+    const int end = std::min(dst.y.h, (cy + 1) << dst.shift_h);
+    for (int y = cy << dst.shift_h; y < end; ++y) {
       const float* in = out.at(0, y, 0);
-      const int64_t step = out.pix;
       T* codes = row_out<T>(dst.y, y);
       for (int x = 0; x < w; ++x) {
         const float r = unit(in[x * step]), g = unit(in[x * step + 1]), b = unit(in[x * step + 2]);
         codes[x] = code_of<T>(unit(m[0] * r + m[1] * g + m[2] * b), inverse, offset, c.max_code);
-        sums[2 * (x >> sw)] += m[3] * r + m[4] * g + m[5] * b;
-        sums[2 * (x >> sw) + 1] += m[6] * r + m[7] * g + m[8] * b;
       }
     }
-    for (int x = 0; x < dst.cb.w; ++x) {  // blocks at the right and bottom edges may be cut
-      const int columns = std::min(w, (x + 1) << sw) - (x << sw);
-      const float mean = 1.f / float(columns * (end - first));
-      sums[2 * x] *= mean, sums[2 * x + 1] *= mean;
+    float* rows = row_scratch(0, size_t(w) * 2).data();  // Pb, Pr filtered down the rows
+    std::fill(rows, rows + 2 * w, 0.f);
+    block_taps(cy, dst.shift_h, dst.cosited_h, dst.y.h, [&](int y, float weight) {
+      const float* in = out.at(0, y, 0);
+      for (int x = 0; x < w; ++x) {
+        const float r = unit(in[x * step]), g = unit(in[x * step + 1]), b = unit(in[x * step + 2]);
+        rows[2 * x] += weight * (m[3] * r + m[4] * g + m[5] * b);
+        rows[2 * x + 1] += weight * (m[6] * r + m[7] * g + m[8] * b);
+      }
+    });
+    float* sums = row_scratch(1, size_t(dst.cb.w) * 2).data();
+    for (int x = 0; x < dst.cb.w; ++x) {
+      float pb = 0.f, pr = 0.f;
+      block_taps(x, dst.shift_w, dst.cosited_w, w, [&](int j, float weight) {
+        pb += weight * rows[2 * j], pr += weight * rows[2 * j + 1];
+      });
+      sums[2 * x] = pb, sums[2 * x + 1] = pr;
     }
     store_chroma_row<T>(sums, c, cy, dst);
   }

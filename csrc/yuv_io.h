@@ -3,7 +3,8 @@
 // the model's luma comes from the Y plane (corrected where the video's matrix is not the
 // model's) and the output chroma is the bicubic upscale of the source chroma planes.
 // RGB models get R'G'B' built from the planes (chroma upsampled bilinearly) and give back
-// planes (chroma averaged over each subsampled block).
+// planes (chroma averaged over each subsampled block, or a box of its width centred on a
+// co-sited sample). Every resampling puts chroma where the frames' siting says it lies.
 #pragma once
 #include <cstdint>
 
@@ -24,7 +25,16 @@ struct Plane {
 struct YuvFrame {
   Plane y, cb, cr;
   int shift_h = 0, shift_w = 0;  // log2 of the chroma subsampling
+  // Chroma siting along a subsampled axis: a sample lies on the first luma row / column
+  // of its block (co-sited: MPEG-2 and H.264's default "left", "topleft") or at the
+  // block's centre (JPEG, MPEG-1).
+  bool cosited_h = false, cosited_w = false;
 };
+
+// Where chroma sample i of a subsampled axis lies from its block's centre, in luma samples.
+inline float chroma_site(int shift, bool cosited) {
+  return cosited ? -0.5f * float((1 << shift) - 1) : 0.f;
+}
 
 // How codes map to Y' in [0, 1] and Pb, Pr in [-1/2, 1/2] (value = code * scale + shift),
 // and the video's matrix between R'G'B' and Y'PbPr.

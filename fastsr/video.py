@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from fastsr.yuv import DecodedPlanes, planar_video
+from fastsr.yuv import DecodedPlanes, chroma_location, planar_video
 
 if TYPE_CHECKING:  # imported when used: the CLI imports this module for its error types
     from fastsr.api import Upscaler
@@ -128,6 +128,7 @@ def upscale_video(
     strict: bool = False,
     overwrite: bool = False,
     progress: bool = True,
+    planes: bool = True,
     **upscaler_options,
 ) -> VideoResult:
     """Upscale the first video stream of `src` into `dst`, copying audio and subtitles.
@@ -137,6 +138,8 @@ def upscale_video(
     codec, crf, pix_fmt: the encoder, its constant-rate factor (codecs that have one;
         default 18) and pixel format (default: the input's when the encoder takes it).
     strict: stop at the first packet the decoder rejects instead of skipping it.
+    planes: hand frames to the backend as YUV planes where it takes them; False sends
+        them through RGB and swscale (the path for every other case), to compare the two.
     Frame rate, timestamps and the colour description are kept. Raises
     PartialOutputError when the run stops early (the exception says whether a partial
     file was kept).
@@ -159,7 +162,9 @@ def upscale_video(
         check_video_stream(src, source)
         tmp = temporary_path(dst)
         try:
-            transcoder = _Transcoder(av, source, tmp, upscaler, encoder, crf, pix_fmt, strict)
+            transcoder = _Transcoder(
+                av, source, tmp, upscaler, encoder, crf, pix_fmt, strict, planes=planes
+            )
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
@@ -290,7 +295,7 @@ class _Transcoder:
     """The open output container and the three stages feeding it."""
 
     def __init__(self, av, source, path: Path, up: Upscaler, codec, crf, pix_fmt, strict,
-                 window=(None, None), copy_streams: bool = True):  # fmt: skip
+                 window=(None, None), copy_streams: bool = True, planes: bool = True):  # fmt: skip
         self.av, self.source, self.up, self.strict = av, source, up, strict
         self.window = window  # the frames with start <= pts < end (None: no bound)
         self.video_in = source.streams.video[0]
@@ -309,9 +314,11 @@ class _Transcoder:
             check_container_takes(av, self.output, codec)
             self.video_out = self._add_video_stream(codec, crf, pix_fmt)
             size = (ctx.width, ctx.height)
-            self.planar = planar_video(
-                av, up, ctx.pix_fmt, self.video_out.pix_fmt, size, self.colour
-            )
+            location = chroma_location(ctx)
+            self.planar = (
+                planar_video(av, up, ctx.pix_fmt, self.video_out.pix_fmt, size, self.colour,
+                             location) if planes else None
+            )  # fmt: skip
             self.copied = add_copied_streams(source, self.output) if copy_streams else {}
             self._start_encoding(codec)
         except BaseException:
@@ -348,6 +355,8 @@ class _Transcoder:
         out.time_base = video_in.time_base
         for key, value in self.colour.items():
             setattr(out.codec_context, key, value)
+        if hasattr(out.codec_context, "chroma_sample_location"):  # PyAV 18 has none
+            out.codec_context.chroma_sample_location = chroma_location(video_in.codec_context)
         options = {option.name for option in out.codec_context.supported_options.private}
         if "crf" in options:
             out.options = {"crf": str(DEFAULT_CRF if crf is None else crf)}

@@ -5,7 +5,8 @@ kept) and the upscaled frame's planes are written in the encoder's pixel format,
 `fastsr video` runs no swscale conversion around the model. A Y model takes its luma
 from the Y plane (corrected by the chroma where the video's matrix is not BT.601) and
 its chroma is the bicubic upscale of the source chroma; an RGB model gets R'G'B' built
-in C++. Formats, matrices or frames this cannot take go through RGB as before.
+in C++. Chroma is resampled where the frames' chroma location puts it. Formats, matrices,
+locations or frames this cannot take go through RGB as before.
 """
 
 from __future__ import annotations
@@ -25,6 +26,29 @@ PLANAR_FORMATS = {
 LUMA_WEIGHTS = {1: (0.2126, 0.0722), 4: (0.30, 0.11), 5: (0.299, 0.114), 6: (0.299, 0.114),
                 7: (0.212, 0.087), 9: (0.2627, 0.0593), 10: (0.2627, 0.0593)}  # fmt: skip
 _JPEG_RANGE = 2
+# FFmpeg AVChromaLocation -> is chroma co-sited with the first luma (rows, columns) of its
+# block, else centred. 0 is unspecified; bottom (5, 6) is not modelled.
+CHROMA_SITES = {1: (False, True), 2: (False, False), 3: (True, True), 4: (True, False)}
+_UNSPECIFIED_LOCATION = 0
+
+
+def chroma_location(source) -> int:
+    """A frame's or codec context's AVChromaLocation, 0 where PyAV does not expose it
+    (PyAV 18 has neither; later ones name it chroma_location / chroma_sample_location)."""
+    for name in ("chroma_location", "chroma_sample_location"):
+        value = getattr(source, name, None)
+        if value is not None:
+            return int(value)
+    return _UNSPECIFIED_LOCATION
+
+
+def chroma_sites(location: int, pix_fmt: str) -> tuple[bool, bool] | None:
+    """(rows, columns) co-sited, for a location and pixel format; unspecified is JPEG's
+    centre for yuvj formats and MPEG-2/H.264's left otherwise, as FFmpeg reads it. None
+    for a location not modelled."""
+    if location == _UNSPECIFIED_LOCATION:
+        return (False, False) if pix_fmt.startswith("yuvj") else (False, True)
+    return CHROMA_SITES.get(location)
 
 
 def plane_arrays(frame, bits: int) -> tuple[np.ndarray, ...]:
@@ -49,18 +73,25 @@ class PlanarVideo:
     """One video's frames through `Upscaler.upscale_planes`: a decoded frame of the
     source's format and size in, a new frame of the encoder's format out."""
 
-    def __init__(self, av, up, source: str, target: str, size: tuple[int, int], colour: dict):
+    def __init__(self, av, up, source: str, target: str, size: tuple[int, int], colour: dict,
+                 location: int = _UNSPECIFIED_LOCATION):  # fmt: skip
         self.av, self.up, self.source, self.target, self.size = av, up, source, target, size
         bits, *source_shift = PLANAR_FORMATS[source]
         _, *target_shift = PLANAR_FORMATS[target]
         kr, kb = LUMA_WEIGHTS[colour["colorspace"]]
         self.bits, self.tags = bits, (colour["colorspace"], colour["color_range"])
+        self.location = location  # the output is tagged as the input
         self.coding = {"src_shift": tuple(source_shift), "dst_shift": tuple(target_shift),
                        "bits": bits, "full_range": colour["color_range"] == _JPEG_RANGE,
-                       "kr": kr, "kb": kb}  # fmt: skip
+                       "kr": kr, "kb": kb, "src_cosited": chroma_sites(location, source),
+                       "dst_cosited": chroma_sites(location, target)}  # fmt: skip
 
     def takes(self, frame) -> bool:
-        return frame.format.name == self.source and (frame.width, frame.height) == self.size
+        return (
+            frame.format.name == self.source
+            and (frame.width, frame.height) == self.size
+            and chroma_location(frame) in (self.location, _UNSPECIFIED_LOCATION)
+        )
 
     def planes(self, frame) -> DecodedPlanes:
         return DecodedPlanes(frame, plane_arrays(frame, self.bits))
@@ -69,13 +100,18 @@ class PlanarVideo:
         width, height = self.size
         out = self.av.VideoFrame(width * self.up.scale, height * self.up.scale, self.target)
         out.colorspace, out.color_range = self.tags
+        if hasattr(out, "chroma_location"):
+            out.chroma_location = self.location
         self.up.upscale_planes(decoded.planes, plane_arrays(out, self.bits), **self.coding)
         return out
 
 
-def planar_video(av, up, source: str, target: str, size: tuple[int, int], colour: dict):
+def planar_video(av, up, source: str, target: str, size: tuple[int, int], colour: dict,
+                 location: int = _UNSPECIFIED_LOCATION):  # fmt: skip
     """A PlanarVideo when frames of `source` can go to `target` as planes, else None."""
     if source not in PLANAR_FORMATS or target not in PLANAR_FORMATS:
+        return None
+    if chroma_sites(location, source) is None:
         return None
     bits, *source_shift = PLANAR_FORMATS[source]
     target_bits, *target_shift = PLANAR_FORMATS[target]
@@ -90,4 +126,4 @@ def planar_video(av, up, source: str, target: str, size: tuple[int, int], colour
         for shift_in, shift_out in zip(source_shift, target_shift, strict=True):
             if (up.scale << shift_in) % (1 << shift_out):
                 return None
-    return PlanarVideo(av, up, source, target, size, colour)
+    return PlanarVideo(av, up, source, target, size, colour, location)

@@ -14,7 +14,7 @@ from test_yuv import BicubicSR
 import fastsr
 from fastsr.cli import main
 from fastsr.video import STAGE_STEPS, PartialOutputError, temporary_path, upscale_video
-from fastsr.yuv import planar_video, plane_arrays
+from fastsr.yuv import chroma_location, chroma_sites, planar_video, plane_arrays
 
 av = pytest.importorskip("av", reason="video needs PyAV")
 
@@ -425,6 +425,25 @@ def test_the_cpu_backend_takes_frames_as_planes():
     assert planar_video(av, tiled, "yuv420p", "yuv420p", (32, 24), tags) is None
 
 
+def test_chroma_location_defaults_as_ffmpeg_reads_an_untagged_stream():
+    class Tagged:
+        chroma_sample_location = 3
+
+    assert chroma_location(Tagged()) == 3
+    assert chroma_location(object()) == 0  # PyAV 18 exposes no chroma location
+    assert chroma_sites(0, "yuv420p") == (False, True)  # MPEG-2 / H.264: left
+    assert chroma_sites(0, "yuv422p10le") == (False, True)
+    assert chroma_sites(0, "yuvj420p") == (False, False)  # JPEG: centred
+    assert chroma_sites(3, "yuv420p") == (True, True)
+    assert chroma_sites(2, "yuv420p") == (False, False)
+    cpu = fastsr.Upscaler(model=tiny_graph(1, 2), backend="cpu", threads=1)
+    tags = {"colorspace": 1, "color_range": 1}
+    planar = planar_video(av, cpu, "yuv420p", "yuvj420p", (32, 24), tags)
+    assert planar.coding["src_cosited"] == (False, True)
+    assert planar.coding["dst_cosited"] == (False, False)
+    assert planar_video(av, cpu, "yuv420p", "yuv420p", (32, 24), tags, 6) is None  # bottom
+
+
 def smooth_clip(path, pix_fmt: str, width: int = 64, height: int = 48, frames: int = 3):
     """Soft shapes and gradients, lossless (FFV1), the kind of content chroma filters differ
     least on and a model sharpens."""
@@ -450,22 +469,25 @@ def decoded_planes(path) -> list[list[np.ndarray]]:
 
 
 # (model colour, pixel format): measured (luma, chroma) maxima of |planar - RGB path|, and
-# the chroma's mean, in the format's levels.
+# the chroma's mean, in the format's levels. The untagged 4:2:0 clips read as left-sited on
+# the planar path; swscale (the RGB path) places chroma centred whatever the tag.
 PATH_AGREEMENT = {
-    ("y", "yuv420p"): (1, 8, 1.6),
-    ("y", "yuv420p10le"): (1, 45, 12.0),
+    ("y", "yuv420p"): (1, 10, 2.1),
+    ("y", "yuv420p10le"): (1, 62, 11.0),
     ("y", "yuv444p"): (1, 1, 0.2),
-    ("rgb", "yuv420p"): (1, 1, 0.2),
+    ("rgb", "yuv420p"): (1, 6, 1.5),
 }
 
 
 @pytest.mark.parametrize("color,pix_fmt", sorted(PATH_AGREEMENT))
 def test_planes_and_the_rgb_path_agree(tmp_path, color, pix_fmt):
     """The planar path against the RGB + swscale path it replaces, both lossless (FFV1).
-    Luma agrees within a level and so does everything in 4:4:4 and for RGB models. A Y
-    model's 4:2:0 chroma differs more: the planar path upscales the chroma planes by
-    bicubic, the RGB path blurs them by swscale's 4:2:0 -> 4:4:4 -> 4:2:0 round trip
-    (coarser still for 10-bit sources, which cannot use full chroma interpolation)."""
+    Luma agrees within a level and so does everything in 4:4:4. 4:2:0 chroma differs
+    more: the planar path resamples it at the left sites, swscale centred (so an RGB
+    model's chroma, 1 level apart when both were centred, differs by up to 6), and for a
+    Y model the planar path upscales the chroma planes by bicubic where the RGB path blurs
+    them by swscale's 4:2:0 -> 4:4:4 -> 4:2:0 round trip (coarser still for 10-bit
+    sources, which cannot use full chroma interpolation)."""
     luma_max, chroma_max, chroma_mean = PATH_AGREEMENT[color, pix_fmt]
     up = fastsr.Upscaler(model=tiny_graph(1 if color == "y" else 3, 2), backend="cpu", threads=2)
     clip = smooth_clip(tmp_path / "in.mkv", pix_fmt)

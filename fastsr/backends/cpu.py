@@ -425,7 +425,11 @@ class CompiledProgram:
 
     def __init__(self, program):
         self.program = program
-        self.nbytes = program.bytes
+
+    @property
+    def nbytes(self) -> int:
+        """The program's bytes now: run_yuv adds its chroma once a frame has made it."""
+        return self.program.bytes
 
     def run(self, x: np.ndarray) -> np.ndarray:
         return self.program.run(x)
