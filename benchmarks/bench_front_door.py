@@ -162,7 +162,8 @@ def _test_clip(path: Path, width: int, height: int, frames: int) -> Path:
 def test_video_stages(benchmark, quick, tmp_path):
     """`fastsr video`'s path, decode and encode overlapped with the model: frames/s beside
     the engine's alone, and each step's busy share of the wall time (the #13 target: no
-    step but the model and the encoder above 10 %)."""
+    step but the model and the encoder above 10 %), for frames as YUV planes (the cpu
+    backend's path) and through RGB + swscale, in the same rounds."""
     pytest.importorskip("av", reason="video needs PyAV")
     from fastsr.video import upscale_video
 
@@ -174,23 +175,39 @@ def test_video_stages(benchmark, quick, tmp_path):
     engine = Engine(load(spec["model"]), "cpu", threads=threads)
     compiled = engine.compiled(1, height, width)
     luma = np.random.default_rng(0).random((1, height, width, 1), dtype=np.float32)
-    results, engine_seconds = [], []
+    runs: dict[str, list] = {"planes": [], "rgb": []}
+    engine_seconds = []
 
-    def time_engine():  # before each round, so load on the machine hits both alike
+    def time_engine():
         for _ in range(1 if quick else 8):
             start = time.perf_counter()
             compiled.run(luma)
             engine_seconds.append(time.perf_counter() - start)
 
-    def transcode():
+    def transcode(path: str):
         target = tmp_path / "out.mp4"
         target.unlink(missing_ok=True)
-        results.append(upscale_video(clip, target, upscaler, progress=False))
+        cpu = time.process_time()  # every thread of the process: decode, model, encode
+        result = upscale_video(clip, target, upscaler, progress=False, planes=path == "planes")
+        runs[path].append((result, time.process_time() - cpu))
+
+    def before_each_round():  # the engine and the RGB path, so load hits all three alike
+        time_engine()
+        transcode("rgb")
 
     benchmark.group = f"video {spec['model']} {width}x{height}"
-    benchmark.pedantic(transcode, setup=time_engine, rounds=1 if quick else 3)
-    best = min(results, key=lambda r: r.seconds)
-    assert best.frames == frames
+    benchmark.pedantic(transcode, args=("planes",), setup=before_each_round,
+                       rounds=1 if quick else 3)  # fmt: skip
+    paths = {}
+    for path, results in runs.items():
+        best, cpu = min(results, key=lambda r: r[0].seconds)
+        assert best.frames == frames
+        paths[path] = {
+            "fps": frames / best.seconds,
+            "model_step_fps": frames / best.stage_seconds["model"],
+            "cpu_ms_per_frame": 1e3 * cpu / frames,
+            "shares": {step: busy / best.seconds for step, busy in best.stage_seconds.items()},
+        }
     benchmark.extra_info.update(
         kind="video_stages",
         model=spec["model"],
@@ -198,8 +215,6 @@ def test_video_stages(benchmark, quick, tmp_path):
         height=height,
         threads=threads,
         frames=frames,
-        fps=frames / best.seconds,
         engine_fps=1 / float(np.median(engine_seconds)),
-        model_step_fps=frames / best.stage_seconds["model"],
-        shares={step: busy / best.seconds for step, busy in best.stage_seconds.items()},
+        paths=paths,
     )

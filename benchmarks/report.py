@@ -394,20 +394,26 @@ def front_door_table(bench: dict) -> list[str]:
             )
         lines.append("")
     for info, _ in _infos(bench, "video_stages"):
-        steps = list(info["shares"])
+        steps = list(next(iter(info["paths"].values()))["shares"])
         lines += [
             f"## `fastsr video` with {info['model']}, {info['width']}×{info['height']}, "
             f"{info['threads']} threads",
             "",
-            f"{info['fps']:.1f} frames/s end to end; the model step (uint8 RGB in and out) "
-            f"{info['model_step_fps']:.1f}, the engine alone {info['engine_fps']:.1f}. Share "
-            "of the wall time each step is busy (they overlap):",
+            f"The engine alone: {info['engine_fps']:.1f} frames/s. Frames as YUV planes (the "
+            "cpu backend's path) and through RGB + swscale, in the same rounds; each step's "
+            "share of the wall time it is busy (they overlap):",
             "",
-            "| " + " | ".join(steps) + " |",
-            "|" + "---|" * len(steps),
-            "| " + " | ".join(f"{100 * info['shares'][s]:.0f} %" for s in steps) + " |",
-            "",
-        ]
+            "| frames as | frames/s | model step frames/s | CPU ms/frame | "
+            + " | ".join(steps) + " |",
+            "|" + "---|" * (4 + len(steps)),
+        ]  # fmt: skip
+        for path, row in info["paths"].items():
+            shares = " | ".join(f"{100 * row['shares'][s]:.0f} %" for s in steps)
+            lines.append(
+                f"| {path} | {row['fps']:.1f} | {row['model_step_fps']:.1f} "
+                f"| {row['cpu_ms_per_frame']:.0f} | {shares} |"
+            )
+        lines.append("")
     if starts:
         lines += ["## Start-up", "", "| command | s (median) |", "|---|---|"]
         for info, stats in starts:

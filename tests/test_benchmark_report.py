@@ -186,8 +186,9 @@ def test_front_door_table_shows_user_time_over_engine_time(bench):
     assert "| `fastsr --help` | 0.07 |" in text
 
 
-def test_video_table_shows_rates_and_each_steps_share(bench):
-    shares = {"decode": 0.04, "to RGB": 0.05, "model": 0.8, "to YUV": 0.06, "encode and mux": 0.3}
+def test_video_table_shows_both_paths_rates_and_each_steps_share(bench):
+    planes = {"decode": 0.04, "to RGB": 0.0, "model": 0.8, "to YUV": 0.0, "encode and mux": 0.3}
+    rgb = {"decode": 0.04, "to RGB": 0.05, "model": 0.8, "to YUV": 0.06, "encode and mux": 0.3}
     bench["benchmarks"].append(
         _entry(
             3.0,
@@ -197,17 +198,20 @@ def test_video_table_shows_rates_and_each_steps_share(bench):
             height=360,
             threads=2,
             frames=72,
-            fps=24.0,
-            model_step_fps=28.0,
             engine_fps=30.0,
-            shares=shares,
-        )  # fmt: skip
+            paths={
+                "planes": {"fps": 24.0, "model_step_fps": 28.0, "cpu_ms_per_frame": 80.4,
+                           "shares": planes},
+                "rgb": {"fps": 22.5, "model_step_fps": 26.0, "cpu_ms_per_frame": 91.0,
+                        "shares": rgb},
+            },  # fmt: skip
+        )
     )
     text = report.render(bench)
-    assert "24.0 frames/s end to end; the model step (uint8 RGB in and out) 28.0, " in text
-    assert "the engine alone 30.0." in text
-    assert "| decode | to RGB | model | to YUV | encode and mux |" in text
-    assert "| 4 % | 5 % | 80 % | 6 % | 30 % |" in text
+    assert "The engine alone: 30.0 frames/s." in text
+    assert "| frames as | frames/s | model step frames/s | CPU ms/frame | decode | to RGB |" in text
+    assert "| planes | 24.0 | 28.0 | 80 | 4 % | 0 % | 80 % | 0 % | 30 % |" in text
+    assert "| rgb | 22.5 | 26.0 | 91 | 4 % | 5 % | 80 % | 6 % | 30 % |" in text
 
 
 def _precision(engine: str, precision: str, median: float, set5: float | None) -> dict:
