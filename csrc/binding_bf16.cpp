@@ -31,8 +31,8 @@ std::string add_conv2d_bf16(Program& p, const Bf16View& x, py::handle weight_obj
                      int pad_top, int pad_left, int dilation, const std::string& activation,
                      py::handle slope_obj, float alpha, int shuffle, std::optional<View> skip) {
   expect_bf16();
-  if (out.has_value() == out_bf16.has_value())
-    throw py::value_error("conv2d_bf16: give exactly one of out (fp32) and out_bf16");
+  if (!out && !out_bf16)
+    throw py::value_error("conv2d_bf16: give out (fp32), out_bf16 or both");
   if (p.bf16_buffer_of(x) < 0 || (out_bf16 && p.bf16_buffer_of(*out_bf16) < 0) ||
       (out && p.buffer_of(*out) < 0) || (skip && p.buffer_of(*skip) < 0))
     throw py::value_error("view does not belong to this Program");
@@ -44,7 +44,8 @@ std::string add_conv2d_bf16(Program& p, const Bf16View& x, py::handle weight_obj
   const ConvWindow window{cout, cin, kh, kw, stride, dilation, pad_top, pad_left, shuffle};
   const View* skip_view = skip ? &*skip : nullptr;
   if (out) check_conv_window("conv2d_bf16", x, *out, skip_view, window);
-  else check_conv_window("conv2d_bf16", x, *out_bf16, skip_view, window);
+  if (out_bf16) check_conv_window("conv2d_bf16", x, *out_bf16, skip_view, window);
+  if (out && out_bf16) check_same_output("conv2d_bf16", *out, *out_bf16);
   std::vector<float> bias(size_t(cout), 0.f);
   if (!bias_obj.is_none()) bias = channels(bias_obj, "conv2d_bf16 bias", cout);
   const fastsr::Act act = fastsr::parse_act(activation);
@@ -55,7 +56,7 @@ std::string add_conv2d_bf16(Program& p, const Bf16View& x, py::handle weight_obj
   }
   fastsr::Bf16ConvLayer layer = fastsr::pack_conv_bf16(
       weight.data(), bias.data(), slope.empty() ? nullptr : slope.data(), cout, cin, kh, kw,
-      stride, dilation, pad_top, pad_left, act, alpha, shuffle, out_bf16.has_value());
+      stride, dilation, pad_top, pad_left, act, alpha, shuffle);
   const std::string family = fastsr::bf16_isa_name(layer.isa);
   p.add_conv2d_bf16(x, out ? &*out : nullptr, out_bf16 ? &*out_bf16 : nullptr, skip_view,
                     std::move(layer));
@@ -151,6 +152,6 @@ void bind_bf16(py::module_& m, py::class_<Program>& program) {
            py::arg("slope") = py::none(), py::arg("alpha") = 0.f, py::arg("shuffle") = 1,
            py::arg("skip") = py::none(),
            "Add a bf16 convolution step: bf16 x times float32 OIHW weights rounded to bf16, "
-           "fp32 accumulation and epilogue, stored to out (fp32) or out_bf16 (rounded). Returns "
-           "the kernel family that runs it.");
+           "fp32 accumulation and epilogue, stored to out (fp32), out_bf16 (rounded) or both in "
+           "one pass. Returns the kernel family that runs it.");
 }

@@ -71,4 +71,12 @@ void check_conv_window(const std::string& op, const In& x, const Out& out, const
                           " px) is too small for this kernel, padding and output size");
 }
 
+// A narrow conv's two outputs (fp32 and its u8 or bf16 copy) cover the same pixels.
+template <class A, class B>
+void check_same_output(const std::string& op, const A& a, const B& b) {
+  if (a.n != b.n || a.h != b.h || a.w != b.w || a.c != b.c)
+    throw py::value_error(op + ": the two outputs differ, " + dims(a.n, a.h, a.w, a.c) + " vs " +
+                          dims(b.n, b.h, b.w, b.c));
+}
+
 }  // namespace fastsr::binding

@@ -45,8 +45,8 @@ std::string add_conv2d_int8(Program& p, const ByteView& x, py::handle weight_obj
                      std::optional<ByteView> out_q, float out_scale, int out_zero, int stride,
                      int pad_top, int pad_left, int dilation, const std::string& activation,
                      py::handle slope_obj, float alpha, int shuffle, std::optional<View> skip) {
-  if (out.has_value() == out_q.has_value())
-    throw py::value_error("conv2d_int8: give exactly one of out (fp32) and out_q (uint8)");
+  if (!out && !out_q)
+    throw py::value_error("conv2d_int8: give out (fp32), out_q (uint8) or both");
   if (p.byte_buffer_of(x) < 0 || (out_q && p.byte_buffer_of(*out_q) < 0) ||
       (out && p.buffer_of(*out) < 0) || (skip && p.buffer_of(*skip) < 0))
     throw py::value_error("view does not belong to this Program");
@@ -61,7 +61,8 @@ std::string add_conv2d_int8(Program& p, const ByteView& x, py::handle weight_obj
                                            pad_top, pad_left, shuffle};
   const View* skip_view = skip ? &*skip : nullptr;
   if (out) check_conv_window("conv2d_int8", x, *out, skip_view, window);
-  else check_conv_window("conv2d_int8", x, *out_q, skip_view, window);
+  if (out_q) check_conv_window("conv2d_int8", x, *out_q, skip_view, window);
+  if (out && out_q) fastsr::binding::check_same_output("conv2d_int8", *out, *out_q);
   std::vector<float> w_scale = channels(w_scale_obj, "conv2d_int8 weight scale", cout);
   std::vector<float> bias(size_t(cout), 0.f);
   if (!bias_obj.is_none()) bias = channels(bias_obj, "conv2d_int8 bias", cout);
@@ -76,7 +77,7 @@ std::string add_conv2d_int8(Program& p, const ByteView& x, py::handle weight_obj
     slope = channels(slope_obj, "conv2d_int8 prelu slope", cout);
     params.slope = slope.data();
   }
-  params.out_u8 = out_q.has_value(), params.out_scale = out_scale, params.out_zero = out_zero;
+  params.out_scale = out_scale, params.out_zero = out_zero;
   fastsr::Int8ConvLayer layer;
   try {
     layer = fastsr::pack_conv_int8(weight.data(), w_scale.data(), bias.data(), cout, cin, kh, kw,
@@ -173,7 +174,7 @@ void bind_int8(py::module_& m, py::class_<Program>& program) {
            py::arg("slope") = py::none(), py::arg("alpha") = 0.f, py::arg("shuffle") = 1,
            py::arg("skip") = py::none(),
            "Add an int8 convolution step: u8 x (zero point x_zero) times s8 weights "
-           "(|q| <= 63, per-channel w_scale), fp32 epilogue, stored to out (fp32) or "
-           "requantised to out_q (uint8, out_scale/out_zero). Returns the kernel family the "
-           "step runs.");
+           "(|q| <= 63, per-channel w_scale), fp32 epilogue, stored to out (fp32), "
+           "requantised to out_q (uint8, out_scale/out_zero), or both in one pass. Returns "
+           "the kernel family the step runs.");
 }

@@ -112,8 +112,7 @@ const Bf16Kernels& bf16_kernels(Bf16Isa isa) {
 
 Bf16ConvLayer pack_conv_bf16(const float* weight, const float* bias, const float* slope,
                              int cout, int cin, int kh, int kw, int stride, int dilation,
-                             int pad_top, int pad_left, Act act, float alpha, int shuffle,
-                             bool out_bf16) {
+                             int pad_top, int pad_left, Act act, float alpha, int shuffle) {
   const Bf16Isa active = active_bf16_isa();
   if (active == Bf16Isa::None)
     throw std::invalid_argument("bf16 conv2d: this CPU (at the active SIMD level) has no bf16 "
@@ -128,7 +127,6 @@ Bf16ConvLayer pack_conv_bf16(const float* weight, const float* bias, const float
   L.simd = active_simd(), L.lanes = lanes;
   L.act = act, L.alpha = alpha, L.shuffle = shuffle;
   B.pairs = (cin + 1) / 2;
-  B.out_bf16 = out_bf16;
   const int64_t taps = int64_t(kh) * kw * B.pairs;
   int64_t offset = 0;
   for (int first = 0; first < cout; first += lanes * max_vectors) {

@@ -2,7 +2,8 @@
 // ARMv8.6 FEAT_BF16 bfdot): bf16 activations x bf16 weights, two input channels per fp32
 // lane, fp32 accumulation, and the fp32 kernel's epilogue:
 //   y = act(acc + bias) ; pixel-shuffle ; y += skip
-// stored as fp32 or rounded (to nearest, ties to even) to bf16 for the next bf16 layer.
+// stored as fp32, rounded (to nearest, ties to even) to bf16 for the next bf16 layer, or
+// both from the same registers.
 //
 // There is no emulated fallback: without the instruction a bf16 product costs more than
 // an fp32 one, so elsewhere bf16 is simply not offered (bf16_supported()).
@@ -61,7 +62,6 @@ struct Bf16ConvLayer {
   Bf16Isa isa = Bf16Isa::None;
   int pairs = 0;  // input channels rounded up to even, halved
   AlignedArray<uint16_t> packed;  // per group [ky][kx][pairs][nvec * lanes][2], zero past cin
-  bool out_bf16 = false;
 };
 
 // weight: OIHW float32 (rounded to bf16 here); bias: cout floats or null; slope: cout
@@ -69,14 +69,14 @@ struct Bf16ConvLayer {
 // std::invalid_argument when that is None.
 Bf16ConvLayer pack_conv_bf16(const float* weight, const float* bias, const float* slope,
                              int cout, int cin, int kh, int kw, int stride, int dilation,
-                             int pad_top, int pad_left, Act act, float alpha, int shuffle,
-                             bool out_bf16);
+                             int pad_top, int pad_left, Act act, float alpha, int shuffle);
 
 struct Bf16ConvJob {
   const Bf16ConvLayer* layer;
   Bf16View x;
-  ConvJob epilogue;  // the fp32 output (layer->out_bf16 false), skip and shuffle offsets
-  Bf16View out;      // bf16 output (layer->out_bf16 true)
+  ConvJob epilogue;  // the fp32 output (null data: none), skip and their shuffle offsets
+  Bf16View out;      // bf16 output; null data: none (at least one of the two is given)
+  const int64_t* out_offsets;  // shuffle_offsets of out
 };
 
 // One family's kernels (conv2d_bf16_<isa>.cpp, built with that ISA's flags), each called

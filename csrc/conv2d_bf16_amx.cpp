@@ -46,10 +46,7 @@ void amx_tile(const Bf16ConvJob& job, const ConvGroup& g, int chunk, int j0, int
                                    B.pairs, chunk, reinterpret_cast<uint8_t*>(&acc[0][0]));
   const int first = g.first + j0 * V;
   const ConvGroup vectors{first, std::min(JV * V, g.first + g.count - first), JV, g.offset};
-  if (B.out_bf16)
-    store_bf16_tile<PB * kTileRows, JV>(job, vectors, acc, b, oh, ow0);
-  else
-    store_tile<PB * kTileRows, JV>(job.epilogue, vectors, acc, b, oh, ow0);
+  store_bf16_job<PB * kTileRows, JV>(job, vectors, acc, b, oh, ow0);
 }
 
 // The row's whole 16-pixel blocks against vectors j0 .. j0 + JV - 1: one pair's weights

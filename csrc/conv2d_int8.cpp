@@ -117,7 +117,6 @@ Int8ConvLayer pack_conv_int8(const int8_t* weight, const float* w_scale, const f
   const int max_vectors = int8_tile_shape(isa).max_vectors;
   L.cin4 = (cin + 3) / 4 * 4;
   L.act = p.act, L.alpha = p.alpha, L.shuffle = p.shuffle;
-  L.out_u8 = p.out_u8;
   L.out_inv_scale = 1.f / p.out_scale, L.out_zero = float(p.out_zero);
 
   const int group_width = L.lanes * max_vectors;

@@ -2,7 +2,8 @@
 // tensor) x s8 weights (symmetric, one scale per output channel), int32 accumulation,
 // and the epilogue in fp32 registers as the fp32 kernel does it:
 //   y = act((acc - zero_x * sum(w)) * (scale_x * scale_w) + bias) ; pixel-shuffle ; y += skip
-// stored as fp32 or requantised to u8 for the next int8 layer.
+// stored as fp32, requantised to u8 for the next int8 layer, or both from the same registers
+// (a tensor an int8 conv reads that is also a skip or the model's output).
 //
 // Weights are limited to |q| <= 63 (7 bits): AVX2 has no u8 x s8 dot product into int32,
 // and its vpmaddubsw adds two u8 x s8 products into a saturating int16, which 7-bit
@@ -75,8 +76,7 @@ struct Int8ConvLayer {
   Act act = Act::None;
   float alpha = 0.f;
   int shuffle = 1;
-  bool out_u8 = false;
-  float out_inv_scale = 1.f, out_zero = 0.f;
+  float out_inv_scale = 1.f, out_zero = 0.f;  // of the u8 output, if the job has one
 };
 
 struct Int8ConvParams {
@@ -87,7 +87,6 @@ struct Int8ConvParams {
   const float* slope = nullptr;  // cout, PReLU only
   float alpha = 0.f;
   int shuffle = 1;
-  bool out_u8 = false;
   float out_scale = 1.f;
   int out_zero = 0;
 };
@@ -100,10 +99,11 @@ Int8ConvLayer pack_conv_int8(const int8_t* weight, const float* w_scale, const f
 struct Int8ConvJob {
   const Int8ConvLayer* layer;
   ByteView x;
-  View out;        // fp32 output (layer->out_u8 false)
-  ByteView out_q;  // u8 output (layer->out_u8 true)
+  View out;        // fp32 output; null data: none
+  ByteView out_q;  // u8 output; null data: none (at least one of the two is given)
   const View* skip;
-  const int64_t* out_offsets;  // shuffle_offsets of the output, in elements
+  const int64_t* out_offsets;    // shuffle_offsets of out, in elements
+  const int64_t* out_q_offsets;  // of out_q
   const int64_t* skip_offsets;
   bool contiguous_store;
   int oh, ow;

@@ -74,6 +74,7 @@ ViewT bordered_view(const BufferShape& s, T* base, int channel_offset, int chann
 struct ConvTarget {
   View skip;
   std::vector<int64_t> out_offsets, skip_offsets;
+  std::vector<int64_t> narrow_offsets;  // a narrow conv's u8 or bf16 output's
   int oh = 0, ow = 0;
 
   template <class T>
@@ -86,6 +87,15 @@ struct ConvTarget {
     return skip_offsets.empty() ? nullptr : skip_offsets.data();
   }
 };
+
+// A narrow conv's: its fp32 output, its narrow one (u8 or bf16), or both.
+template <class T>
+ConvTarget narrow_target(const View* out, const NhwcView<T>* narrow, const View* skip, int cout,
+                         int r) {
+  ConvTarget at = out ? ConvTarget(*out, skip, cout, r) : ConvTarget(*narrow, skip, cout, r);
+  if (narrow) at.narrow_offsets = shuffle_offsets(*narrow, cout, r);
+  return at;
+}
 
 }  // namespace
 
@@ -254,11 +264,11 @@ void Program::add_conv2d_int8(const ByteView& x, const View* out, const ByteView
     Int8ConvJob job;
   };
   const int r = layer.shuffle, cout = layer.cout;
-  auto s = std::make_shared<State>(State{
-      std::move(layer), out ? ConvTarget(*out, skip, cout, r) : ConvTarget(*out_q, skip, cout, r),
-      {}});
+  auto s = std::make_shared<State>(
+      State{std::move(layer), narrow_target(out, out_q, skip, cout, r), {}});
   s->job = Int8ConvJob{&s->layer, x, out ? *out : View{}, out_q ? *out_q : ByteView{},
-                       s->at.skip_view(), s->at.out_offsets.data(), s->at.skip_offsets_data(),
+                       s->at.skip_view(), s->at.out_offsets.data(),
+                       s->at.narrow_offsets.data(), s->at.skip_offsets_data(),
                        r == 1, s->at.oh, s->at.ow};
   steps_.push_back([s] { conv2d_int8(s->job); });
 }
@@ -281,13 +291,13 @@ void Program::add_conv2d_bf16(const Bf16View& x, const View* out, const Bf16View
     Bf16ConvJob job;
   };
   const int r = layer.conv.shuffle, cout = layer.conv.cout;
-  auto s = std::make_shared<State>(State{
-      std::move(layer),
-      out ? ConvTarget(*out, skip, cout, r) : ConvTarget(*out_bf16, skip, cout, r), {}});
+  auto s = std::make_shared<State>(
+      State{std::move(layer), narrow_target(out, out_bf16, skip, cout, r), {}});
   const ConvJob epilogue{&s->layer.conv, View{}, out ? *out : View{}, s->at.skip_view(),
                          s->at.out_offsets.data(), s->at.skip_offsets_data(), r == 1,
                          s->at.oh, s->at.ow};
-  s->job = Bf16ConvJob{&s->layer, x, epilogue, out_bf16 ? *out_bf16 : Bf16View{}};
+  s->job = Bf16ConvJob{&s->layer, x, epilogue, out_bf16 ? *out_bf16 : Bf16View{},
+                       s->at.narrow_offsets.data()};
   steps_.push_back([s] { conv2d_bf16(s->job); });
 }
 

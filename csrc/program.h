@@ -67,12 +67,12 @@ class Program {
   Bf16View bf16_view(int buffer, int channel_offset, int channels) const;
   int byte_buffer_of(const ByteView& v) const;
   int bf16_buffer_of(const Bf16View& v) const;
-  // Exactly one of out (fp32) and out_q (u8, layer.out_u8) is given.
+  // out (fp32), out_q (u8) or both: a tensor needed both ways, written in one pass.
   void add_conv2d_int8(const ByteView& x, const View* out, const ByteView* out_q,
                        const View* skip, Int8ConvLayer layer);
   void add_quantize(const View& x, float scale, int zero, const ByteView& out);
   void add_dequantize(const ByteView& x, float scale, int zero, const View& out);
-  // Exactly one of out (fp32) and out_bf16 (layer.out_bf16) is given.
+  // out (fp32), out_bf16 or both, as add_conv2d_int8.
   void add_conv2d_bf16(const Bf16View& x, const View* out, const Bf16View* out_bf16,
                        const View* skip, Bf16ConvLayer layer);
   // By the bf16 kernels of active_bf16_isa() (std::invalid_argument where that is None).

@@ -95,11 +95,13 @@ def expected_family(isa: str, cin: int) -> str:
 
 def run_conv_bf16(
     x, weight, bias, *, stride=1, pad=0, dilation=1, activation="none", slope=None, alpha=0.0,
-    shuffle=1, skip=None, bf16_out=False, threads=1,
+    shuffle=1, skip=None, bf16_out=False, fp32_too=None, threads=1,
 ):  # fmt: skip
     """One Program: x to bf16, the bf16 conv (fp32 out, or bf16 out widened back), with
     `skip` (fp32, output-sized) read from the Program's input past x's channels. Returns the
-    output and the kernel family that ran the conv."""
+    output and the kernel family that ran the conv. With bf16_out and `fp32_too`, the output
+    is fp32 and bf16 (widened) side by side along channels, the bf16 stored by the conv
+    itself ("one_pass") or by a to_bf16 step from its fp32 output ("to_bf16_step")."""
     n, h, w, cin = x.shape
     cout, _, kh, kw = weight.shape
     oh = (h + 2 * pad - dilation * (kh - 1) - 1) // stride + 1
@@ -116,8 +118,10 @@ def run_conv_bf16(
     p.set_input(p.view(src, 0, feed.shape[3]))
     xb = p.bf16_view(p.add_bf16_buffer(n, h, w, cin, pad), 0, cin)
     p.to_bf16(p.view(src, 0, cin), xb)
-    out = p.view(p.add_buffer(n, oh * shuffle, ow * shuffle, oc), 0, oc)
-    p.set_output(out)
+    both = 2 if fp32_too else 1
+    result = p.add_buffer(n, oh * shuffle, ow * shuffle, both * oc)
+    out = p.view(result, 0, oc)
+    p.set_output(p.view(result, 0, both * oc))
     skip_view = None
     if skip is not None:
         skip_view = p.view(p.add_buffer(n, oh * shuffle, ow * shuffle, oc), 0, oc)
@@ -130,12 +134,17 @@ def run_conv_bf16(
         stride=stride, pad_top=pad, pad_left=pad, dilation=dilation, activation=activation,
         slope=slope, alpha=alpha, shuffle=shuffle, skip=skip_view,
     )  # fmt: skip
-    if bf16_out:
-        yb = p.bf16_view(p.add_bf16_buffer(n, oh * shuffle, ow * shuffle, oc), 0, oc)
-        family = p.conv2d_bf16(xb, weight, bias, out_bf16=yb, **common)
-        p.from_bf16(yb, out)
-    else:
+    if not bf16_out:
         family = p.conv2d_bf16(xb, weight, bias, out=out, **common)
+        return p.run(np.ascontiguousarray(feed)), family
+    yb = p.bf16_view(p.add_bf16_buffer(n, oh * shuffle, ow * shuffle, oc), 0, oc)
+    if fp32_too == "to_bf16_step":
+        family = p.conv2d_bf16(xb, weight, bias, out=out, **common)
+        p.to_bf16(out, yb)
+    else:
+        fp32 = dict(out=out) if fp32_too == "one_pass" else {}
+        family = p.conv2d_bf16(xb, weight, bias, out_bf16=yb, **common, **fp32)
+    p.from_bf16(yb, p.view(result, (both - 1) * oc, oc))
     return p.run(np.ascontiguousarray(feed)), family
 
 
@@ -225,6 +234,32 @@ def test_conv_bf16_epilogues(bf16_isa, activation, shuffle, with_skip, bf16_out,
     assert_within(got, want, bound)
 
 
+@pytest.mark.parametrize("activation", ["none", "prelu"])
+@pytest.mark.parametrize("shuffle", [1, 2])
+@pytest.mark.parametrize("with_skip", [False, True])
+@pytest.mark.parametrize("oc,cin,w", [(3, 9, 11), (17, 32, 37)])  # AMX: the second, and tails
+def test_conv_bf16_fp32_and_bf16_in_one_pass(bf16_isa, activation, shuffle, with_skip, oc, cin, w):
+    """Both outputs from one conv: the bf16 one bit for bit the to_bf16 step of the fp32
+    one and torch's nearest-even rounding of it, the fp32 one within the reference's bound;
+    the fp32 output is a channel slice (pixel stride 2 oc), the bf16 one dense (oc)."""
+    k, h = 3, 5
+    cout = oc * shuffle * shuffle
+    x, weight, bias, slope = random_case(5 * shuffle + cin, 1, h, w, cin, cout, k)
+    rng = np.random.default_rng(4)
+    skip = rng.standard_normal((1, h * shuffle, w * shuffle, oc)).astype(F32) if with_skip else None
+    args = dict(
+        pad=1, activation=activation, slope=slope, shuffle=shuffle, skip=skip, bf16_out=True,
+        threads=2,
+    )  # fmt: skip
+    got, family = run_conv_bf16(x, weight, bias, **args, fp32_too="one_pass")
+    assert family == expected_family(bf16_isa, cin)
+    separate, _ = run_conv_bf16(x, weight, bias, **args, fp32_too="to_bf16_step")
+    np.testing.assert_array_equal(got, separate)
+    np.testing.assert_array_equal(got[..., oc:], bf16(got[..., :oc]).float().numpy())
+    want, bound = reference(x, weight, bias, 1, 1, 1, activation, slope, 0.0, shuffle, skip)
+    assert_within(got[..., :oc], want, bound)
+
+
 def test_conv_bf16_output_is_rounded_to_bf16(bf16_isa):
     """A bf16 output holds exactly the bf16 values nearest the fp32 result (ties aside)."""
     x, weight, bias, _ = random_case(1, 1, 8, 20, 16, 16, 3)
@@ -262,8 +297,11 @@ def test_conv_bf16_rejects_bad_input():
         p.conv2d_bf16(x, np.zeros((2, 3, 5, 5), F32), out=out, pad_top=2, pad_left=2)
     with pytest.raises(ValueError, match="input channels"):
         p.conv2d_bf16(x, np.zeros((2, 4, 3, 3), F32), out=out, **pads)
-    with pytest.raises(ValueError, match="exactly one"):
+    with pytest.raises(ValueError, match="or both"):
         p.conv2d_bf16(x, ok, **pads)
+    small = p.bf16_view(p.add_bf16_buffer(1, 3, 4, 2, 0), 0, 2)
+    with pytest.raises(ValueError, match="outputs differ"):
+        p.conv2d_bf16(x, ok, out=out, out_bf16=small, **pads)
     with pytest.raises(ValueError, match="overlaps"):
         p.conv2d_bf16(x, np.zeros((3, 3, 3, 3), F32), out_bf16=x, **pads)
     with pytest.raises(ValueError, match="does not fit"):

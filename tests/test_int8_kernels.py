@@ -90,10 +90,13 @@ def run_conv_int8(
     shuffle=1,
     skip=None,
     out_q=None,
+    fp32_too=None,
 ):
     """One Program: quantize x, the int8 conv (fp32 or u8 out, then dequantized), with
     `skip` (fp32, output-sized) read from the Program's input past x's channels. Returns
-    the output and the kernel family the conv step runs."""
+    the output and the kernel family the conv step runs. With out_q and `fp32_too`, the
+    output is fp32 and u8 (dequantized) side by side along channels, the u8 stored by the
+    conv itself ("one_pass") or by a quantize step from its fp32 output ("quantize_step")."""
     n, h, w, cin = x.shape
     cout, _, kh, kw = wq.shape
     oh = (h + 2 * pad - dilation * (kh - 1) - 1) // stride + 1
@@ -105,8 +108,10 @@ def run_conv_int8(
     p.set_input(p.view(src, 0, cin + extra))
     xq = p.byte_view(p.add_byte_buffer(n, h, w, cin, pad, fill=x_zero), 0, cin)
     p.quantize(p.view(src, 0, cin), x_scale, x_zero, xq)
-    out = p.view(p.add_buffer(n, oh * shuffle, ow * shuffle, oc), 0, oc)
-    p.set_output(out)
+    both = 2 if fp32_too else 1
+    result = p.add_buffer(n, oh * shuffle, ow * shuffle, both * oc)
+    out = p.view(result, 0, oc)
+    p.set_output(p.view(result, 0, both * oc))
     skip_view = None
     feed = x
     if skip is not None:
@@ -133,13 +138,18 @@ def run_conv_int8(
     )
     if out_q is None:
         family = p.conv2d_int8(xq, wq, w_scale, bias, out=out, **common)
+        return p.run(np.ascontiguousarray(feed)), family
+    q_scale, q_zero = out_q
+    yq = p.byte_view(p.add_byte_buffer(n, oh * shuffle, ow * shuffle, oc), 0, oc)
+    if fp32_too == "quantize_step":
+        family = p.conv2d_int8(xq, wq, w_scale, bias, out=out, **common)
+        p.quantize(out, q_scale, q_zero, yq)
     else:
-        q_scale, q_zero = out_q
-        yq = p.byte_view(p.add_byte_buffer(n, oh * shuffle, ow * shuffle, oc), 0, oc)
+        fp32 = dict(out=out) if fp32_too == "one_pass" else {}
         family = p.conv2d_int8(
-            xq, wq, w_scale, bias, out_q=yq, out_scale=q_scale, out_zero=q_zero, **common
+            xq, wq, w_scale, bias, out_q=yq, out_scale=q_scale, out_zero=q_zero, **common, **fp32
         )
-        p.dequantize(yq, q_scale, q_zero, out)
+    p.dequantize(yq, q_scale, q_zero, p.view(result, (both - 1) * oc, oc))
     return p.run(np.ascontiguousarray(feed)), family
 
 
@@ -262,6 +272,40 @@ def test_conv_int8_epilogues_bit_exact(
     np.testing.assert_array_equal(got, y)
 
 
+@pytest.mark.parametrize("activation", ["none", "prelu"])
+@pytest.mark.parametrize("shuffle", [1, 2])
+@pytest.mark.parametrize("with_skip", [False, True])
+@pytest.mark.parametrize("oc", [3, 20])
+@pytest.mark.parametrize("cin,w", [(9, 11), (32, 35)])  # 32 in: AMX tiles where cout >= 16
+def test_conv_int8_fp32_and_u8_in_one_pass(int8_isa, activation, shuffle, with_skip, oc, cin, w):
+    """Both outputs from one conv: the fp32 one as the conv alone writes it, the u8 one bit
+    for bit the quantize step of that fp32 output, and both the numpy reference's; the
+    fp32 output is a channel slice (pixel stride 2 oc), the u8 one dense (oc)."""
+    k, h = 3, 5
+    cout = oc * shuffle * shuffle
+    x, wq, w_scale, bias, slope = random_case(5 * shuffle + oc + cin, 1, h, w, cin, cout, k)
+    skip = (
+        np.random.default_rng(4).standard_normal((1, h, w, cout)).astype(F32) if with_skip else None
+    )
+    args = dict(
+        x_scale=0.03, x_zero=128, pad=1, activation=activation, slope=slope, shuffle=shuffle,
+        skip=skip, out_q=(0.05, 100),
+    )  # fmt: skip
+    got, family = run_conv_int8(x, wq, w_scale, bias, **args, fp32_too="one_pass")
+    assert family == expected_family(int8_isa, cout, cin)
+    separate, _ = run_conv_int8(x, wq, w_scale, bias, **args, fp32_too="quantize_step")
+    np.testing.assert_array_equal(got, separate)
+    q = quantize_ref(x, 0.03, 128)
+    y = pixel_shuffle_ref(
+        conv_int8_ref(q, 128, wq, 0.03, w_scale, bias, 1, 1, 1, activation, slope, 0.0), shuffle
+    )
+    if with_skip:
+        y = y + pixel_shuffle_ref(skip, shuffle)
+    np.testing.assert_array_equal(got[..., :oc], y)
+    u8 = (quantize_ref(y, 0.05, 100).astype(F32) - F32(100)) * F32(0.05)
+    np.testing.assert_array_equal(got[..., oc:], u8)
+
+
 def test_quantize_rounds_half_to_even_and_saturates(int8_isa):
     x = np.array([-1.0, 0.0, 0.5, 1.5, 2.5, 3.49, 254.5, 300.0], F32).reshape(1, 1, 8, 1)
     p = _C.Program(1)
@@ -358,8 +402,11 @@ def test_conv_int8_rejects_bad_input():
             pad_top=2,
             pad_left=2,
         )
-    with pytest.raises(ValueError, match="exactly one"):
+    with pytest.raises(ValueError, match="or both"):
         p.conv2d_int8(x, ok, scale, x_scale=1, x_zero=0, pad_top=1, pad_left=1)
+    small, pads = p.byte_view(p.add_byte_buffer(1, 3, 4, 2, 0), 0, 2), dict(pad_top=1, pad_left=1)
+    with pytest.raises(ValueError, match="outputs differ"):
+        p.conv2d_int8(x, ok, scale, x_scale=1, x_zero=0, out=out, out_q=small, **pads)
     with pytest.raises(ValueError, match="tanh|activation"):
         p.conv2d_int8(
             x, ok, scale, x_scale=1, x_zero=0, out=out, pad_top=1, pad_left=1, activation="tanh"

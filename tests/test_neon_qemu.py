@@ -220,21 +220,24 @@ class Conv(Case):
 
 class Int8Conv(Conv):
     """One int8 conv case (fp32 input quantised by the Program): Conv's geometry and skip,
-    test_int8_kernels' random integer weights; bit exact."""
+    test_int8_kernels' random integer weights; bit exact. `both`: the conv stores fp32 and
+    u8 in one pass, answered side by side along channels."""
 
-    def __init__(self, *shape, out_u8=False, x_zero=131, seed=0, **options):
+    def __init__(self, *shape, out_u8=False, both=False, x_zero=131, seed=0, **options):
         super().__init__(*shape, seed=seed, **options)
-        self.out_u8, self.x_zero = out_u8, x_zero
+        self.out_u8, self.both, self.x_zero = out_u8 or both, both, x_zero
         self.x, self.wq, self.w_scale, self.bias, self.slope = random_case(
             seed, self.n, self.h, self.w, self.cin, self.conv_out, self.k
         )
         self.x_scale, self.out_scale, self.out_zero = 0.02, 0.05, 100
 
     def id(self):
-        return f"int8-{super().id()}-z{self.x_zero}{'-u8' if self.out_u8 else ''}"
+        out = "-both" if self.both else "-u8" if self.out_u8 else ""
+        return f"int8-{super().id()}-z{self.x_zero}{out}"
 
     def encode(self, simd):
-        header = _ints(3, SIMD[simd], *self.fields(), int(self.out_u8), self.x_zero, self.out_zero)
+        outputs = 2 if self.both else int(self.out_u8)
+        header = _ints(3, SIMD[simd], *self.fields(), outputs, self.x_zero, self.out_zero)
         scalars = [self.alpha, self.x_scale, self.out_scale]
         arrays = [scalars, self.x, self.wq, self.w_scale, self.bias, self.slope]
         return header + _floats(*arrays, *([self.skip_values] if self.skip else []))
@@ -258,12 +261,13 @@ class Int8Conv(Conv):
         y = pixel_shuffle_ref(y, self.shuffle)
         if self.skip:
             y = y + self.skip_values
-        if self.out_u8:
-            zero = np.float32(self.out_zero)
-            y = (quantize_ref(y, self.out_scale, self.out_zero).astype(np.float32) - zero) * (
-                np.float32(self.out_scale)
-            )
-        return y
+        if not self.out_u8:
+            return y
+        zero = np.float32(self.out_zero)
+        q = (quantize_ref(y, self.out_scale, self.out_zero).astype(np.float32) - zero) * (
+            np.float32(self.out_scale)
+        )
+        return np.concatenate([y, q], axis=3) if self.both else q
 
     def tolerance(self, expected):
         return 0.0
@@ -288,18 +292,19 @@ class Bf16Conv(Conv):
     A bf16 output adds half a bf16 step, 2^-8 |y|. A product dropped or read from the wrong
     tap or channel costs ~ sum |x w| / terms, far above the bound."""
 
-    def __init__(self, *shape, out_bf16=False, seed=0, **options):
+    def __init__(self, *shape, out_bf16=False, both=False, seed=0, **options):
         super().__init__(*shape, seed=seed, **options)
-        self.out_bf16 = out_bf16
+        self.out_bf16, self.both = out_bf16 or both, both
 
     def id(self):
-        return f"bf16-{super().id()}{'-bf16out' if self.out_bf16 else ''}"
+        out = "-both" if self.both else "-bf16out" if self.out_bf16 else ""
+        return f"bf16-{super().id()}{out}"
 
     def runs(self, run):
         return run.bf16_isa != "none"
 
     def encode(self, simd):
-        header = _ints(5, SIMD[simd], *self.fields(), int(self.out_bf16))
+        header = _ints(5, SIMD[simd], *self.fields(), 2 if self.both else int(self.out_bf16))
         arrays = [[self.alpha], self.x, self.weight, self.bias, self.slope]
         return header + _floats(*arrays, *([self.skip_values] if self.skip else []))
 
@@ -311,9 +316,12 @@ class Bf16Conv(Conv):
             self.slope, self.alpha, self.shuffle, self.skip_values, roundings=2 * (pairs + 1) + 1,
         )  # fmt: skip
         bound = bound + terms * 2.0**-125
-        if self.out_bf16:
-            bound = bound * (1 + 2.0**-8) + 2.0**-8 * np.abs(y)
-        return y, bound
+        if not self.out_bf16:
+            return y, bound
+        rounded = bound * (1 + 2.0**-8) + 2.0**-8 * np.abs(y)
+        if self.both:
+            return np.concatenate([y, y], axis=3), np.concatenate([bound, rounded], axis=3)
+        return y, rounded
 
 
 class Bf16RoundTrip(Case):
@@ -436,6 +444,9 @@ CASES = [
         for s, (a, r, u8) in enumerate(product(INT8_ACTS, (1, 2), (False, True)), 120)
     ],
     Int8Conv(1, 5, 6, 12, 3, 3, act="relu", shuffle=3, skip=True, out_u8=True, seed=140),
+    # fp32 and u8 from one conv: dense, and pixel-shuffled with a skip
+    Int8Conv(1, 5, 9, 17, 20, 3, act="prelu", both=True, seed=141),
+    Int8Conv(1, 5, 6, 12, 12, 3, act="relu", shuffle=2, skip=True, both=True, seed=142),
     # bf16: 64 channels (whole 16-byte loads of 4 pairs), 17 (2 loads and the odd channel),
     # 12 (a load and 2 single pairs), 10, 3 and 1 (single pairs, the odd channel alone);
     # every vector count; kernel sizes 1, 3, 5; stride 2, dilation 2
@@ -453,6 +464,9 @@ CASES = [
         for s, (a, r, o) in enumerate(product(ACT, (1, 2), (False, True)), 220)
     ],
     Bf16Conv(1, 5, 6, 12, 3, 3, act="relu", shuffle=3, skip=True, out_bf16=True, seed=250),
+    # fp32 and bf16 from one conv: dense, and pixel-shuffled with a skip
+    Bf16Conv(1, 5, 9, 17, 20, 3, act="prelu", both=True, seed=251),
+    Bf16Conv(1, 5, 6, 12, 12, 3, act="relu", shuffle=2, skip=True, both=True, seed=252),
     Bf16RoundTrip(),
 ]
 

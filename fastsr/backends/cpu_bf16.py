@@ -45,7 +45,9 @@ class Bf16Steps(NarrowSteps):
 
     def add_conv(self, node, out, conv_args: dict) -> None:
         spec = self.builder.convs[node.output]
-        narrow = node.output in self.tensors.narrow_only
-        target = dict(out_bf16=self.views[node.output]) if narrow else dict(out=out)
+        fp32, narrow = self.targets(node)
+        target = dict(out=out) if fp32 else {}
+        if narrow:
+            target["out_bf16"] = self.views[node.output]
         x = self.views[node.inputs[0]]
         self.program.conv2d_bf16(x, spec.weight, spec.bias, **conv_args, **target)

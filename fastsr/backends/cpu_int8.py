@@ -58,11 +58,11 @@ class Int8Steps(NarrowSteps):
         spec = self.builder.convs[node.output]
         weight, w_scale = quantize_weight(spec.weight)
         x_scale, x_zero = self.tensors.params[node.inputs[0]]
-        if node.output in self.tensors.narrow_only:
+        fp32, narrow = self.targets(node)
+        target = dict(out=out) if fp32 else {}
+        if narrow:
             scale, zero = self.tensors.params[node.output]
-            target = dict(out_q=self.views[node.output], out_scale=scale, out_zero=zero)
-        else:
-            target = dict(out=out)
+            target.update(out_q=self.views[node.output], out_scale=scale, out_zero=zero)
         self.program.conv2d_int8(
             self.views[node.inputs[0]],
             weight,

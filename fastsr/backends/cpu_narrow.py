@@ -1,8 +1,10 @@
 """Tensors of the CPU ProgramBuilder's narrow layers (int8 or bf16 convs).
 
 A tensor a narrow conv reads gets a narrow buffer with the border its widest reader
-needs. A tensor that only narrow convs read (as their input) and that a narrow conv
-produces is written narrow by its producer; otherwise it is computed in fp32 as usual and
+needs. A narrow conv producing such a tensor writes its narrow copy itself, in the same
+pass as the fp32 one when something else reads the tensor too (a residual block's output
+is the next block's skip as well as the next conv's input); only narrow convs reading it:
+the narrow copy alone. A tensor another step produces is computed in fp32 as usual and
 converted by one extra step. Skips, the graph output and everything else stay fp32.
 """
 
@@ -57,14 +59,21 @@ class NarrowSteps:
         return node.output in self.tensors.layers
 
     def convert_if_read(self, tensor: str) -> None:
-        """After `tensor` is computed in fp32: its narrow copy, if a narrow conv reads it."""
-        if tensor in self.views and tensor not in self.tensors.narrow_only:
+        """After `tensor` is computed in fp32 by a step other than a narrow conv: its narrow
+        copy, if a narrow conv reads it."""
+        if tensor in self.views and tensor not in self.tensors.layers:
             self.convert(tensor)
+
+    def targets(self, node) -> tuple[bool, bool]:
+        """(fp32, narrow): the outputs the narrow conv computing `node` writes."""
+        name = node.output
+        return name not in self.tensors.narrow_only, name in self.views
 
     def convert(self, tensor: str) -> None:
         raise NotImplementedError
 
     def add_conv(self, node, out, conv_args: dict) -> None:
-        """The narrow conv computing `node` (fp32 `out` unless its output is narrow only);
-        conv_args: stride, padding, dilation and epilogue as Program.conv2d takes them."""
+        """The narrow conv computing `node` into fp32 `out`, its narrow view or both
+        (`targets`); conv_args: stride, padding, dilation and epilogue as Program.conv2d
+        takes them."""
         raise NotImplementedError

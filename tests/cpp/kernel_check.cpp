@@ -8,14 +8,16 @@
 //                  skip (output's shape, when skip is 1)                -> output NHWC
 // op 1 activation: n h w c kind, float alpha lo hi; slope (c), x        -> NHWC
 // op 2 resize:     n h w c mode factor; x                               -> NHWC
-// op 3 int8 conv2d: n h w cin cout kh kw stride dilation pad border act shuffle skip out_u8
+// op 3 int8 conv2d: n h w cin cout kh kw stride dilation pad border act shuffle skip outputs
 //                  x_zero out_zero, float alpha x_scale out_scale; x (n h w cin, quantised
 //                  by the Program), weight (OIHW integers), w_scale, bias, slope (cout),
-//                  skip (output's shape, when skip is 1)  -> output NHWC (u8 out dequantised)
+//                  skip (output's shape, when skip is 1)  -> output NHWC; outputs 0: fp32,
+//                  1: u8 (dequantised), 2: both from one conv, side by side along channels
 // op 4 int8 kernel family:                                              -> {int(Int8Isa)}
-// op 5 bf16 conv2d: n h w cin cout kh kw stride dilation pad border act shuffle skip out_bf16,
+// op 5 bf16 conv2d: n h w cin cout kh kw stride dilation pad border act shuffle skip outputs,
 //                  float alpha; then op 0's arrays (x rounded to bf16 by the Program)
-//                  -> output NHWC (a bf16 output widened); nothing where no bf16 kernel runs
+//                  -> output NHWC, outputs as op 3's (bf16 widened); nothing where no bf16
+//                  kernel runs
 // op 6 bf16 kernel family:                                              -> {int(Bf16Isa)}
 // op 7 bf16 round trip: n h w c; x  -> x rounded to bf16 and widened; nothing as for op 5
 #include <algorithm>
@@ -108,7 +110,7 @@ std::vector<float> int8_conv_case() {
   c.act = Act(read_int());
   c.shuffle = read_int();
   const bool skip = read_int() != 0;
-  c.out_u8 = read_int() != 0;
+  const int outputs = read_int();
   c.x_zero = read_int(), c.out_zero = read_int();
   c.alpha = read_float(), c.x_scale = read_float(), c.out_scale = read_float();
   const int r = c.shuffle, channels = cout / (r * r);
@@ -127,19 +129,22 @@ std::vector<float> int8_conv_case() {
   const View in = p.view(p.add_buffer({n, h, w, cin, 0}), 0, cin);
   const int in_q_buffer = p.add_byte_buffer({n, h, w, cin, border}, uint8_t(c.x_zero));
   const ByteView in_q = p.byte_view(in_q_buffer, 0, cin);
-  const View out = p.view(p.add_buffer({n, oh * r, ow * r, channels, 0}), 0, channels);
+  const int wide = outputs == 2 ? 2 * channels : channels;
+  const int result = p.add_buffer({n, oh * r, ow * r, wide, 0});
+  const View out = p.view(result, 0, channels);
   const int out_q_buffer = p.add_byte_buffer({n, oh * r, ow * r, channels, 0}, 0);
   const ByteView out_q = p.byte_view(out_q_buffer, 0, channels);
   const View skip_view = p.view(p.add_buffer({n, oh * r, ow * r, channels, 0}), 0, channels);
   std::copy(skip_values.begin(), skip_values.end(), skip_view.data);  // dense: no border
   p.set_input(in);
-  p.set_output(out);
+  p.set_output(p.view(result, 0, wide));
   p.add_quantize(in, c.x_scale, c.x_zero, in_q);
   Int8ConvLayer layer = pack_conv_int8(weight_q.data(), w_scale.data(), bias.data(), cout, cin, kh,
                                        kw, c, active_int8_isa());
-  p.add_conv2d_int8(in_q, c.out_u8 ? nullptr : &out, c.out_u8 ? &out_q : nullptr,
+  p.add_conv2d_int8(in_q, outputs == 1 ? nullptr : &out, outputs == 0 ? nullptr : &out_q,
                     skip ? &skip_view : nullptr, std::move(layer));
-  if (c.out_u8) p.add_dequantize(out_q, c.out_scale, c.out_zero, out);
+  if (outputs != 0)
+    p.add_dequantize(out_q, c.out_scale, c.out_zero, p.view(result, wide - channels, channels));
   return run(p, x);
 }
 
@@ -149,7 +154,8 @@ std::vector<float> bf16_conv_case() {
   const int pad = read_int(), border = read_int();
   const Act act = Act(read_int());
   const int r = read_int();
-  const bool skip = read_int() != 0, out_bf16 = read_int() != 0;
+  const bool skip = read_int() != 0;
+  const int outputs = read_int();
   const float alpha = read_float();
   const int channels = cout / (r * r);
   const int oh = (h + 2 * pad - dilation * (kh - 1) - 1) / stride + 1;
@@ -162,7 +168,7 @@ std::vector<float> bf16_conv_case() {
   Bf16ConvLayer layer;
   try {
     layer = pack_conv_bf16(weight.data(), bias.data(), act == Act::Prelu ? slope.data() : nullptr,
-                           cout, cin, kh, kw, stride, dilation, pad, pad, act, alpha, r, out_bf16);
+                           cout, cin, kh, kw, stride, dilation, pad, pad, act, alpha, r);
   } catch (const std::invalid_argument&) {
     return {};  // no bf16 kernel at this level: refused, as bf16_supported() says
   }
@@ -170,17 +176,19 @@ std::vector<float> bf16_conv_case() {
   Program p(2);
   const View in = p.view(p.add_buffer({n, h, w, cin, 0}), 0, cin);
   const Bf16View in_b = p.bf16_view(p.add_bf16_buffer({n, h, w, cin, border}), 0, cin);
-  const View out = p.view(p.add_buffer({n, oh * r, ow * r, channels, 0}), 0, channels);
+  const int wide = outputs == 2 ? 2 * channels : channels;
+  const int result = p.add_buffer({n, oh * r, ow * r, wide, 0});
+  const View out = p.view(result, 0, channels);
   const Bf16View out_b =
       p.bf16_view(p.add_bf16_buffer({n, oh * r, ow * r, channels, 0}), 0, channels);
   const View skip_view = p.view(p.add_buffer({n, oh * r, ow * r, channels, 0}), 0, channels);
   std::copy(skip_values.begin(), skip_values.end(), skip_view.data);  // dense: no border
   p.set_input(in);
-  p.set_output(out);
+  p.set_output(p.view(result, 0, wide));
   p.add_to_bf16(in, in_b);
-  p.add_conv2d_bf16(in_b, out_bf16 ? nullptr : &out, out_bf16 ? &out_b : nullptr,
+  p.add_conv2d_bf16(in_b, outputs == 1 ? nullptr : &out, outputs == 0 ? nullptr : &out_b,
                     skip ? &skip_view : nullptr, std::move(layer));
-  if (out_bf16) p.add_from_bf16(out_b, out);
+  if (outputs != 0) p.add_from_bf16(out_b, p.view(result, wide - channels, channels));
   return run(p, x);
 }
 
