@@ -157,6 +157,12 @@ Int8ConvLayer pack_conv_int8(const int8_t* weight, const float* w_scale, const f
     if (bias) L.bias[size_t(co)] = bias[co];
     if (p.slope) L.slope[size_t(co)] = p.slope[co];
   }
+  L.u8_scale.assign(padded, 0.f);
+  L.u8_bias.assign(padded, 0.f);
+  for (size_t co = 0; co < padded; ++co) {
+    L.u8_scale[co] = L.scale[co] * L.out_inv_scale;
+    L.u8_bias[co] = L.bias[co] * L.out_inv_scale + L.out_zero;
+  }
   return L;
 }
 

@@ -3,7 +3,9 @@
 // and the epilogue in fp32 registers as the fp32 kernel does it:
 //   y = act((acc - zero_x * sum(w)) * (scale_x * scale_w) + bias) ; pixel-shuffle ; y += skip
 // stored as fp32, requantised to u8 for the next int8 layer, or both from the same registers
-// (a tensor an int8 conv reads that is also a skip or the model's output).
+// (a tensor an int8 conv reads that is also a skip or the model's output). A u8 output
+// alone, with no skip and ReLU or no activation, skips the fp32 value: one multiply-add
+// per channel takes the sums to the u8 grid (Int8ConvLayer::u8_scale).
 //
 // Weights are limited to |q| <= 63 (7 bits): AVX2 has no u8 x s8 dot product into int32,
 // and its vpmaddubsw adds two u8 x s8 products into a saturating int16, which 7-bit
@@ -77,6 +79,10 @@ struct Int8ConvLayer {
   float alpha = 0.f;
   int shuffle = 1;
   float out_inv_scale = 1.f, out_zero = 0.f;  // of the u8 output, if the job has one
+  // A u8 output alone, with ReLU or no activation and no skip, is requantised straight
+  // from the sums: q = clamp(round((acc - zero_sum) * u8_scale + u8_bias)), u8_scale =
+  // scale / out_scale, u8_bias = bias / out_scale + out_zero; ReLU clamps at out_zero.
+  std::vector<float> u8_scale, u8_bias;
 };
 
 struct Int8ConvParams {

@@ -28,7 +28,15 @@ import torch.nn.functional as F
 from kernel_check_build import Target, build
 from simd_levels import cpu_flags
 from test_bf16_kernels import reference as bf16_reference
-from test_int8_kernels import conv_int8_ref, pixel_shuffle_ref, quantize_ref, random_case
+from test_int8_kernels import (
+    REQUANTISED_ACTS,
+    conv_int8_ref,
+    int_sums_ref,
+    pixel_shuffle_ref,
+    quantize_ref,
+    random_case,
+    requantize_ref,
+)
 
 SIMD = {"portable": 0, "avx2": 1, "avx512": 2, "neon": 3}
 ACT = {"none": 0, "relu": 1, "prelu": 2, "leaky_relu": 3, "tanh": 4, "sigmoid": 5, "silu": 6}
@@ -263,10 +271,15 @@ class Int8Conv(Conv):
             y = y + self.skip_values
         if not self.out_u8:
             return y
+        if not self.both and not self.skip and self.act in REQUANTISED_ACTS:
+            acc = int_sums_ref(q, self.x_zero, self.wq, self.stride, self.pad, self.dilation)
+            codes = requantize_ref(acc, self.x_scale, self.w_scale, self.bias, self.out_scale,
+                                   self.out_zero, self.act)  # fmt: skip
+            codes = pixel_shuffle_ref(codes, self.shuffle)
+        else:
+            codes = quantize_ref(y, self.out_scale, self.out_zero)
         zero = np.float32(self.out_zero)
-        q = (quantize_ref(y, self.out_scale, self.out_zero).astype(np.float32) - zero) * (
-            np.float32(self.out_scale)
-        )
+        q = (codes.astype(np.float32) - zero) * np.float32(self.out_scale)
         return np.concatenate([y, q], axis=3) if self.both else q
 
     def tolerance(self, expected):
