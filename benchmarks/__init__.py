@@ -4,10 +4,10 @@ Quick mode (plain `pytest`) runs every case once on tiny sizes so parity is stil
 full mode (`pytest benchmarks --benchmark-only`) runs the headline cases at 640x360, every
 engine and precision side by side, within 10 minutes on 2 cores, and prints the comparison
 tables at the end; FASTSR_BENCH_SWEEP=1 with it runs the sweep (every size and batch, the
-per-layer, scaling, 8K-memory and Ray benchmarks, the heavy spandrel networks). Environment
-overrides: FASTSR_BENCH_THREADS=2, FASTSR_BENCH_SIZES=640x360,1280x720, FASTSR_BENCH_BATCHES=1,4,
-FASTSR_BENCH_MODELS=quality_x2,espcn_x2, FASTSR_BENCH_RUNNERS=fastsr_cpu,onnxruntime,
-FASTSR_BENCH_MAX_GFLOP=1500.
+per-layer, scaling, 8K-memory and Ray benchmarks, EDSR baseline and the heavy spandrel
+networks). Environment overrides: FASTSR_BENCH_THREADS=2, FASTSR_BENCH_SIZES=640x360,1280x720,
+FASTSR_BENCH_BATCHES=1,4, FASTSR_BENCH_MODELS=quality_x2,espcn_x2,
+FASTSR_BENCH_RUNNERS=fastsr_cpu,onnxruntime, FASTSR_BENCH_MAX_GFLOP=1500.
 """
 
 from __future__ import annotations
@@ -95,6 +95,7 @@ class NetworkSpec:
     args: dict = field(hash=False)
     shipped: bool = False
     headline: bool = False
+    sweep_only: bool = False
 
     @property
     def scale(self) -> int:
@@ -152,6 +153,7 @@ def network_specs() -> dict[str, NetworkSpec]:
             entry["architecture"],
             entry["args"],
             headline=entry.get("headline", False),
+            sweep_only=entry.get("sweep_only", False),
         )
     chosen = _env_list("FASTSR_BENCH_MODELS")
     return {name: s for name, s in specs.items() if chosen is None or name in chosen}
@@ -221,7 +223,8 @@ def model_cases(quick: bool) -> list[ModelCase]:
     sizes = selected_sizes(by_mode(config()["sizes"], quick), quick)
     return [
         ModelCase(name, width, height, batch)
-        for name in network_specs()
+        for name, spec in network_specs().items()
+        if not (spec.sweep_only and mode(quick) == "full")
         for width, height in sizes
         for batch in selected_batches(quick)
     ]

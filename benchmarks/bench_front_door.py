@@ -113,7 +113,7 @@ def test_startup(benchmark, quick, what):
     if not quick:
         _seconds_of(command)  # warm the page cache
     benchmark.group = "start-up"
-    benchmark.pedantic(_seconds_of, args=(command,), rounds=1 if quick else 5)
+    benchmark.pedantic(_seconds_of, args=(command,), rounds=1 if quick else 3)
     benchmark.extra_info.update(kind="startup", what=what)
 
 

@@ -200,10 +200,18 @@ def test_video_table_shows_both_paths_rates_and_each_steps_share(bench):
             frames=72,
             engine_fps=30.0,
             paths={
-                "planes": {"fps": 24.0, "model_step_fps": 28.0, "cpu_ms_per_frame": 80.4,
-                           "shares": planes},
-                "rgb": {"fps": 22.5, "model_step_fps": 26.0, "cpu_ms_per_frame": 91.0,
-                        "shares": rgb},
+                "planes": {
+                    "fps": 24.0,
+                    "model_step_fps": 28.0,
+                    "cpu_ms_per_frame": 80.4,
+                    "shares": planes,
+                },
+                "rgb": {
+                    "fps": 22.5,
+                    "model_step_fps": 26.0,
+                    "cpu_ms_per_frame": 91.0,
+                    "shares": rgb,
+                },
             },  # fmt: skip
         )
     )
@@ -250,8 +258,16 @@ def test_precision_table_compares_every_engine_with_fastsr_fp32(bench):
 
 
 def _spandrel(runner: str, median: float, max_err: float, model: str = "compact") -> dict:
-    return _entry(median, kind="spandrel", model=model, runner=runner, width=240, height=135,
-                  path="kernels", max_err=max_err)
+    return _entry(
+        median,
+        kind="spandrel",
+        model=model,
+        runner=runner,
+        width=240,
+        height=135,
+        path="kernels",
+        max_err=max_err,
+    )
 
 
 def test_spandrel_table_gives_each_peer_as_a_ratio_to_fastsr(bench):
@@ -266,9 +282,11 @@ def test_spandrel_table_gives_each_peer_as_a_ratio_to_fastsr(bench):
     assert lines[0] == "## spandrel models"
     assert "ONNX Runtime (× fastsr)" in lines[2] and "OpenVINO (× fastsr)" in lines[2]
     compact = next(line for line in lines if line.startswith("| compact "))
-    assert compact == ("| compact | 240×135 | kernels | 500 ms | 2000 ms (4.00×) "
-                       "| 1500 ms (3.00×) | 1000 ms (2.00×) "
-                       "| 1.0e-07 / 0.0e+00 / 2.0e-07 / 3.0e-07 |")
+    assert compact == (
+        "| compact | 240×135 | kernels | 500 ms | 2000 ms (4.00×) "
+        "| 1500 ms (3.00×) | 1000 ms (2.00×) "
+        "| 1.0e-07 / 0.0e+00 / 2.0e-07 / 3.0e-07 |"
+    )
     rrdb = next(line for line in lines if line.startswith("| rrdb "))
     assert rrdb == "| rrdb | 240×135 | kernels | 400 ms | – | – | – | 5.0e-06 / – / – / – |"
     assert "## spandrel models" in report.render(bench)
@@ -280,12 +298,36 @@ def test_no_spandrel_runs_no_spandrel_table(bench):
 
 def test_the_full_run_ends_with_engines_and_precisions_side_by_side(bench):
     precisions = [
-        _entry(0.100, kind="precision", model="net_x2", engine="fastsr", precision="fp32",
-               width=640, height=360, set5_psnr=37.0),
-        _entry(0.040, kind="precision", model="net_x2", engine="fastsr", precision="int8",
-               width=640, height=360, set5_psnr=36.98),
-        _entry(0.080, kind="precision", model="net_x2", engine="openvino", precision="int8",
-               width=640, height=360, set5_psnr=36.5),
+        _entry(
+            0.100,
+            kind="precision",
+            model="net_x2",
+            engine="fastsr",
+            precision="fp32",
+            width=640,
+            height=360,
+            set5_psnr=37.0,
+        ),
+        _entry(
+            0.040,
+            kind="precision",
+            model="net_x2",
+            engine="fastsr",
+            precision="int8",
+            width=640,
+            height=360,
+            set5_psnr=36.98,
+        ),
+        _entry(
+            0.080,
+            kind="precision",
+            model="net_x2",
+            engine="openvino",
+            precision="int8",
+            width=640,
+            height=360,
+            set5_psnr=36.5,
+        ),
     ]
     text = report.comparison({"benchmarks": bench["benchmarks"] + precisions})
     assert "| net_x2 | 10.00 | 2.00 | 5.00 | 5.00× | 2.00× |" in text  # fps at 640x360
@@ -295,3 +337,20 @@ def test_the_full_run_ends_with_engines_and_precisions_side_by_side(bench):
     assert first + "openvino | int8 | 80.0 | 12.50 | 1.25× | 36.50 dB | -0.500 dB |" in rows
     assert "### net_x2" not in text  # the per-network sweep tables stay in BENCHMARKS.md
     assert report.comparison({"benchmarks": []}) == ""
+
+
+@pytest.mark.parametrize(
+    "quick,sweep,runs", [(True, "", True), (False, "", False), (False, "1", True)]
+)
+def test_a_sweep_only_network_is_left_out_of_the_ten_minute_run_only(
+    monkeypatch, quick, sweep, runs
+):
+    import benchmarks
+
+    monkeypatch.setenv("FASTSR_BENCH_SWEEP", sweep)
+    monkeypatch.delenv("FASTSR_BENCH_MODELS", raising=False)
+    sweep_only = [n for n, s in benchmarks.network_specs().items() if s.sweep_only]
+    assert sweep_only  # shapes.json marks the heaviest reference network (EDSR baseline)
+    names = {case.network for case in benchmarks.model_cases(quick)}
+    assert all((name in names) == runs for name in sweep_only)
+    assert "fast_x2" in names
