@@ -13,8 +13,13 @@ over an actor pool is the textbook form of the folder case, but its streaming ex
 and helper actors cost a quarter of a 50-image job's CPU on a 2-core machine
 (docs/SCALE-OUT.md) for what a task queue does here. Each output is written atomically
 by `fastsr.batch.upscale_image`, so a re-run with `skip_existing` skips what is done; a
-batch whose worker died is retried one task per image, so an image that kills its
-worker fails alone and the others are done.
+batch whose worker died is retried one task per image not yet done, so an image that
+kills its worker fails alone and the others are done.
+
+Progress comes with the results: a worker's task is a Ray generator task that streams
+each image's result, or a video segment's frame count every few frames and then its
+result, and the driver's one loop moves the bar as they arrive (no counter actor: a
+Python process of its own, the largest of Ray's costs here once Ray Data was gone).
 
 Videos run as a segmented job (`fastsr.segments`): the driver plans the keyframe
 segments and keeps the manifest; workers each decode, upscale and encode one segment at
@@ -27,6 +32,9 @@ See docs/SCALE-OUT.md for how this behaves on many machines.
 
 from __future__ import annotations
 
+import os
+import queue
+import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -48,8 +56,9 @@ from fastsr.video import VideoResult, _av, _encoder_codec, _one_line
 RETRIES = 2  # further attempts of a task whose worker died or that failed
 WORKER_RESTARTS = 3  # a worker process that dies is started again this often
 _POLL_SECONDS = 0.2  # how often the driver looks at finished tasks and progress
-_CALL_TIMEOUT = 60.0  # seconds for a small call to a helper actor (never hang)
-_FRAMES_PER_REPORT = 8  # a worker tells the progress bar every this many frames
+_CALL_TIMEOUT = 60.0  # seconds to fetch an item a worker streamed (never hang)
+_FRAMES_PER_REPORT = 8  # a video worker streams its frame count every this many frames
+_END = object()  # a task's stream ended
 
 
 def _ray():
@@ -60,37 +69,42 @@ def _ray():
     return ray
 
 
+# An instance started for the run: no dashboard, and the workers' output stays in Ray's
+# log files (errors come back as exceptions). Ray starts its workers at niceness +15 so
+# that its own daemons stay responsive; on a machine shared with other work that slows
+# the upscaling the user started at their niceness (measured: docs/SCALE-OUT.md), so
+# ours run at it.
+_OWN_INSTANCE = {
+    "include_dashboard": False,
+    "log_to_driver": False,
+    "_system_config": {"worker_niceness": 0},
+}
+
+
 @contextmanager
-def ray_session(address: str | None = None):
-    """Ray, connected: to `address`, else to a local instance started for the run (and
-    stopped after it). A session already open (ray.init by the caller) is used as it is."""
+def ray_session(address: str | None = None, cpus: int | None = None):
+    """Ray, connected: to `address` (as it is), else to a local instance started for the
+    run (and stopped after it) with `cpus` CPUs (None: the machine's), so that as many
+    workers as asked for can start. A session already open (ray.init by the caller) is
+    used as it is."""
     ray = _ray()
     if ray.is_initialized():
         yield ray
         return
-    # Ray starts its workers at niceness +15 so that its own daemons stay responsive;
-    # on a machine shared with other work that slows the upscaling the user started at
-    # their niceness (measured: docs/SCALE-OUT.md). An instance of our own runs them at it.
-    started = {} if address else {"_system_config": {"worker_niceness": 0}}
-    ray.init(address=address, include_dashboard=False, logging_level="WARNING", **started)
+    own = {} if address else {**_OWN_INSTANCE, "num_cpus": cpus}
+    ray.init(address=address, logging_level="WARNING", **own)
     try:
         yield ray
     finally:
         ray.shutdown()
 
 
-class _Counter:
-    """Images or frames done by the workers since the driver last asked (a Ray actor)."""
-
-    def __init__(self):
-        self.count = 0
-
-    def add(self, count: int) -> None:
-        self.count += count
-
-    def take(self) -> int:
-        count, self.count = self.count, 0
-        return count
+def _cpus(workers: int | None, threads_per_worker: int) -> int | None:
+    """CPUs an instance started for the run needs: the machine's, or more if more
+    workers were asked for than it has cores."""
+    if workers is None:
+        return None
+    return max(workers * threads_per_worker, os.cpu_count() or 1)
 
 
 def _pool_size(ray, workers: int | None, threads_per_worker: int) -> int:
@@ -108,31 +122,53 @@ def _worker_upscaler(upscaler_options: dict, threads: int):
 
 class _Worker:
     """A Ray actor: one Upscaler, built when it starts, for many batches of images or
-    segments of a video; it tells `counter` of each image and of every few frames."""
+    segments of a video. Its methods are generators, called as Ray streaming tasks."""
 
-    def __init__(self, upscaler_options: dict, threads: int, counter):
-        self.up, self.counter = _worker_upscaler(upscaler_options, threads), counter
+    def __init__(self, upscaler_options: dict, threads: int):
+        self.up = _worker_upscaler(upscaler_options, threads)
 
-    def images(self, jobs: list, options: ImageOptions, skip: bool) -> list[ImageResult]:
-        results = []
-        for _, source, target in jobs:
-            results.append(upscale_image(self.up, source, target, options, skip))
-            self.counter.add.remote(1)
-        return results
+    def images(self, jobs: list, options: ImageOptions, skip: bool):
+        """(index, ImageResult) of each image, as it is done."""
+        for index, source, target in jobs:
+            yield index, upscale_image(self.up, source, target, options, skip)
 
-    def segment(self, src: str, path: str, segment: Segment, encoding: Encoding) -> SegmentResult:
-        unreported = 0
+    def segment(self, src: str, path: str, segment: Segment, encoding: Encoding):
+        """The frames upscaled so far, every few frames and at the end, then the
+        SegmentResult."""
+        frames = reported = 0
+        for item in _streamed(lambda on_frames: transcode_segment(
+                Path(src), Path(path), self.up, segment, encoding, on_frames)):  # fmt: skip
+            if isinstance(item, SegmentResult):
+                if frames > reported:
+                    yield frames
+                yield item
+                return
+            frames += item
+            if frames - reported >= _FRAMES_PER_REPORT:
+                yield frames
+                reported = frames
 
-        def on_frames(n: int) -> None:
-            nonlocal unreported
-            unreported += n
-            if unreported >= _FRAMES_PER_REPORT:
-                self.counter.add.remote(unreported)
-                unreported = 0
 
-        result = transcode_segment(Path(src), Path(path), self.up, segment, encoding, on_frames)
-        self.counter.add.remote(unreported)
-        return result
+def _streamed(run):
+    """run(report) in a thread, as a generator of what it reports, then of what it
+    returns (or raising what it raised): a callback cannot yield from a Ray task."""
+    reports, outcome = queue.SimpleQueue(), {}
+
+    def target() -> None:
+        try:
+            outcome["value"] = run(reports.put)
+        except BaseException as error:  # raised again in the generator
+            outcome["error"] = error
+        reports.put(_END)
+
+    thread = threading.Thread(target=target, name="fastsr-segment", daemon=True)
+    thread.start()
+    while (item := reports.get()) is not _END:
+        yield item
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    yield outcome["value"]
 
 
 class _Pool:
@@ -143,31 +179,36 @@ class _Pool:
         self.ray, self.make_worker, self.timeout = ray, make_worker, timeout
         self.idle = [make_worker() for _ in range(size)]
         self.replacements = WORKER_RESTARTS * size
-        self.running: dict = {}  # object ref -> (task, attempt, worker, started)
+        self.running: dict = {}  # stream -> (task, attempt, worker, started)
 
     def submit(self, task, attempt: int, call) -> None:
-        """call(worker): the object ref of the worker's method running `task`."""
+        """call(worker, task): the worker's method running `task`, as a Ray generator."""
         worker = self.idle.pop()
         self.running[call(worker, task)] = (task, attempt, worker, time.monotonic())
 
-    def finished(self):
-        """(task, attempt, result or error) for the tasks done since last asked."""
+    def streamed(self):
+        """(task, attempt, outcome) for what the running tasks streamed since last asked:
+        an item, _END when a task is done, or the error that ended it."""
         if not self.running:
             return
-        refs = list(self.running)
-        ready, _ = self.ray.wait(refs, num_returns=1, timeout=_POLL_SECONDS)
-        if ready:  # and any others done by now
-            ready, _ = self.ray.wait(refs, num_returns=len(refs), timeout=0)
-        for ref in ready:
-            task, attempt, worker, _ = self.running.pop(ref)
+        streams = list(self.running)
+        ready, _ = self.ray.wait(streams, num_returns=1, timeout=_POLL_SECONDS)
+        if ready:  # and any others with an item by now
+            ready, _ = self.ray.wait(streams, num_returns=len(streams), timeout=0)
+        for stream in ready:
+            task, attempt, worker, _ = self.running[stream]
             try:
-                outcome = self.ray.get(ref, timeout=_CALL_TIMEOUT)
+                outcome = self.ray.get(next(stream), timeout=_CALL_TIMEOUT)
+            except StopIteration:
+                outcome = _END
             except self.ray.exceptions.RayActorError as error:  # the worker died
                 outcome, worker = error, self._replace(worker)
             except Exception as error:  # the task's own failure, raised in the worker
                 outcome = error
-            if worker is not None:
-                self.idle.append(worker)
+            if outcome is _END or isinstance(outcome, BaseException):
+                del self.running[stream]
+                if worker is not None:
+                    self.idle.append(worker)
             yield task, attempt, outcome
         yield from self._overdue()
 
@@ -195,27 +236,25 @@ class _Pool:
             self.ray.kill(worker)
 
 
-def _run_tasks(ray, pool: _Pool, counter, tasks: list, call, on_result, on_progress,
-               split=lambda task: [task]) -> list:  # fmt: skip
-    """Every task on the pool: on_result(task, result) for each done, on_progress(n) as
-    the workers count. A failed task is tried again as split(task) (a batch: one task
-    per image), at most RETRIES times; returns [(task, error)] of those that failed for
-    good."""
-    queue = [(task, 0) for task in tasks]
+def _run_tasks(pool: _Pool, tasks: list, call, on_item, retry=lambda task: [task]) -> list:
+    """Every task on the pool: on_item(task, item) for each item its worker streams. A
+    failed task is tried again as retry(task) (a batch: its images not yet done, one task
+    each), at most RETRIES times; returns [(task, error)] of those that failed for good."""
+    todo = [(task, 0) for task in tasks]
     failures = []
-    while queue or pool.running:
-        while queue and pool.idle:
-            pool.submit(*queue.pop(0), call)
+    while todo or pool.running:
+        while todo and pool.idle:
+            pool.submit(*todo.pop(0), call)
         if not pool.idle and not pool.running:
             raise RuntimeError("every Ray worker died too often; see the Ray logs")
-        for task, attempt, outcome in pool.finished():
+        for task, attempt, outcome in pool.streamed():
             if not isinstance(outcome, BaseException):
-                on_result(task, outcome)
+                if outcome is not _END:
+                    on_item(task, outcome)
             elif attempt < RETRIES:
-                queue.extend((part, attempt + 1) for part in split(task))
+                todo.extend((part, attempt + 1) for part in retry(task))
             else:
                 failures.append((task, outcome))
-        on_progress(ray.get(counter.take.remote(), timeout=_CALL_TIMEOUT))
     return failures
 
 
@@ -228,17 +267,14 @@ def _failure(error: BaseException) -> str:
 
 @contextmanager
 def _worker_pool(ray, upscaler_options: dict, threads: int, size: int, timeout=None):
-    """(pool, counter): `size` workers of `threads` CPUs each, killed after the job (also
-    when the session stays open, the caller's)."""
-    counter = ray.remote(num_cpus=0)(_Counter).remote()
+    """`size` workers of `threads` CPUs each, killed after the job (also when the session
+    stays open, the caller's)."""
     worker_class = ray.remote(num_cpus=threads)(_Worker)
-    pool = _Pool(ray, lambda: worker_class.remote(upscaler_options, threads, counter), size,
-                 timeout)  # fmt: skip
+    pool = _Pool(ray, lambda: worker_class.remote(upscaler_options, threads), size, timeout)
     try:
-        yield pool, counter
+        yield pool
     finally:
         pool.close()
-        ray.kill(counter)
 
 
 # -- folders ------------------------------------------------------------------------------
@@ -282,30 +318,31 @@ def _run_images_on_ray(jobs, done, upscaler_options, options, skip, address, wor
     from tqdm import tqdm
 
     def call(worker, task: list):
-        return worker.images.remote(task, options, skip)
+        return worker.images.options(num_returns="streaming").remote(task, options, skip)
 
-    def on_result(task: list, results: list) -> None:
-        done.update((index, result) for (index, _, _), result in zip(task, results, strict=True))
+    def not_done(task: list) -> list:
+        return [[job] for job in task if job[0] not in done]
 
-    with ray_session(address) as ray:
+    with ray_session(address, _cpus(workers, threads)) as ray:
         size = min(_pool_size(ray, workers, threads), len(jobs))
         per_task = batch_size or max(1, min(8, len(jobs) // (4 * size)))
         tasks = [jobs[i : i + per_task] for i in range(0, len(jobs), per_task)]
         disable = None if progress is None else not progress  # None: on a terminal only
         with (
             tqdm(total=len(jobs), unit="image", delay=1, disable=disable) as bar,
-            _worker_pool(ray, upscaler_options, threads, size) as (pool, counter),
+            _worker_pool(ray, upscaler_options, threads, size) as pool,
         ):
 
-            def on_progress(count: int) -> None:
-                bar.update(min(count, bar.total - bar.n))  # a retried batch recounts
+            def on_item(task: list, item: tuple) -> None:
+                index, result = item
+                done[index] = result
+                bar.update(1)
 
-            failures = _run_tasks(ray, pool, counter, tasks, call, on_result, on_progress,
-                                  split=lambda task: [[job] for job in task])  # fmt: skip
-            bar.update(bar.total - bar.n)
+            failures = _run_tasks(pool, tasks, call, on_item, retry=not_done)
     for task, error in failures:  # one image each: failed batches are retried split
         for index, source, target in task:
-            done[index] = ImageResult(Path(source), Path(target), FAILED, _failure(error))
+            if index not in done:  # its result came before the worker died
+                done[index] = ImageResult(Path(source), Path(target), FAILED, _failure(error))
 
 
 # -- videos -------------------------------------------------------------------------------
@@ -347,15 +384,28 @@ def upscale_video_on_ray(
 
     def call(worker, segment: Segment):
         path = segment_path(folder, segment.index)
-        return worker.segment.remote(str(src), str(path), segment, encoding)
+        return worker.segment.options(num_returns="streaming").remote(
+            str(src), str(path), segment, encoding
+        )
 
-    with ray_session(address) as ray:
+    with ray_session(address, _cpus(workers, threads_per_worker)) as ray:
         size = max(1, min(_pool_size(ray, workers, threads_per_worker), len(todo)))
         with _worker_pool(ray, upscaler_options, threads_per_worker, size,
-                          segment_timeout) as (pool, counter):  # fmt: skip
+                          segment_timeout) as pool:  # fmt: skip
 
             def work(segments: list[Segment], record, on_frames) -> dict:
-                failures = _run_tasks(ray, pool, counter, segments, call, record, on_frames)
+                counted: dict[int, int] = {}  # frames on the bar per segment: a retry recounts
+
+                def on_item(segment: Segment, item) -> None:
+                    if isinstance(item, SegmentResult):
+                        record(segment, item)
+                        return
+                    before = counted.get(segment.index, 0)
+                    if item > before:
+                        on_frames(item - before)
+                        counted[segment.index] = item
+
+                failures = _run_tasks(pool, segments, call, on_item)
                 return {segment.index: _failure(error) for segment, error in failures}
 
             return run_job(manifest, src, dst, work, progress)

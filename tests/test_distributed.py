@@ -308,6 +308,67 @@ def test_an_image_that_kills_its_worker_every_time_fails_alone(tmp_path):
     assert files(out) == files(local)
 
 
+def test_a_batch_retried_after_its_worker_died_counts_each_image_once(tmp_path, monkeypatch):
+    import tqdm
+    from PIL import Image
+
+    from fastsr.batch import plan_batch
+    from fastsr.distributed import run_batch_on_ray
+
+    source = tmp_path / "in"
+    source.mkdir()
+    rng = np.random.default_rng(4)
+    for i in range(6):
+        Image.fromarray(rng.integers(0, 256, (160, 200, 3), np.uint8)).save(source / f"{i}.png")
+    out = tmp_path / "out"
+    counts = []  # (images on the bar, outputs written) at each update
+
+    class Recorder(tqdm.tqdm):
+        def update(self, n=1):
+            super().update(n)
+            counts.append((self.n, len(list(out.glob("[0-9].png")))))
+
+    monkeypatch.setattr(tqdm, "tqdm", Recorder)
+    watcher, killed = kill_one_worker_when(
+        lambda: len(list(out.glob("[0-9].png"))) >= 2, "_Worker.images"
+    )
+    report = within(JOB_SECONDS, run_batch_on_ray, plan_batch([source], out),
+                    {"model": "quality_x2", "backend": "cpu"}, workers=1, batch_size=6,
+                    progress=True)  # fmt: skip
+    watcher.join(5)
+    assert killed, "the job ended before a worker could be killed"
+    assert len(report.done) == 6 and counts[-1] == (6, 6)
+    assert all(on_bar <= written for on_bar, written in counts), counts
+
+
+def test_a_segment_retried_after_its_worker_died_counts_each_frame_once(tmp_path, bar_updates):
+    clip = keyframed_clip(tmp_path / "in.mkv", seconds=4, width=320, height=240)
+    watcher, killed = kill_one_worker_when(  # once the bar has some of the one segment
+        lambda: 0 < sum(bar_updates) < 40, "_Worker.segment"
+    )
+    result = within(JOB_SECONDS, upscale_video_on_ray, clip, tmp_path / "out.mkv", MODEL,
+                    codec="ffv1", segment_seconds=4, workers=1, progress=True)  # fmt: skip
+    watcher.join(5)
+    assert killed, "the job ended before a worker could be killed"
+    assert sum(bar_updates) == result.frames == 48
+
+
+def test_more_workers_than_cores_all_start(tmp_path):
+    source, out = str(image_folder(tmp_path / "in", 4)), str(tmp_path / "out")
+    probe = (
+        "import os, sys; from fastsr.batch import plan_batch\n"
+        "from fastsr.distributed import run_batch_on_ray\n"
+        f"batch = plan_batch([{source!r}], {out!r})\n"
+        "report = run_batch_on_ray(batch, {'model': 'fast_x2', 'backend': 'cpu'},\n"
+        "                          workers=os.cpu_count() + 2, batch_size=1)\n"
+        "print(len(report.done))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          timeout=JOB_SECONDS)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[-1] == "4"
+
+
 def test_a_worker_killed_mid_job_loses_nothing(tmp_path):
     clip = keyframed_clip(tmp_path / "big.mkv", seconds=4, width=320, height=240)
     reference = upscale_video(clip, tmp_path / "local.mkv", fastsr.Upscaler(**MODEL),
