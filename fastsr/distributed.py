@@ -69,15 +69,20 @@ def _ray():
     return ray
 
 
-# An instance started for the run: no dashboard, and the workers' output stays in Ray's
-# log files (errors come back as exceptions). Ray starts its workers at niceness +15 so
-# that its own daemons stay responsive; on a machine shared with other work that slows
-# the upscaling the user started at their niceness (measured: docs/SCALE-OUT.md), so
-# ours run at it.
+# An instance started for the run: no dashboard, no idle workers started ahead (Ray
+# starts one per CPU, ~1 CPU s each, though the job's actors may want fewer), and the
+# workers' output stays in Ray's log files (errors come back as exceptions). Ray starts
+# its workers at niceness +15 so that its own daemons stay responsive; on a machine
+# shared with other work that slows the upscaling the user started at their niceness
+# (measured: docs/SCALE-OUT.md), so ours run at it.
 _OWN_INSTANCE = {
     "include_dashboard": False,
     "log_to_driver": False,
-    "_system_config": {"worker_niceness": 0},
+    "_system_config": {
+        "worker_niceness": 0,
+        "prestart_worker_first_driver": False,
+        "enable_worker_prestart": False,
+    },
 }
 
 
