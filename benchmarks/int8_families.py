@@ -1,8 +1,10 @@
-"""CPU time per 640x360 frame of the shipped models at fp32 and at int8 on each int8 kernel
-family (`_C.set_int8_isa`), in one process, rounds interleaved so load drifts hit every
-variant alike, best of N; the families' outputs checked identical.
-`[FASTSR_SIMD=LEVEL] python -m benchmarks.int8_families [--rounds N] [--threads T]
-[--models ...] [--families amx avx512vnni ...]` (default: every family this CPU has)."""
+"""CPU time per 640x360 frame of the shipped models at int8 on each int8 kernel family
+(`_C.set_int8_isa`) against fp32 at the SIMD level a CPU with that family runs (AVX2 for
+AVX-VNNI and AVX2: Alder Lake and Zen 3 have no AVX-512), the whole program at that level;
+one process, rounds interleaved so load drifts hit every variant alike, best of N; the
+families' outputs checked identical.
+`python -m benchmarks.int8_families [--rounds N] [--threads T] [--models ...]
+[--families amx avx512vnni ...]` (default: every family this CPU has)."""
 
 from __future__ import annotations
 
@@ -17,9 +19,22 @@ from fastsr import _C
 from fastsr.engine import Engine
 from fastsr.graph import load
 
+# The SIMD level of the CPUs that have each int8 family.
+FAMILY_SIMD = {"amx": "avx512", "avx512vnni": "avx512", "avxvnni": "avx2", "avx2": "avx2",
+               "neon-dotprod": "neon", "neon": "neon", "portable": "portable"}  # fmt: skip
 
-def compiled_program(model: str, precision: str, family: str | None, threads: int,
-                     height: int, width: int):
+
+def compiled_program(
+    model: str,
+    precision: str,
+    family: str | None,
+    level: str,
+    threads: int,
+    height: int,
+    width: int,
+):
+    before = _C.simd_level()
+    _C.set_simd_level(level)
     _C.set_int8_isa(family)
     try:
         graph = load(model)
@@ -28,6 +43,7 @@ def compiled_program(model: str, precision: str, family: str | None, threads: in
         return engine.compiled(1, height, width).program, y
     finally:
         _C.set_int8_isa(None)
+        _C.set_simd_level(before)
 
 
 def cpu_seconds(program) -> float:
@@ -44,22 +60,34 @@ def main() -> None:
     parser.add_argument("--families", nargs="+", default=_C.supported_int8_isas())
     args = parser.parse_args()
     height, width = 360, 640
-    print(f"{platform.processor() or platform.machine()}, {_C.simd_level()} SIMD, "
-          f"{args.threads} thread(s), CPU time, best of {args.rounds}")
+    print(
+        f"{platform.processor() or platform.machine()}, {_C.simd_level()} SIMD, "
+        f"{args.threads} thread(s), CPU time, best of {args.rounds}"
+    )
+    levels = sorted({FAMILY_SIMD[f] for f in args.families}, key=_C.supported_simd_levels().index)
     for model in args.models:
-        variants = {"fp32": compiled_program(model, "fp32", None, args.threads, height, width)}
+        variants = {
+            f"fp32 {level}": compiled_program(
+                model, "fp32", None, level, args.threads, height, width
+            )
+            for level in levels
+        }
         for family in args.families:
-            variants[f"int8 {family}"] = compiled_program(model, "int8", family, args.threads,
-                                                          height, width)
-        outputs = [y for label, (_, y) in variants.items() if label != "fp32"]
+            variants[f"int8 {family}"] = compiled_program(
+                model, "int8", family, FAMILY_SIMD[family], args.threads, height, width
+            )
+        outputs = [y for label, (_, y) in variants.items() if label.startswith("int8")]
         assert all(np.array_equal(outputs[0], y) for y in outputs), f"{model}: families differ"
         times = {label: [] for label in variants}
         for _ in range(args.rounds):
             for label, (program, _) in variants.items():
                 times[label].append(cpu_seconds(program))
-        fp32 = min(times["fp32"])
-        rows = [f"{label} {min(t) * 1e3:.0f} ms ({fp32 / min(t):.2f}x fp32)"
-                for label, t in times.items()]
+        rows = [f"fp32 {level} {min(times[f'fp32 {level}']) * 1e3:.0f} ms" for level in levels]
+        for family in args.families:
+            fp32 = min(times[f"fp32 {FAMILY_SIMD[family]}"])
+            best = min(times[f"int8 {family}"])
+            rows.append(f"int8 {family} {best * 1e3:.0f} ms ({fp32 / best:.2f}x fp32 "
+                        f"{FAMILY_SIMD[family]})")  # fmt: skip
         print(f"{model} {width}x{height}: {', '.join(rows)}; int8 outputs identical")
 
 
