@@ -109,7 +109,8 @@ void expect_disjoint(const Program& p, const View& x, const View& out, const std
 void add_conv2d(Program& p, const View& x, const View& out, py::handle weight_obj,
                 py::handle bias_obj, int stride, int pad_top, int pad_left, int dilation,
                 const std::string& activation, py::handle slope_obj, float alpha, int shuffle,
-                std::optional<View> skip, const std::string& algorithm) {
+                std::optional<View> skip, const std::string& algorithm, const std::string& gate,
+                float gate_scale, float gate_shift) {
   expect_owned(p, {&x, &out, skip ? &*skip : nullptr});
   expect_disjoint(p, x, out, "conv2d");
   FloatArray weight = param(weight_obj, "conv2d weight", 4);
@@ -140,7 +141,13 @@ void add_conv2d(Program& p, const View& x, const View& out, py::handle weight_ob
     if (slope_obj.is_none()) throw py::value_error("conv2d: prelu needs a slope array");
     slope = per_channel(slope_obj, "conv2d prelu slope", cout);
   }
+  const fastsr::Act gate_act = fastsr::parse_act(gate);
+  if (gate_act == fastsr::Act::Prelu || gate_act == fastsr::Act::LeakyRelu)
+    throw py::value_error("conv2d: the gate must be a parameterless activation, got '" + gate + "'");
+  if (gate_act != fastsr::Act::None && (!skip || shuffle != 1))
+    throw py::value_error("conv2d: a gated skip needs a skip and no pixel shuffle");
   fastsr::ConvSpec spec{weight.data(), bias.data(), cout, cin, kh, kw};
+  spec.gate = gate_act, spec.gate_scale = gate_scale, spec.gate_shift = gate_shift;
   spec.stride = stride, spec.dilation = dilation, spec.pad_top = pad_top, spec.pad_left = pad_left;
   spec.act = act, spec.alpha = alpha, spec.shuffle = shuffle;
   spec.slope = slope.empty() ? nullptr : slope.data();
@@ -383,9 +390,11 @@ PYBIND11_MODULE(_C, m) {
            py::arg("bias") = py::none(), py::arg("stride") = 1, py::arg("pad_top") = 0,
            py::arg("pad_left") = 0, py::arg("dilation") = 1, py::arg("activation") = "none",
            py::arg("slope") = py::none(), py::arg("alpha") = 0.f, py::arg("shuffle") = 1,
-           py::arg("skip") = py::none(), py::arg("algorithm") = "auto",
+           py::arg("skip") = py::none(), py::arg("algorithm") = "auto", py::arg("gate") = "none",
+           py::arg("gate_scale") = 1.f, py::arg("gate_shift") = 0.f,
            "Add a convolution step. algorithm: auto (Winograd F(4x4,3x3) where it fits, else "
-           "direct), direct, or winograd.")
+           "direct), direct, or winograd. gate: out = (y + skip) * (gate_scale * gate(y) + "
+           "gate_shift) instead of y + skip.")
       .def("resize",
            [](Program& p, const View& x, const View& out, const std::string& mode, int factor) {
              expect_owned(p, {&x, &out});

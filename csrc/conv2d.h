@@ -1,5 +1,6 @@
 // Direct convolution on NHWC views with the whole epilogue fused:
 //   y = act(acc + bias) ; pixel-shuffle by the store addresses ; y += skip
+// or, gated (SPAN's blocks; never with a shuffle): y = (y + skip) * (a * gate(y) + b).
 // Weights are packed once (ConvLayer) for the SIMD width of the kernel that will run them.
 #pragma once
 #include <cstdint>
@@ -34,6 +35,8 @@ struct ConvLayer {
   Act act = Act::None;
   float alpha = 0.f;  // LeakyReLU
   int shuffle = 1;
+  Act gate = Act::None;  // the gated skip, when not None
+  float gate_scale = 1.f, gate_shift = 0.f;
 };
 
 // Register blocking of a kernel family: lanes per vector, vectors per output-channel

@@ -11,6 +11,7 @@ namespace {
 
 void set_epilogue(ConvLayer& layer, const ConvSpec& spec) {
   layer.act = spec.act, layer.alpha = spec.alpha;
+  layer.gate = spec.gate, layer.gate_scale = spec.gate_scale, layer.gate_shift = spec.gate_shift;
   if (spec.slope == nullptr) return;
   layer.slope = AlignedFloats(layer.bias.size());
   std::copy(spec.slope, spec.slope + spec.cout, layer.slope.data());

@@ -18,6 +18,8 @@ struct ConvSpec {
   const float* slope = nullptr;  // cout floats for PReLU
   float alpha = 0.f;             // LeakyReLU
   int shuffle = 1;
+  Act gate = Act::None;  // gated skip: needs a skip, shuffle 1
+  float gate_scale = 1.f, gate_shift = 0.f;
   ConvAlgorithm algorithm = ConvAlgorithm::Auto;
 };
 

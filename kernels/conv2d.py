@@ -80,12 +80,12 @@ def pack_conv2d(weight: torch.Tensor, bias: torch.Tensor | None, stride: int, pa
 @triton.jit
 def conv2d_kernel(
     x_ptr, w_ptr, bias_ptr, slope_ptr, skip_ptr, out_ptr,
-    in_h, in_w, out_h, out_w, skip_h, skip_w, alpha,
+    in_h, in_w, out_h, out_w, skip_h, skip_w, alpha, gate_scale, gate_shift,
     CIN: tl.constexpr, COUT: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr,
     STRIDE: tl.constexpr, PAD_H: tl.constexpr, PAD_W: tl.constexpr,
     DIL_H: tl.constexpr, DIL_W: tl.constexpr, GATHER_TAPS: tl.constexpr,
     ACTIVATION: tl.constexpr, SHUFFLE: tl.constexpr, SKIP: tl.constexpr,
-    SKIP_FACTOR: tl.constexpr, DOT_DTYPE: tl.constexpr,
+    SKIP_FACTOR: tl.constexpr, GATE: tl.constexpr, DOT_DTYPE: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
 ):
     # One image per grid row, so offsets inside an image fit int32 at any batch size.
@@ -144,7 +144,8 @@ def conv2d_kernel(
 
     store_conv_output(acc, out_y, out_x, pixel_mask, channel, channel_mask,
                       bias_ptr, slope_ptr, alpha, skip_ptr, out_ptr,
-                      out_w, skip_h, skip_w, COUT, ACTIVATION, SHUFFLE, SKIP, SKIP_FACTOR)
+                      out_w, skip_h, skip_w, gate_scale, gate_shift, COUT, ACTIVATION, SHUFFLE,
+                      SKIP, SKIP_FACTOR, GATE)
 
 
 def _k_per_step(cin: int, kh: int, kw: int) -> int:
@@ -182,7 +183,8 @@ def conv2d(layer: Conv2dWeights, x: torch.Tensor, out: torch.Tensor, epilogue: E
                 triton.cdiv(layer.out_channels, meta["BLOCK_N"]), n)
 
     pointers_and_sizes = (x, layer.weight, layer.bias, args.slope, args.skip, out,
-                          in_h, in_w, out_h, out_w, args.skip_h, args.skip_w, args.alpha)
+                          in_h, in_w, out_h, out_w, args.skip_h, args.skip_w, args.alpha,
+                          args.gate_scale, args.gate_shift)
     if launch_target(x) == "gpu":
         _tuned_kernel[grid](*pointers_and_sizes, **constexprs)
     else:

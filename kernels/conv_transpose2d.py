@@ -45,11 +45,11 @@ def pack_conv_transpose2d(weight: torch.Tensor, bias: torch.Tensor | None, strid
 @triton.jit
 def conv_transpose2d_kernel(
     x_ptr, w_ptr, bias_ptr, slope_ptr, skip_ptr, out_ptr,
-    in_h, in_w, skip_h, skip_w, alpha,
+    in_h, in_w, skip_h, skip_w, alpha, gate_scale, gate_shift,
     CIN: tl.constexpr, COUT: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr,
     STRIDE: tl.constexpr, PAD_H: tl.constexpr, PAD_W: tl.constexpr,
     ACTIVATION: tl.constexpr, SHUFFLE: tl.constexpr, SKIP: tl.constexpr,
-    SKIP_FACTOR: tl.constexpr, DOT_DTYPE: tl.constexpr,
+    SKIP_FACTOR: tl.constexpr, GATE: tl.constexpr, DOT_DTYPE: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
 ):
     image = tl.program_id(2) // (STRIDE * STRIDE)
@@ -99,7 +99,8 @@ def conv_transpose2d_kernel(
 
     store_conv_output(acc, qy * STRIDE + phase_y, qx * STRIDE + phase_x, pixel_mask,
                       channel, channel_mask, bias_ptr, slope_ptr, alpha, skip_ptr, out_ptr,
-                      out_w, skip_h, skip_w, COUT, ACTIVATION, SHUFFLE, SKIP, SKIP_FACTOR)
+                      out_w, skip_h, skip_w, gate_scale, gate_shift, COUT, ACTIVATION, SHUFFLE,
+                      SKIP, SKIP_FACTOR, GATE)
 
 
 def _fit(configs: list[dict], args: dict) -> list[dict]:
@@ -128,7 +129,7 @@ def conv_transpose2d(layer: Conv2dWeights, x: torch.Tensor, out: torch.Tensor,
                 triton.cdiv(layer.out_channels, meta["BLOCK_N"]), n * s * s)
 
     launch = (x, layer.weight, layer.bias, args.slope, args.skip, out, in_h, in_w,
-              args.skip_h, args.skip_w, args.alpha)
+              args.skip_h, args.skip_w, args.alpha, args.gate_scale, args.gate_shift)
     if launch_target(x) == "gpu":
         _tuned_kernel[grid](*launch, **constexprs)
     else:

@@ -5,6 +5,9 @@ channels) into stored values, in the order the IR defines:
 
     y = act(acc + bias) ; y = pixel_shuffle(y, R) ; y = y + skip
 
+or, with a GATE (then R = 1 and the skip has the output's shape),
+y = (y + skip) * (gate_scale * gate(y) + gate_shift).
+
 Pixel shuffle costs nothing here: channel c*R*R + i*R + j of pixel (y, x) is simply
 stored at channel c of pixel (y*R + i, x*R + j) of the upscaled output.
 """
@@ -54,9 +57,9 @@ def apply_activation(y, slope, alpha, low, high, ACTIVATION: tl.constexpr):
 @triton.jit
 def store_conv_output(acc, out_y, out_x, pixel_mask, channel, channel_mask,
                       bias_ptr, slope_ptr, alpha, skip_ptr, out_ptr,
-                      out_w, skip_h, skip_w,
+                      out_w, skip_h, skip_w, gate_scale, gate_shift,
                       COUT: tl.constexpr, ACTIVATION: tl.constexpr, SHUFFLE: tl.constexpr,
-                      SKIP: tl.constexpr, SKIP_FACTOR: tl.constexpr):
+                      SKIP: tl.constexpr, SKIP_FACTOR: tl.constexpr, GATE: tl.constexpr):
     """Apply the epilogue to acc and store it.
 
     out_y / out_x (BLOCK_M) are conv output pixel coordinates before the shuffle, out_w
@@ -78,7 +81,10 @@ def store_conv_output(acc, out_y, out_x, pixel_mask, channel, channel_mask,
     final_x = out_x[:, None] * SHUFFLE + sub_x[None, :]
     offsets = (final_y * (out_w * SHUFFLE) + final_x) * final_channels + final_c[None, :]
     mask = pixel_mask[:, None] & channel_mask[None, :]
-    if SKIP == "same":
+    if GATE != "none":
+        gate = apply_activation(y, 0.0, 0.0, 0.0, 0.0, GATE) * gate_scale + gate_shift
+        y = (y + tl.load(skip_ptr + offsets, mask=mask, other=0.0).to(tl.float32)) * gate
+    elif SKIP == "same":
         y += tl.load(skip_ptr + offsets, mask=mask, other=0.0).to(tl.float32)
     elif SKIP != "none":
         y += sample(skip_ptr, final_y, final_x, final_c[None, :], mask, skip_h, skip_w,
@@ -115,6 +121,9 @@ class Epilogue:
     alpha: float = 0.0  # leaky_relu
     shuffle: int = 1
     skip: str = "none"  # a SKIPS entry; needs a skip tensor unless "none"
+    gate: str = "none"  # or an ir.GATE_ACTIVATIONS entry: needs skip "same", shuffle 1
+    gate_scale: float = 1.0
+    gate_shift: float = 0.0
 
 
 @dataclass
@@ -124,6 +133,8 @@ class EpilogueArgs:
     skip_h: int
     skip_w: int
     alpha: float
+    gate_scale: float
+    gate_shift: float
     constexprs: dict = field(default_factory=dict)
 
 
@@ -135,6 +146,9 @@ def epilogue_args(epilogue: Epilogue, out: torch.Tensor, skip: torch.Tensor | No
     assert epilogue.activation in ("none", *ir.EPILOGUE_ACTIVATIONS) and epilogue.skip in SKIPS
     assert (skip is None) == (epilogue.skip == "none")
     assert (epilogue.slope is not None) == (epilogue.activation == "prelu")
+    assert epilogue.gate == "none" or (
+        epilogue.gate in ir.GATE_ACTIVATIONS and epilogue.skip == "same" and epilogue.shuffle == 1
+    )
     skip_h, skip_w = (1, 1) if skip is None else skip.shape[1:3]
     factor = out.shape[1] // skip_h
     if epilogue.skip == "same":
@@ -148,6 +162,9 @@ def epilogue_args(epilogue: Epilogue, out: torch.Tensor, skip: torch.Tensor | No
         skip_h=skip_h,
         skip_w=skip_w,
         alpha=float(epilogue.alpha),
+        gate_scale=float(epilogue.gate_scale),
+        gate_shift=float(epilogue.gate_shift),
         constexprs=dict(ACTIVATION=epilogue.activation, SHUFFLE=epilogue.shuffle,
-                        SKIP=epilogue.skip, SKIP_FACTOR=factor if skip is not None else 1),
+                        SKIP=epilogue.skip, SKIP_FACTOR=factor if skip is not None else 1,
+                        GATE=epilogue.gate),
     )

@@ -217,6 +217,36 @@ class SiluGate(nn.Module):
         return (z + x) * (torch.sigmoid(y) - 0.5)
 
 
+class SpanBlock(nn.Module):
+    """SPAN's block as spandrel writes it: three convs (SiLU on the first two), then the
+    gated skip (y + x) * (sigmoid(y) - 0.5), which fuse_gate puts in the last conv's
+    epilogue. At 32 channels the CPU backend runs the convs as Winograd."""
+
+    def __init__(self, c=12):
+        super().__init__()
+        self.c1 = nn.Conv2d(c, c, 3, padding=1)
+        self.c2 = nn.Conv2d(c, c, 3, padding=1)
+        self.c3 = nn.Conv2d(c, c, 3, padding=1)
+
+    def forward(self, x):
+        y = self.c3(F.silu(self.c2(F.silu(self.c1(x)))))
+        return (y + x) * (torch.sigmoid(y) - 0.5)
+
+
+class TanhGate(nn.Module):
+    """A gated skip with the gate alone (no affine after it) and the skip on the left."""
+
+    def __init__(self, c=20):
+        super().__init__()
+        self.head = nn.Conv2d(3, c, 3, padding=1)
+        self.conv = nn.Conv2d(c, c, 1)
+
+    def forward(self, x):
+        h = torch.relu(self.head(x))
+        y = self.conv(h)
+        return torch.tanh(y) * (h + y)
+
+
 OP_CASES = {
     "conv_bn_relu": (lambda: ConvBnAct(), 3),
     "conv5_prelu_y": (lambda: ConvBnAct(1, 8, 5, nn.PReLU(8)), 1),
@@ -238,6 +268,9 @@ OP_CASES = {
     "winograd_block": (lambda: WinogradBlock(), 3),
     "winograd_shuffle_tail": (lambda: WinogradShuffleTail(), 3),
     "silu_gate": (lambda: SiluGate(), 12),
+    "span_block": (lambda: SpanBlock(12), 12),
+    "span_block_winograd": (lambda: SpanBlock(32), 32),
+    "tanh_gate": (lambda: TanhGate(), 3),
     "unshuffle_x2_body": (lambda: UnshuffleBody(2, 4, functional=True), 3),
     "unshuffle_x4_body": (lambda: UnshuffleBody(4, 4), 3),
 }

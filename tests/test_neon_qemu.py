@@ -164,12 +164,14 @@ class Conv(Case):
         shuffle=1,
         skip=False,
         algorithm="direct",
+        gate="none",
         seed=0,
     ):
         self.pad = (dilation * (k - 1) - stride + 1) // 2 if stride > 1 else dilation * (k // 2)
         self.n, self.h, self.w, self.cin, self.k = n, h, w, cin, k
         self.stride, self.dilation, self.act, self.shuffle = stride, dilation, act, shuffle
-        self.skip, self.algorithm = skip, algorithm
+        self.skip, self.algorithm, self.gate = skip, algorithm, gate
+        self.gate_scale, self.gate_shift = (1.0, -0.5) if gate == "sigmoid" else (0.75, 0.25)
         self.conv_out = cout * shuffle**2
         self.x = rng((n, h, w, cin), seed)
         self.weight = rng((self.conv_out, cin, k, k), seed + 1, 1 / np.sqrt(k * k * cin))
@@ -185,6 +187,7 @@ class Conv(Case):
             f"conv{self.k}x{self.k}-{self.cin}to{self.conv_out}-{self.h}x{self.w}"
             f"-s{self.stride}d{self.dilation}-{self.act}-r{self.shuffle}"
             f"{'-skip' if self.skip else ''}-{self.algorithm}"
+            f"{'' if self.gate == 'none' else '-gate-' + self.gate}"
         )
 
     def fields(self):
@@ -194,8 +197,9 @@ class Conv(Case):
         return [*shape, *geometry, ACT[self.act], self.shuffle, int(self.skip)]
 
     def encode(self, simd):
-        header = _ints(0, SIMD[simd], *self.fields(), ALGORITHM[self.algorithm])
-        arrays = [[self.alpha], self.x, self.weight, self.bias, self.slope]
+        header = _ints(0, SIMD[simd], *self.fields(), ALGORITHM[self.algorithm], ACT[self.gate])
+        floats = [self.alpha, self.gate_scale, self.gate_shift]
+        arrays = [floats, self.x, self.weight, self.bias, self.slope]
         return header + _floats(*arrays, *([self.skip_values] if self.skip else []))
 
     def expected(self):
@@ -218,6 +222,9 @@ class Conv(Case):
             "silu": F.silu,
         }[self.act](y)
         y = nhwc(F.pixel_shuffle(y, self.shuffle))
+        if self.gate != "none":  # the gated skip of SPAN's blocks
+            gate = {"sigmoid": torch.sigmoid, "tanh": torch.tanh}[self.gate](torch.from_numpy(y))
+            return (y + self.skip_values) * (self.gate_scale * gate.numpy() + self.gate_shift)
         return y + self.skip_values if self.skip else y
 
     def tolerance(self, expected):
@@ -438,6 +445,10 @@ CASES = [
     Conv(2, 5, 6, 32, 48, 3, act="tanh", skip=True, algorithm="winograd", seed=61),
     Conv(1, 9, 11, 32, 32, 3, act="sigmoid", algorithm="winograd", seed=62),
     Conv(1, 8, 8, 64, 32, 3, act="relu", algorithm="winograd", seed=63),
+    # the gated skip (SPAN's block tail), direct with a partial vector and Winograd
+    Conv(1, 6, 9, 16, 12, 3, skip=True, gate="sigmoid", seed=64),
+    Conv(1, 5, 7, 12, 20, 1, act="silu", skip=True, gate="tanh", seed=65),
+    Conv(1, 9, 11, 32, 32, 3, act="silu", skip=True, gate="sigmoid", algorithm="winograd", seed=66),
     *[Pointwise(kind) for kind in POINTWISE],
     *[Resize(mode, factor) for mode in RESIZE for factor in (2, 3)],
     # int8: 64 channels (whole 16-byte loads of 4 quads), 17 (4 quads and a single one), 1,

@@ -44,6 +44,11 @@ def _same_output(before: Graph, after: Graph, channels: int) -> None:
             [passes.fuse_activation, passes.fuse_pixel_shuffle, passes.fuse_global_residual],
             ["conv2d", "conv2d"],
         ),
+        ("span_block", [passes.fuse_activation, passes.fuse_gate], ["conv2d"] * 3),
+        ("tanh_gate", [passes.fuse_activation, passes.fuse_gate], ["conv2d", "conv2d"]),
+        # The gate reads y, the sum another tensor (silu(y + x) + x): nothing to fuse.
+        ("silu_gate", [passes.fuse_gate], ["conv2d", "silu", "conv2d", "add", "silu", "add",
+                                           "sigmoid", "affine", "mul"]),
         ("back_projection", [passes.fuse_activation, passes.fuse_residual_add],
          ["conv_transpose2d", "conv2d", "affine", "add", "conv_transpose2d"]),
     ],
@@ -65,6 +70,14 @@ def test_fused_tail_writes_upscaled_image_from_low_resolution_skip():
     assert tail.epilogue("pixel_shuffle") == 2
     assert tail.epilogue("skip_resize") == "bicubic"
     assert tail.inputs[1] == "x"  # the network input itself, never upscaled in memory
+
+
+def test_fused_gate_takes_the_block_input_as_skip_and_the_affine_as_scalars():
+    module, channels = build_case("span_block")
+    tail = passes.optimize(capture(module, channels)).nodes[-1]
+    assert tail.inputs[1] == "x"
+    assert (tail.epilogue("gate"), tail.epilogue("gate_scale"), tail.epilogue("gate_shift")) == (
+        "sigmoid", 1.0, -0.5)
 
 
 def test_passes_do_not_mutate_their_input():

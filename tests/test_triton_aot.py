@@ -43,6 +43,7 @@ def _conv(module, dtype: str, x_dtype: str, out_dtype: str, **layer):
         "SHUFFLE": 1,
         "SKIP": "none",
         "SKIP_FACTOR": 1,
+        "GATE": "none",
         "DOT_DTYPE": getattr(tl, {"fp16": "float16", "bf16": "bfloat16", "fp32": "float32"}[dtype]),
         **layer,
     }
@@ -189,7 +190,7 @@ CASES = {
         ),
     ),
 }
-FLOAT_ARGS = {"alpha", "multiplier", "low", "high"}
+FLOAT_ARGS = {"alpha", "gate_scale", "gate_shift", "multiplier", "low", "high"}
 LAUNCH_OPTIONS = ("num_warps", "num_stages")
 
 

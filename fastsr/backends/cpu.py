@@ -416,8 +416,10 @@ class ProgramBuilder:
         if self.narrow and self.narrow.runs(node):
             self.narrow.add_conv(node, out, conv_args)
             return
+        gate = dict(gate=node.epilogue("gate") or "none", gate_scale=node.epilogue("gate_scale"),
+                    gate_shift=node.epilogue("gate_shift"))
         self.program.conv2d(ins[0], out, spec.weight, spec.bias, algorithm=spec.algorithm,
-                            **conv_args)
+                            **conv_args, **gate)
 
 
 class CompiledProgram:

@@ -14,12 +14,14 @@ def bf16_layers(graph: Graph, convs: dict) -> list[str]:
     """Every conv bf16 runs faster than fp32 here, except those reading the image (measured
     in docs/DESIGN.md): bf16 holds 8 significant bits, fewer than an 8-bit image's steps in
     [0.5, 1). AVX512_BF16 and NEON bf16 direct convs beat fp32 direct but not fp32 Winograd;
-    AMX tiles beat both (docs/BENCHMARKS.md, AMX bf16), so on AMX every conv it takes."""
+    AMX tiles beat both (docs/BENCHMARKS.md, AMX bf16), so on AMX every conv it takes.
+    A gated conv (SPAN) stays fp32: the bf16 kernels have no gated epilogue."""
     producers = graph.producers()
     return [
         name
         for name, spec in convs.items()
         if producers[name].inputs[0] != graph.input
+        and producers[name].epilogue("gate") is None
         and (not spec.runs_winograd() or spec.bf16_family() == "amx")
     ]
 

@@ -31,11 +31,13 @@ class Int8Tensors(NarrowTensors):
         meta = int8_meta(graph)
         self.params = {name: (float(s), int(z)) for name, (s, z) in meta["activations"].items()}
         producers = graph.producers()
-        for name in meta["layers"]:
+        # A gated conv stays fp32 (no int8 gated epilogue), even if a calibration lists it.
+        layers = [name for name in meta["layers"] if producers[name].epilogue("gate") is None]
+        for name in layers:
             x = producers[name].inputs[0]
             if x not in self.params:
                 raise ValueError(f"int8 calibration lacks the scale of {x!r}, read by {name!r}")
-        super().__init__(graph, plan, convs, meta["layers"], 1, BYTE_SLACK)
+        super().__init__(graph, plan, convs, layers, 1, BYTE_SLACK)
 
 
 class Int8Steps(NarrowSteps):

@@ -58,7 +58,11 @@ def run_node(graph: Graph, node: Node, ins: list[torch.Tensor]) -> torch.Tensor:
             mode = node.epilogue("skip_resize")
             if mode is not None:
                 skip = resize(skip, mode, y.shape[2] // skip.shape[2])
-            y = y + skip
+            gate = node.epilogue("gate")
+            if gate is None:
+                return y + skip
+            gated = activation(graph, y, gate, None)
+            return (y + skip) * (node.epilogue("gate_scale") * gated + node.epilogue("gate_shift"))
         return y
     if node.op == "batch_norm":
         return F.batch_norm(x, param("mean"), param("var"), param("weight"), param("bias"),

@@ -117,6 +117,9 @@ def _conv_epilogue(graph: Graph, node: Node, channels: int, device):
         alpha=param if activation == "leaky_relu" else 0.0,
         shuffle=node.epilogue("pixel_shuffle"),
         skip=(node.epilogue("skip_resize") or "same") if len(node.inputs) > 1 else "none",
+        gate=node.epilogue("gate") or "none",
+        gate_scale=node.epilogue("gate_scale"),
+        gate_shift=node.epilogue("gate_shift"),
     )
 
 

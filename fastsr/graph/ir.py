@@ -73,6 +73,8 @@ KERNEL_OPS = tuple(op for op, spec in OPS.items() if spec.kind != "opaque" and o
 CONV_OPS = tuple(op for op, spec in OPS.items() if spec.kind == "conv")
 ACTIVATIONS = tuple(op for op, spec in OPS.items() if spec.kind == "activation")
 EPILOGUE_ACTIVATIONS = tuple(op for op in ACTIVATIONS if op != "clamp")
+# What a gated skip may apply to y: activations that take no parameter.
+GATE_ACTIVATIONS = tuple(op for op in EPILOGUE_ACTIVATIONS if not OPS[op].attrs)
 # Ops that read one element per element written (so may overwrite a dying input).
 ELEMENTWISE_OPS = tuple(
     op for op, spec in OPS.items() if spec.kind in ("pointwise", "activation")
@@ -90,11 +92,17 @@ CUBIC_A = -0.75  # PyTorch's bicubic (Keys kernel), not the a = -0.5 of MATLAB's
 # where `skip` is the node's second input (same shape as the final y) or, when
 # `skip_resize` names a mode, that input resized with that mode to y's size (an integer
 # factor: this is the global residual over a bicubic upscale of the network input).
+# With a `gate` the last stage is instead y = (y + skip) * (gate_scale * gate(y) +
+# gate_shift): SPAN's block tail, (y + x) * (sigmoid(y) - 0.5). A gated conv has a skip
+# of its own size and no pixel shuffle.
 EPILOGUE_DEFAULTS: dict[str, object] = {
     "activation": None,  # an EPILOGUE_ACTIVATIONS entry, or None
     "activation_param": None,  # prelu: slope param name; leaky_relu: alpha (float)
     "pixel_shuffle": 1,
     "skip_resize": None,  # None or a RESIZE_MODES entry
+    "gate": None,  # None or a GATE_ACTIVATIONS entry
+    "gate_scale": 1.0,
+    "gate_shift": 0.0,
 }
 
 GLOBAL = "global"  # spatial size of a global_avg_pool output: 1x1 whatever the input
@@ -356,6 +364,17 @@ def _check_conv_params(graph: Graph, node: Node, out_channels: int) -> None:
 
 def _epilogue_shape(node: Node, shape: TensorShape, ins: list[TensorShape], where: str):
     r = node.epilogue("pixel_shuffle")
+    gate = node.epilogue("gate")
+    if gate is not None and (
+        gate not in GATE_ACTIVATIONS
+        or len(ins) != 2
+        or r != 1
+        or node.epilogue("skip_resize") is not None
+    ):
+        raise GraphError(
+            f"{where}: gate '{gate}' needs one of {GATE_ACTIVATIONS}, a skip of the output's "
+            "size and no pixel shuffle"
+        )
     if r != 1:
         if shape.channels % (r * r):
             raise GraphError(f"{where}: {shape.channels} channels not divisible by {r}^2")

@@ -142,7 +142,14 @@ class _Exporter:
                 shapes = self.graph.shapes()
                 factor = shapes[out].scale / shapes[skip].scale
                 skip = self._resize(skip, mode, int(factor), f"{out}/skip")
-            y = self._op("Add", [y, skip], f"{out}/sum")
+            total = self._op("Add", [y, skip], f"{out}/sum")
+            if node.epilogue("gate") is not None:
+                gate = self._activation(node.epilogue("gate"), None, y, f"{out}/gate")
+                scale = self._constant(f"{out}/gate_scale", np.float32(node.epilogue("gate_scale")))
+                shift = self._constant(f"{out}/gate_shift", np.float32(node.epilogue("gate_shift")))
+                gate = self._op("Mul", [gate, scale], f"{out}/gate_scaled")
+                gate = self._op("Add", [gate, shift], f"{out}/gate_shifted")
+                self._op("Mul", [total, gate], f"{out}/gated")
         self._rename_last(out)
 
     def _rename_last(self, output: str) -> None:

@@ -11,7 +11,14 @@ from collections.abc import Callable
 
 import numpy as np
 
-from fastsr.graph.ir import CONV_OPS, EPILOGUE_ACTIVATIONS, GLOBAL, Graph, Node
+from fastsr.graph.ir import (
+    CONV_OPS,
+    EPILOGUE_ACTIVATIONS,
+    GATE_ACTIVATIONS,
+    GLOBAL,
+    Graph,
+    Node,
+)
 
 
 def _single_consumer(graph: Graph, tensor: str, consumers=None) -> Node | None:
@@ -185,6 +192,83 @@ def fuse_global_residual(graph: Graph) -> Graph:
     return eliminate_dead(_fuse_add(graph, skip_of))
 
 
+def _scalar_affine(graph: Graph, node: Node) -> tuple[float, float] | None:
+    """(scale, shift) of an affine whose every channel has the same ones, else None."""
+    scale, shift = (graph.params[node.attrs[k]] for k in ("scale", "shift"))
+    if np.ptp(scale) or np.ptp(shift):
+        return None
+    return float(scale.flat[0]), float(shift.flat[0])
+
+
+def fuse_gate(graph: Graph) -> Graph:
+    """mul(add(y, skip), a * act(y) + b) with y a conv's output becomes that conv with a
+    gated skip: SPAN's block tail (y + x) * (sigmoid(y) - 0.5). y has two readers (the add
+    and the activation), so no pair rewrite sees it; after this one, y is never written."""
+    graph = graph.copy()
+    changed = True
+    while changed:
+        changed = False
+        for mul in graph.nodes:
+            fused = mul.op == "mul" and _gated_conv(graph, mul)
+            if fused:
+                conv, skip, gate, scale, shift, dropped = fused
+                conv.inputs = [conv.inputs[0], skip]
+                conv.attrs.update(gate=gate, gate_scale=scale, gate_shift=shift)
+                conv.output, conv.name = mul.output, f"{conv.name} + gate {mul.name}"
+                graph.nodes = [n for n in graph.nodes if all(n is not d for d in dropped)]
+                changed = True
+                break
+    return graph
+
+
+def _gated_conv(graph: Graph, mul: Node):
+    """(conv, skip, gate, scale, shift, nodes it replaces) when `mul` ends a gated skip
+    over a conv's output, else None."""
+    producers, consumers = graph.producers(), graph.consumers()
+
+    def only_reader(tensor: str) -> Node | None:
+        return _single_consumer(graph, tensor, consumers)
+
+    for total_name, gate_name in (mul.inputs, mul.inputs[::-1]):
+        total, gate_node = producers.get(total_name), producers.get(gate_name)
+        if total is None or gate_node is None or total.op != "add":
+            continue
+        scale, shift, act = 1.0, 0.0, gate_node
+        if gate_node.op == "affine":
+            scalars = _scalar_affine(graph, gate_node)
+            act = producers.get(gate_node.inputs[0])
+            if scalars is None or act is None or only_reader(act.output) is not gate_node:
+                continue
+            scale, shift = scalars
+        if act.op not in GATE_ACTIVATIONS or only_reader(gate_name) is not mul:
+            continue
+        y = act.inputs[0]
+        conv = producers.get(y)
+        skip = total.inputs[1] if total.inputs[0] == y else total.inputs[0]
+        if (
+            conv is None
+            or conv.op != "conv2d"
+            or y not in total.inputs
+            or skip == y
+            or only_reader(total_name) is not mul
+            or y == graph.output
+            or {id(n) for n in consumers[y]} != {id(total), id(act)}
+            or len(conv.inputs) != 1
+            or conv.epilogue("pixel_shuffle") != 1
+            or not _defined_before(graph, skip, conv, producers)
+        ):
+            continue
+        dropped = [total, act, mul] + ([gate_node] if gate_node is not act else [])
+        return conv, skip, act.op, scale, shift, dropped
+    return None
+
+
+def _defined_before(graph: Graph, tensor: str, node: Node, producers) -> bool:
+    """Whether `tensor` exists where `node` runs (the conv runs where it stands)."""
+    producer = producers.get(tensor)
+    return producer is None or graph.nodes.index(producer) < graph.nodes.index(node)
+
+
 def eliminate_dead(graph: Graph) -> Graph:
     """Drop nodes whose output nothing reads."""
     graph = graph.copy()
@@ -206,6 +290,7 @@ PASSES = (
     fold_batchnorm,
     fold_affine,
     fuse_activation,
+    fuse_gate,
     fuse_pixel_shuffle,
     fuse_global_residual,
     fuse_residual_add,

@@ -3,8 +3,9 @@
 // qemu) against the torch reference. Binary protocol, native endianness:
 //   case:   int32 op, int32 simd, int32 fields..., then float32 arrays (below)
 //   answer: int32 count, float32 values[count]
-// op 0 conv2d:     n h w cin cout kh kw stride dilation pad border act shuffle skip algorithm,
-//                  float alpha; x (n h w cin), weight (OIHW), bias (cout), slope (cout),
+// op 0 conv2d:     n h w cin cout kh kw stride dilation pad border act shuffle skip algorithm
+//                  gate, float alpha gate_scale gate_shift; x (n h w cin), weight (OIHW),
+//                  bias (cout), slope (cout),
 //                  skip (output's shape, when skip is 1)                -> output NHWC
 // op 1 activation: n h w c kind, float alpha lo hi; slope (c), x        -> NHWC
 // op 2 resize:     n h w c mode factor; x                               -> NHWC
@@ -78,7 +79,8 @@ std::vector<float> conv_case() {
   s.shuffle = read_int();
   const bool skip = read_int() != 0;
   s.algorithm = ConvAlgorithm(read_int());
-  s.alpha = read_float();
+  s.gate = Act(read_int());
+  s.alpha = read_float(), s.gate_scale = read_float(), s.gate_shift = read_float();
   const int r = s.shuffle, channels = cout / (r * r);
   const int oh = (h + 2 * s.pad_top - s.dilation * (s.kh - 1) - 1) / s.stride + 1;
   const int ow = (w + 2 * s.pad_left - s.dilation * (s.kw - 1) - 1) / s.stride + 1;
