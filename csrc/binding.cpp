@@ -413,13 +413,17 @@ PYBIND11_MODULE(_C, m) {
              p.add_add(a, b, out);
            })
       .def("mul",
-           [](Program& p, const View& a, const View& b, const View& out) {
-             expect_owned(p, {&a, &b, &out});
+           [](Program& p, const View& a, const View& b, const View& out,
+              std::optional<View> skip) {
+             expect_owned(p, {&a, &b, &out, skip ? &*skip : nullptr});
              expect_same(a, out, "mul");
              const bool global = b.h == 1 && b.w == 1 && b.n == a.n && (b.c == a.c || b.c == 1);
              if (!global) expect_same(a, b, "mul");
-             p.add_mul(a, b, out);
-           })
+             if (skip) expect_same(a, *skip, "mul skip");
+             p.add_mul(a, b, out, skip ? &*skip : nullptr);
+           },
+           py::arg("a"), py::arg("b"), py::arg("out"), py::arg("skip") = py::none(),
+           "out = a * b (b: a's shape, or 1x1 with a's or 1 channel), plus skip if given.")
       .def("affine",
            [](Program& p, const View& x, py::handle scale, py::handle shift, const View& out) {
              expect_owned(p, {&x, &out});

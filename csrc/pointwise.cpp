@@ -42,7 +42,7 @@ void add(const View& a, const View& b, const View& out) {
   });
 }
 
-void mul(const View& a, const View& b, const View& out) {
+void mul(const View& a, const View& b, const View& out, const View* skip) {
   const bool global = b.h == 1 && b.w == 1 && (a.h != 1 || a.w != 1);
   const bool one_channel = b.c == 1 && a.c != 1;
   for_rows(out, [&](int n, int y) {
@@ -50,10 +50,17 @@ void mul(const View& a, const View& b, const View& out) {
       const float* pa = a.at(n, y, x);
       const float* pb = global ? b.at(n, 0, 0) : b.at(n, y, x);
       float* po = out.at(n, y, x);
-      if (one_channel)
+      if (skip) {
+        const float* ps = skip->at(n, y, x);
+        if (one_channel)
+          for (int c = 0; c < out.c; ++c) po[c] = pa[c] * pb[0] + ps[c];
+        else
+          for (int c = 0; c < out.c; ++c) po[c] = pa[c] * pb[c] + ps[c];
+      } else if (one_channel) {
         for (int c = 0; c < out.c; ++c) po[c] = pa[c] * pb[0];
-      else
+      } else {
         for (int c = 0; c < out.c; ++c) po[c] = pa[c] * pb[c];
+      }
     }
   });
 }

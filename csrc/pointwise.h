@@ -15,8 +15,9 @@ struct PointwiseParams {
 };
 
 void add(const View& a, const View& b, const View& out);
-// b has a's shape, or is 1x1 (global) with a.c or 1 channels.
-void mul(const View& a, const View& b, const View& out);
+// b has a's shape, or is 1x1 (global) with a.c or 1 channels; plus skip (a's shape) when
+// given: RCAN's channel attention and residual in one pass.
+void mul(const View& a, const View& b, const View& out, const View* skip = nullptr);
 void affine(const View& x, const float* scale, const float* shift, const View& out);
 void activation(const View& x, const PointwiseParams& p, const View& out);
 void copy(const View& x, const View& out);

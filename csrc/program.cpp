@@ -165,8 +165,12 @@ void Program::add_add(const View& a, const View& b, const View& out) {
   steps_.push_back([a, b, out] { add(a, b, out); });
 }
 
-void Program::add_mul(const View& a, const View& b, const View& out) {
-  steps_.push_back([a, b, out] { mul(a, b, out); });
+void Program::add_mul(const View& a, const View& b, const View& out, const View* skip) {
+  if (skip == nullptr) {
+    steps_.push_back([a, b, out] { mul(a, b, out); });
+    return;
+  }
+  steps_.push_back([a, b, out, s = *skip] { mul(a, b, out, &s); });
 }
 
 void Program::add_affine(const View& x, std::vector<float> scale, std::vector<float> shift,

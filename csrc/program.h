@@ -50,7 +50,7 @@ class Program {
   void add_winograd(const View& x, const View& out, const View* skip, WinogradLayer layer);
   void add_resize(const View& x, const View& out, ResizeMode mode, int factor);
   void add_add(const View& a, const View& b, const View& out);
-  void add_mul(const View& a, const View& b, const View& out);
+  void add_mul(const View& a, const View& b, const View& out, const View* skip = nullptr);
   void add_affine(const View& x, std::vector<float> scale, std::vector<float> shift, const View& out);
   void add_activation(const View& x, PointwiseParams params, std::vector<float> slope, const View& out);
   void add_copy(const View& x, const View& out);

@@ -64,24 +64,29 @@ def global_avg_pool(x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
 
 
 @triton.jit
-def scale_channels_kernel(x_ptr, gate_ptr, out_ptr, per_image, CHANNELS: tl.constexpr,
-                          GATES: tl.constexpr, BLOCK_SIZE: tl.constexpr):
-    """out[n, p, c] = x[n, p, c] * gate[n, c] (or gate[n, 0] when GATES == 1)."""
+def scale_channels_kernel(x_ptr, gate_ptr, skip_ptr, out_ptr, per_image, CHANNELS: tl.constexpr,
+                          GATES: tl.constexpr, SKIP: tl.constexpr, BLOCK_SIZE: tl.constexpr):
+    """out[n, p, c] = x[n, p, c] * gate[n, c] (or gate[n, 0] when GATES == 1), plus
+    skip[n, p, c] when SKIP."""
     image = tl.program_id(1).to(tl.int64)
     offsets = tl.program_id(0) * BLOCK_SIZE + tl.arange(0, BLOCK_SIZE)
     mask = offsets < per_image
     gate_index = offsets % CHANNELS if GATES > 1 else offsets * 0
     gate = tl.load(gate_ptr + image * GATES + gate_index, mask=mask).to(tl.float32)
     x = tl.load(x_ptr + image * per_image + offsets, mask=mask).to(tl.float32)
-    tl.store(out_ptr + image * per_image + offsets, (x * gate).to(out_ptr.dtype.element_ty),
-             mask=mask)
+    y = x * gate
+    if SKIP:
+        y += tl.load(skip_ptr + image * per_image + offsets, mask=mask).to(tl.float32)
+    tl.store(out_ptr + image * per_image + offsets, y.to(out_ptr.dtype.element_ty), mask=mask)
 
 
-def scale_channels(x: torch.Tensor, gate: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-    """out = x (N x H x W x C) * gate (N x 1 x 1 x C or N x 1 x 1 x 1)."""
+def scale_channels(x: torch.Tensor, gate: torch.Tensor, out: torch.Tensor,
+                   skip: torch.Tensor | None = None) -> torch.Tensor:
+    """out = x (N x H x W x C) * gate (N x 1 x 1 x C or N x 1 x 1 x 1) [+ skip (x's shape)]."""
     n, per_image = x.shape[0], x[0].numel()
+    assert skip is None or skip.shape == x.shape
     block = SCALE_BLOCK[launch_target(x)]
     scale_channels_kernel[(triton.cdiv(per_image, block), n)](
-        x, gate, out, per_image, CHANNELS=x.shape[3], GATES=gate.shape[3], BLOCK_SIZE=block,
-        num_warps=4)
+        x, gate, x if skip is None else skip, out, per_image, CHANNELS=x.shape[3],
+        GATES=gate.shape[3], SKIP=skip is not None, BLOCK_SIZE=block, num_warps=4)
     return out

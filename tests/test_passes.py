@@ -49,6 +49,8 @@ def _same_output(before: Graph, after: Graph, channels: int) -> None:
         # The gate reads y, the sum another tensor (silu(y + x) + x): nothing to fuse.
         ("silu_gate", [passes.fuse_gate], ["conv2d", "silu", "conv2d", "add", "silu", "add",
                                            "sigmoid", "affine", "mul"]),
+        ("channel_attention", [passes.fuse_activation, passes.fuse_mul_add],
+         ["conv2d", "global_avg_pool", "conv2d", "conv2d", "mul_add"]),
         ("back_projection", [passes.fuse_activation, passes.fuse_residual_add],
          ["conv_transpose2d", "conv2d", "affine", "add", "conv_transpose2d"]),
     ],

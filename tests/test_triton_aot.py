@@ -134,8 +134,8 @@ CASES = {
     ),
     "scale channels 64ch": (
         pool.scale_channels_kernel,
-        {"x_ptr": "fp16", "gate_ptr": "fp16", "out_ptr": "fp16"},
-        dict(CHANNELS=64, GATES=64, BLOCK_SIZE=pool.SCALE_BLOCK["gpu"], num_warps=4),
+        {"x_ptr": "fp16", "gate_ptr": "fp16", "skip_ptr": "fp16", "out_ptr": "fp16"},
+        dict(CHANNELS=64, GATES=64, SKIP=True, BLOCK_SIZE=pool.SCALE_BLOCK["gpu"], num_warps=4),
     ),
     "add fp16": (
         elementwise.binary_kernel,

@@ -164,11 +164,12 @@ def test_global_avg_pool_matches_mean(h, w, monkeypatch):
     assert_matches(nchw(pool.global_avg_pool(nhwc(x), out)), x.mean((2, 3), keepdim=True))
 
 
-@pytest.mark.parametrize("gates", [6, 1])
-def test_scale_channels_matches_broadcast_mul(gates):
-    x, gate = torch.randn(2, 6, 5, 7), torch.rand(2, gates, 1, 1)
+@pytest.mark.parametrize("gates,skip", [(6, False), (1, False), (6, True)])
+def test_scale_channels_matches_broadcast_mul(gates, skip):
+    x, gate, residual = torch.randn(2, 6, 5, 7), torch.rand(2, gates, 1, 1), torch.randn(2, 6, 5, 7)
     out = empty(2, 5, 7, 6)
-    assert_matches(nchw(pool.scale_channels(nhwc(x), nhwc(gate), out)), x * gate)
+    got = pool.scale_channels(nhwc(x), nhwc(gate), out, nhwc(residual) if skip else None)
+    assert_matches(nchw(got), x * gate + residual if skip else x * gate)
 
 
 @pytest.mark.parametrize("op", ["add", "mul"])

@@ -359,6 +359,8 @@ class ProgramBuilder:
             p.add(ins[0], ins[1], out)
         elif node.op == "mul":
             p.mul(ins[0], ins[1], out)
+        elif node.op == "mul_add":
+            p.mul(ins[0], ins[1], out, skip=ins[2])
         elif node.op == "affine":
             p.affine(
                 ins[0],

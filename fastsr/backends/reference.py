@@ -73,6 +73,8 @@ def run_node(graph: Graph, node: Node, ins: list[torch.Tensor]) -> torch.Tensor:
         return x + ins[1]
     if node.op == "mul":
         return x * ins[1]
+    if node.op == "mul_add":
+        return x * ins[1] + ins[2]
     if node.op == "concat":
         return torch.cat(ins, dim=1)
     if node.op == "global_avg_pool":

@@ -151,6 +151,8 @@ def _compile_node(graph: Graph, node: Node, plan, device, dtype):
         if plan.shapes[node.inputs[0]] == plan.shapes[node.inputs[1]]:
             return lambda ins, out: elementwise.binary("mul", ins[0], ins[1], out)
         return lambda ins, out: pool.scale_channels(ins[0], ins[1], out)
+    if op == "mul_add":
+        return lambda ins, out: pool.scale_channels(ins[0], ins[1], out, ins[2])
     if op == "affine":
         scale = _channel_vector(graph, a["scale"], channels, device)
         shift = _channel_vector(graph, a["shift"], channels, device)

@@ -49,6 +49,8 @@ OPS: dict[str, OpSpec] = {
     "batch_norm": OpSpec(("mean", "var", "weight", "bias", "eps")),
     "add": OpSpec(arity=2),
     "mul": OpSpec(arity=2),
+    # a * s + skip with s pooled (GLOBAL): RCAN's channel attention and its residual add.
+    "mul_add": OpSpec(arity=3),
     "affine": OpSpec(("scale", "shift")),
     "concat": OpSpec(arity=None, kind="concat"),
     "global_avg_pool": OpSpec(kind="reduce"),
@@ -313,6 +315,14 @@ def _output_shape(graph: Graph, node: Node, ins: list[TensorShape]) -> TensorSha
             return x
         if x != y:
             raise GraphError(f"{where}: operands differ in shape: {x} vs {y}")
+        return x
+    if op == "mul_add":
+        x, s, skip = ins
+        if s.scale != GLOBAL or s.channels not in (1, x.channels) or skip != x:
+            raise GraphError(
+                f"{where}: needs a pooled scale of 1 or {x.channels} channels and a skip of "
+                f"the input's shape, got {s} and {skip}"
+            )
         return x
     if op == "concat":
         _same_spatial(where, ins)

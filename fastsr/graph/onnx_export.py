@@ -193,6 +193,10 @@ class _Exporter:
         op_type, attrs = _SIMPLE_OPS[node.op]
         self._op(op_type, list(node.inputs), node.output, **attrs)
 
+    def _mul_add(self, node: Node) -> None:
+        x, scale, skip = node.inputs
+        self._op("Add", [self._op("Mul", [x, scale], f"{node.output}/scaled"), skip], node.output)
+
     def _pointwise(self, node: Node) -> None:
         param = node.attrs.get("slope", node.attrs.get("alpha"))
         self._activation(node.op, param, node.inputs[0], node.output)
@@ -237,6 +241,7 @@ _EXPORTERS = {
     "affine": _Exporter._affine,
     "add": _Exporter._simple,
     "mul": _Exporter._simple,
+    "mul_add": _Exporter._mul_add,
     "concat": _Exporter._simple,
     "global_avg_pool": _Exporter._simple,
     "pixel_shuffle": _Exporter._pixel_shuffle,

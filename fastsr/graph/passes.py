@@ -269,6 +269,25 @@ def _defined_before(graph: Graph, tensor: str, node: Node, producers) -> bool:
     return producer is None or graph.nodes.index(producer) < graph.nodes.index(node)
 
 
+def fuse_mul_add(graph: Graph) -> Graph:
+    """add(mul(x, s), skip) with s pooled (RCAN's channel attention, then its residual)
+    becomes one mul_add pass over x. It takes the add's place, where all three exist."""
+    shapes = graph.shapes()
+
+    def fuse(graph: Graph, mul: Node, add: Node) -> bool:
+        if mul.op != "mul" or add.op != "add" or shapes[mul.inputs[1]].scale != GLOBAL:
+            return False
+        skip = add.inputs[1] if add.inputs[0] == mul.output else add.inputs[0]
+        if skip == mul.output:
+            return False
+        add.op, add.inputs = "mul_add", [*mul.inputs, skip]
+        add.name = f"{mul.name} + {add.name}"
+        graph.nodes.remove(mul)
+        return True
+
+    return _rewrite_pairs(graph, fuse)
+
+
 def eliminate_dead(graph: Graph) -> Graph:
     """Drop nodes whose output nothing reads."""
     graph = graph.copy()
@@ -294,6 +313,7 @@ PASSES = (
     fuse_pixel_shuffle,
     fuse_global_residual,
     fuse_residual_add,
+    fuse_mul_add,
     eliminate_dead,
 )
 
