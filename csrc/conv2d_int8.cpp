@@ -149,6 +149,8 @@ Int8ConvLayer pack_conv_int8(const int8_t* weight, const float* w_scale, const f
   L.scale.assign(padded, 0.f);
   L.bias.assign(padded, 0.f);
   L.slope.assign(padded, 0.f);
+  L.u8_scale.assign(padded, 0.f);
+  L.u8_bias.assign(padded, 0.f);
   for (int co = 0; co < cout; ++co) {
     int32_t sum = 0;
     for (int64_t i = 0; i < int64_t(cin) * kh * kw; ++i) sum += weight[co * int64_t(cin) * kh * kw + i];
@@ -156,12 +158,8 @@ Int8ConvLayer pack_conv_int8(const int8_t* weight, const float* w_scale, const f
     L.scale[size_t(co)] = p.x_scale * w_scale[co];
     if (bias) L.bias[size_t(co)] = bias[co];
     if (p.slope) L.slope[size_t(co)] = p.slope[co];
-  }
-  L.u8_scale.assign(padded, 0.f);
-  L.u8_bias.assign(padded, 0.f);
-  for (size_t co = 0; co < padded; ++co) {
-    L.u8_scale[co] = L.scale[co] * L.out_inv_scale;
-    L.u8_bias[co] = L.bias[co] * L.out_inv_scale + L.out_zero;
+    L.u8_scale[size_t(co)] = L.scale[size_t(co)] * L.out_inv_scale;
+    L.u8_bias[size_t(co)] = L.bias[size_t(co)] * L.out_inv_scale + L.out_zero;
   }
   return L;
 }

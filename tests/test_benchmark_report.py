@@ -222,8 +222,9 @@ def test_video_table_shows_both_paths_rates_and_each_steps_share(bench):
     assert "| rgb | 22.5 | 26.0 | 91 | 4 % | 5 % | 80 % | 6 % | 30 % |" in text
 
 
-def _precision(engine: str, precision: str, median: float, set5: float | None) -> dict:
-    return _entry(median, kind="precision", model="fast_x2", engine=engine, precision=precision,
+def _precision(engine: str, precision: str, median: float, set5: float | None,
+               model: str = "fast_x2") -> dict:  # fmt: skip
+    return _entry(median, kind="precision", model=model, engine=engine, precision=precision,
                   width=640, height=360, threads=2, psnr_vs_fp32=None, set5_psnr=set5)  # fmt: skip
 
 
@@ -298,36 +299,9 @@ def test_no_spandrel_runs_no_spandrel_table(bench):
 
 def test_the_full_run_ends_with_engines_and_precisions_side_by_side(bench):
     precisions = [
-        _entry(
-            0.100,
-            kind="precision",
-            model="net_x2",
-            engine="fastsr",
-            precision="fp32",
-            width=640,
-            height=360,
-            set5_psnr=37.0,
-        ),
-        _entry(
-            0.040,
-            kind="precision",
-            model="net_x2",
-            engine="fastsr",
-            precision="int8",
-            width=640,
-            height=360,
-            set5_psnr=36.98,
-        ),
-        _entry(
-            0.080,
-            kind="precision",
-            model="net_x2",
-            engine="openvino",
-            precision="int8",
-            width=640,
-            height=360,
-            set5_psnr=36.5,
-        ),
+        _precision("fastsr", "fp32", 0.100, 37.0, model="net_x2"),
+        _precision("fastsr", "int8", 0.040, 36.98, model="net_x2"),
+        _precision("openvino", "int8", 0.080, 36.5, model="net_x2"),
     ]
     text = report.comparison({"benchmarks": bench["benchmarks"] + precisions})
     assert "| net_x2 | 10.00 | 2.00 | 5.00 | 5.00× | 2.00× |" in text  # fps at 640x360

@@ -68,6 +68,17 @@ def image_folder(root: Path, count: int = 8) -> Path:
     return root
 
 
+def noise_pngs(root: Path, count: int, height: int, width: int, seed: int) -> Path:
+    """`count` RGB noise images 0.png, 1.png, ... in a new folder `root`."""
+    from PIL import Image
+
+    root.mkdir()
+    rng = np.random.default_rng(seed)
+    for i in range(count):
+        Image.fromarray(rng.integers(0, 256, (height, width, 3), np.uint8)).save(root / f"{i}.png")
+    return root
+
+
 def files(folder: Path) -> dict:
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
 
@@ -153,16 +164,11 @@ def bar_updates(monkeypatch) -> list[int]:
 
 
 def test_the_folder_progress_bar_moves_image_by_image(tmp_path, bar_updates):
-    from PIL import Image
 
     from fastsr.batch import plan_batch
     from fastsr.distributed import run_batch_on_ray
 
-    source = tmp_path / "in"
-    source.mkdir()
-    rng = np.random.default_rng(5)
-    for i in range(6):
-        Image.fromarray(rng.integers(0, 256, (96, 128, 3), np.uint8)).save(source / f"{i}.png")
+    source = noise_pngs(tmp_path / "in", 6, 96, 128, seed=5)
     batch = plan_batch([source], tmp_path / "out")
     options = {"model": "quality_x2", "backend": "cpu"}
     report = within(JOB_SECONDS, run_batch_on_ray, batch, options, workers=1,
@@ -251,13 +257,8 @@ def kill_one_worker_when(ready, title: str) -> tuple[threading.Thread, list]:
 
 
 def test_an_image_worker_killed_mid_job_loses_nothing(tmp_path):
-    from PIL import Image
 
-    source = tmp_path / "in"
-    source.mkdir()
-    rng = np.random.default_rng(3)
-    for i in range(12):
-        Image.fromarray(rng.integers(0, 256, (160, 200, 3), np.uint8)).save(source / f"{i}.png")
+    source = noise_pngs(tmp_path / "in", 12, 160, 200, seed=3)
     options = ["--model", "quality_x2"]
     assert main(["upscale", str(source), "-o", str(tmp_path / "local"), *options]) == 0
     out = tmp_path / "ray"
@@ -310,16 +311,11 @@ def test_an_image_that_kills_its_worker_every_time_fails_alone(tmp_path):
 
 def test_a_batch_retried_after_its_worker_died_counts_each_image_once(tmp_path, monkeypatch):
     import tqdm
-    from PIL import Image
 
     from fastsr.batch import plan_batch
     from fastsr.distributed import run_batch_on_ray
 
-    source = tmp_path / "in"
-    source.mkdir()
-    rng = np.random.default_rng(4)
-    for i in range(6):
-        Image.fromarray(rng.integers(0, 256, (160, 200, 3), np.uint8)).save(source / f"{i}.png")
+    source = noise_pngs(tmp_path / "in", 6, 160, 200, seed=4)
     out = tmp_path / "out"
     counts = []  # (images on the bar, outputs written) at each update
 
