@@ -86,15 +86,17 @@ def default_int8_layers(graph: Graph) -> list[str]:
     """Convs to run in int8: all but a conv reading the image (1-3 channels: little work,
     and its input is the image itself). The conv writing the output image is one: on the
     shipped models it cost 0.007-0.013 dB more of Set5 and saved 8-18 % of the int8 frame
-    (docs/BENCHMARKS.md, precisions). A gated conv (SPAN) stays fp32: the int8 kernels have
-    no gated epilogue."""
+    (docs/BENCHMARKS.md, precisions). Nor a conv whose epilogue the int8 kernels lack
+    (`narrow_kernels_take`)."""
+    from fastsr.backends.cpu_narrow import narrow_kernels_take
+
     first = {n.output for n in graph.nodes if n.inputs[0] == graph.input}
     return [
         n.output
         for n in graph.nodes
         if n.op in ("conv2d", "conv_transpose2d")
         and n.output not in first
-        and n.epilogue("gate") is None
+        and narrow_kernels_take(n)
     ]
 
 

@@ -6,7 +6,7 @@ buffer's border is plain zero. Which tensors are bf16 follows cpu_narrow.NarrowT
 
 from __future__ import annotations
 
-from fastsr.backends.cpu_narrow import NarrowSteps, NarrowTensors
+from fastsr.backends.cpu_narrow import NarrowSteps, NarrowTensors, narrow_kernels_take
 from fastsr.graph.ir import Graph
 
 
@@ -15,13 +15,13 @@ def bf16_layers(graph: Graph, convs: dict) -> list[str]:
     in docs/DESIGN.md): bf16 holds 8 significant bits, fewer than an 8-bit image's steps in
     [0.5, 1). AVX512_BF16 and NEON bf16 direct convs beat fp32 direct but not fp32 Winograd;
     AMX tiles beat both (docs/BENCHMARKS.md, AMX bf16), so on AMX every conv it takes.
-    A gated conv (SPAN) stays fp32: the bf16 kernels have no gated epilogue."""
+    Nor a conv whose epilogue the bf16 kernels lack (`narrow_kernels_take`)."""
     producers = graph.producers()
     return [
         name
         for name, spec in convs.items()
         if producers[name].inputs[0] != graph.input
-        and producers[name].epilogue("gate") is None
+        and narrow_kernels_take(producers[name])
         and (not spec.runs_winograd() or spec.bf16_family() == "amx")
     ]
 

@@ -6,7 +6,7 @@ with the tensor's zero point, so a padded tap reads real zero.
 
 from __future__ import annotations
 
-from fastsr.backends.cpu_narrow import NarrowSteps, NarrowTensors
+from fastsr.backends.cpu_narrow import NarrowSteps, NarrowTensors, narrow_kernels_take
 from fastsr.graph.ir import Graph
 from fastsr.quantize import quantize_weight
 
@@ -31,8 +31,8 @@ class Int8Tensors(NarrowTensors):
         meta = int8_meta(graph)
         self.params = {name: (float(s), int(z)) for name, (s, z) in meta["activations"].items()}
         producers = graph.producers()
-        # A gated conv stays fp32 (no int8 gated epilogue), even if a calibration lists it.
-        layers = [name for name in meta["layers"] if producers[name].epilogue("gate") is None]
+        # even where a calibration lists it
+        layers = [name for name in meta["layers"] if narrow_kernels_take(producers[name])]
         for name in layers:
             x = producers[name].inputs[0]
             if x not in self.params:

@@ -13,6 +13,12 @@ from __future__ import annotations
 from fastsr.graph.ir import Graph
 
 
+def narrow_kernels_take(node) -> bool:
+    """Whether the int8 and bf16 conv kernels run `node`'s epilogue: all but a gated one
+    (SPAN), which only the fp32 kernels have; such a conv stays fp32."""
+    return node.epilogue("gate") is None
+
+
 class NarrowTensors:
     """Which tensors live in narrow buffers of `element_bytes` (+ `slack` bytes each)."""
 
