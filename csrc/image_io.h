@@ -5,6 +5,7 @@
 #pragma once
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 
 #include "isa_clones.h"
 #include "resize.h"
@@ -14,7 +15,17 @@ namespace fastsr {
 
 enum class PixelType { U8, U16, F16, F32, F64 };
 
-FASTSR_INLINE float unit(float v) { return std::min(std::max(v, 0.f), 1.f); }
+// Clamp to [0, 1] on the bit pattern: a float >= +0 orders as its int32 bits and a negative
+// one (or -0) reads as a negative int, so two integer min/max vectorise to two instructions.
+// GCC turns the float std::min/max form into compare-and-blend chains (eight instructions)
+// to keep their NaN and -0 rules; here a NaN clamps to 0 or 1 by its sign bit.
+FASTSR_INLINE float unit(float v) {
+  int32_t bits;
+  std::memcpy(&bits, &v, 4);
+  bits = std::min(std::max(bits, int32_t(0)), int32_t(0x3f800000));  // the bits of 1.0f
+  std::memcpy(&v, &bits, 4);
+  return v;
+}
 
 // Nearest integer, ties to even (as torch.round), for 0 <= v < 2^22, without libm: adding
 // 1.5 * 2^23 leaves no fraction bits, so the FPU's own rounding does the work.
