@@ -8,10 +8,11 @@ so one build runs on CPUs with and without AVX-512. `*_neon.cpp` is built on AAr
 reports them); other CPUs get the portable path.
 """
 
-import json
 import os
 import platform
+import subprocess
 import sys
+import sysconfig
 from glob import glob
 from pathlib import Path
 
@@ -19,27 +20,25 @@ from pybind11.setup_helpers import ParallelCompile, Pybind11Extension
 from setuptools import find_packages, setup
 from setuptools.command.build_ext import build_ext
 
+sys.path.insert(0, str(Path(__file__).parent))
+from build_config import build_config, builds, compiler_family, file_flags, libomp_prefix  # noqa: E402
+
+SYSTEM = sys.platform
 MACHINE = platform.machine().lower()
-IS_X86 = MACHINE in ("x86_64", "amd64")
-IS_ARM64 = MACHINE in ("aarch64", "arm64")
-IS_MACOS = sys.platform == "darwin"
-# Per-file ISA flags and the int8 kernels' exact-float flags: data, shared with
-# tests/kernel_check_build.py (csrc/compile_flags.json says why each is there).
-COMPILE_FLAGS = json.loads((Path(__file__).parent / "csrc" / "compile_flags.json").read_text())
-ISA_FLAGS = COMPILE_FLAGS["x86"]
-NEON_ISA_FLAGS = COMPILE_FLAGS["arm"]
-EXACT_FLOAT_FLAGS = COMPILE_FLAGS["exact_float"]
 
 
-def _isa_flags(source: str) -> list[str]:
-    for suffix, flags in {**ISA_FLAGS, **NEON_ISA_FLAGS}.items():
-        if source.endswith(suffix):
-            return flags
-    return []
+def _compiler_family() -> str:
+    compiler = os.environ.get("CXX") or sysconfig.get_config_var("CXX") or "c++"
+    try:
+        version = subprocess.run(
+            [*compiler.split(), "--version"], capture_output=True, text=True, timeout=60
+        ).stdout
+    except OSError:
+        version = ""
+    return compiler_family(version)
 
 
-def _float_flags(source: str) -> list[str]:
-    return EXACT_FLOAT_FLAGS if "_int8" in os.path.basename(source) else []
+FAMILY = _compiler_family()
 
 
 class BuildExt(build_ext):
@@ -47,7 +46,7 @@ class BuildExt(build_ext):
         original_compile = self.compiler._compile
 
         def compile_with_isa(obj, src, ext_, cc_args, extra_postargs, pp_opts):
-            postargs = list(extra_postargs) + _isa_flags(src) + _float_flags(src)
+            postargs = list(extra_postargs) + file_flags(src, MACHINE, FAMILY)
             original_compile(obj, src, ext_, cc_args, postargs, pp_opts)
 
         self.compiler._compile = compile_with_isa
@@ -65,14 +64,8 @@ class BuildExt(build_ext):
             self.compiler._compile = original_compile
 
 
-def _for_this_cpu(source: str) -> bool:
-    if source.endswith(("_neon.cpp", *NEON_ISA_FLAGS)):
-        return IS_ARM64
-    return IS_X86 if _isa_flags(source) else True
-
-
 def _sources() -> list[str]:
-    return [s for s in sorted(glob("csrc/**/*.cpp", recursive=True)) if _for_this_cpu(s)]
+    return [s for s in sorted(glob("csrc/**/*.cpp", recursive=True)) if builds(s, MACHINE)]
 
 
 HEADERS = glob("csrc/**/*.h", recursive=True) + glob("csrc/**/*.inc", recursive=True)
@@ -89,44 +82,13 @@ def _needs_recompile(obj: str, src: str) -> bool:
 # objects: the SIMD kernels are template-heavy and slow to build.
 ParallelCompile("FASTSR_BUILD_JOBS", default=0, needs_recompile=_needs_recompile).install()
 
-# GCC 12 reports hundreds of -Wmaybe-uninitialized false positives inside its own AVX-512
-# intrinsic headers; they drown real warnings.
-# -fno-wrapv undoes the -fwrapv in Python's own CFLAGS: wrapping int arithmetic keeps
-# GCC from vectorising loops that index with int.
-compile_args = ["-O3", "-std=c++17", "-fno-math-errno", "-fno-wrapv", "-Wall"]
-if IS_MACOS:
-    compile_args += ["-Wno-unknown-pragmas"]
-else:
-    compile_args += ["-Wno-maybe-uninitialized"]
-macros = [] if IS_X86 or IS_ARM64 else [("FASTSR_PORTABLE_ONLY", "1")]
-
-
-def _openmp() -> tuple[list[str], list[str], list[str], list[str]]:
-    """Compile args, link args, include and library dirs for OpenMP.
-
-    Apple clang has no -fopenmp driver flag: it takes -Xpreprocessor -fopenmp and
-    Homebrew's libomp (`brew install libomp`; LIBOMP_PREFIX overrides where it is).
-    """
-    if not IS_MACOS:
-        return ["-fopenmp"], ["-fopenmp"], [], []
-    candidates = [
-        os.environ.get("LIBOMP_PREFIX", ""),
-        "/opt/homebrew/opt/libomp",
-        "/usr/local/opt/libomp",
-    ]
-    prefix = next((p for p in candidates if p and os.path.isdir(p)), None)
-    if prefix is None:
-        raise SystemExit("fastsr: on macOS the C++ backend needs libomp: brew install libomp")
-    return (
-        ["-Xpreprocessor", "-fopenmp"],
-        ["-lomp"],
-        [os.path.join(prefix, "include")],
-        [os.path.join(prefix, "lib")],
-    )
-
-
-omp_compile, omp_link, omp_includes, omp_libs = _openmp()
-compile_args += omp_compile
+libomp = libomp_prefix(MACHINE, os.environ) if SYSTEM == "darwin" else None
+if SYSTEM == "darwin" and FAMILY == "clang" and libomp is None:
+    raise SystemExit("fastsr: on macOS the C++ backend needs libomp: brew install libomp")
+config = build_config(SYSTEM, MACHINE, FAMILY, libomp)
+for name, value in config.environ.items():
+    os.environ.setdefault(name, value)
+compile_args = config.compile_args
 if os.environ.get("FASTSR_DEBUG_BUILD"):
     compile_args = [a if a != "-O3" else "-O0" for a in compile_args] + ["-g"]
 
@@ -138,12 +100,12 @@ setup(
         Pybind11Extension(
             "fastsr._C",
             _sources(),
-            include_dirs=["csrc", *omp_includes],
-            library_dirs=omp_libs,
+            include_dirs=["csrc", *config.include_dirs],
+            library_dirs=config.library_dirs,
             depends=HEADERS,
             extra_compile_args=compile_args,
-            extra_link_args=omp_link,
-            define_macros=macros,
+            extra_link_args=config.link_args,
+            define_macros=config.macros,
             cxx_std=17,
         )
     ],

@@ -47,12 +47,17 @@ INT8_ACTS = ("none", "relu", "prelu", "leaky_relu")
 INT8_ISA = ["portable", "avx2", "avxvnni", "avx512vnni", "neon", "neon-dotprod", "amx"]  # Int8Isa
 BF16_ISA = ["avx512bf16", "neon-bf16", "amx", "none"]  # Bf16Isa
 
-NATIVE = Target("native", "g++", platform.machine())
-QEMU = Target(
-    "aarch64-qemu",
-    "aarch64-linux-gnu-g++",
+NATIVE = Target("native", ("g++",), platform.machine())
+QEMU_RUNNER = ("qemu-aarch64", "-L", "/usr/aarch64-linux-gnu")
+QEMU = Target("aarch64-qemu", ("aarch64-linux-gnu-g++",), "aarch64", QEMU_RUNNER)
+# clang (macOS's compiler is Apple clang) on GCC's cross sysroot and libstdc++.
+QEMU_CLANG = Target(
+    "aarch64-qemu-clang",
+    ("clang++-19", "--target=aarch64-linux-gnu"),
     "aarch64",
-    ("qemu-aarch64", "-L", "/usr/aarch64-linux-gnu"),
+    QEMU_RUNNER,
+    "clang",
+    "apt-get install clang-19 g++-aarch64-linux-gnu qemu-user",
 )
 
 
@@ -108,6 +113,8 @@ RUNS = [
     Run(QEMU, "neon", "neon-dotprod", "none", "neoverse-n1"),  # Graviton2: no FEAT_BF16
     Run(QEMU, "neon", "neon", "none", "cortex-a57"),  # ARMv8.0: no dot product
     Run(QEMU, "portable", "portable", "none", "max"),
+    Run(QEMU_CLANG, "neon", "neon-dotprod", "neon-bf16", "max"),
+    Run(QEMU_CLANG, "neon", "neon", "none", "cortex-a57"),
 ] + [
     Run(NATIVE, level, _native_int8_isa(level), _native_bf16_isa(level))
     for level in _native_levels()
@@ -506,8 +513,13 @@ def test_kernel_binary_matches_torch(binaries, run):
     why = target.missing()
     if why is not None:
         message = f"cannot build the {target.name} kernel binary: {why}"
-        # CI sets this after installing the cross tools: a skip there would hide a gap.
-        if os.environ.get("FASTSR_REQUIRE_ARM_TEST"):
+        # CI sets these after installing the cross tools (and clang): a skip would hide a gap.
+        require = (
+            "FASTSR_REQUIRE_CLANG_ARM_TEST"
+            if target.family == "clang"
+            else "FASTSR_REQUIRE_ARM_TEST"
+        )
+        if os.environ.get(require):
             pytest.fail(message)
         pytest.skip(message)
     if target.name not in binaries:
