@@ -18,8 +18,9 @@
 namespace fastsr {
 
 constexpr int kInt8WinogradTaps = 16;  // 4x4 transformed tile
-// Tiles per block: its u8 taps (16 KB at 64 channels) and float sums (64 KB) stay in L2.
-constexpr int kInt8WinogradTileBlock = 16;
+// Tiles per block: its u8 taps (36 KB at 64 channels) and float sums (144 KB) stay in L2;
+// 36 ran 1.1-1.2x faster than 16 (AVX2, AVX-512 VNNI, 360x640).
+constexpr int kInt8WinogradTileBlock = 36;
 
 struct Int8WinogradLayer {
   Int8Isa isa = Int8Isa::Portable;

@@ -14,9 +14,11 @@ from fastsr.quantize import quantize_weight
 from fastsr.winograd_int8 import TRANSFORM, check_tap_scales, quantize_winograd_weight
 
 BYTE_SLACK = 64  # csrc Program::add_byte_buffer: the 4-channel reads past the last pixel
-# Families whose int8 Winograd beats their direct int8 on the quality models' 64 -> 64
-# convs (docs/BENCHMARKS.md, int8 by family); AMX's tiles run the direct conv faster.
-WINOGRAD_FAMILIES = ("avx512vnni", "avxvnni", "avx2", "neon-dotprod", "neon", "portable")
+# Families whose int8 Winograd beat their direct int8 on a 64 -> 64 conv at 360x640, 2
+# threads, Xeon SPR (CPU time): AVX2 1.25x, AVX-VNNI 1.04x. The transforms cost more than
+# the dot products they save on AVX-512 VNNI (0.84x) and AMX (0.46x), which stay direct;
+# portable and NEON are unmeasured and stay direct too (docs/BENCHMARKS.md, int8 Winograd).
+WINOGRAD_FAMILIES = ("avxvnni", "avx2")
 
 
 def int8_meta(graph: Graph) -> dict:
