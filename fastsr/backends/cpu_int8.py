@@ -14,10 +14,11 @@ from fastsr.quantize import quantize_weight
 from fastsr.winograd_int8 import TRANSFORM, check_tap_scales, quantize_winograd_weight
 
 BYTE_SLACK = 64  # csrc Program::add_byte_buffer: the 4-channel reads past the last pixel
-# Families whose int8 Winograd beat their direct int8 on a 64 -> 64 conv at 360x640, 2
-# threads, Xeon SPR (CPU time): AVX2 1.25x, AVX-VNNI 1.04x. The transforms cost more than
-# the dot products they save on AVX-512 VNNI (0.84x) and AMX (0.46x), which stay direct;
-# portable and NEON are unmeasured and stay direct too (docs/BENCHMARKS.md, int8 Winograd).
+# Families whose int8 Winograd beat their direct int8, Xeon SPR, 640x360, 2 threads, CPU
+# time: AVX2 1.25-1.43x on a 64 -> 64 conv and 1.3-1.4x on the quality models, AVX-VNNI
+# 0.98-1.04x and 1.08-1.09x. On AVX-512 VNNI (0.84-1.01x) and AMX (0.5x) the transforms
+# cost what the dot products save, so they stay direct; portable and NEON are unmeasured
+# and stay direct too (docs/BENCHMARKS.md, int8 Winograd).
 WINOGRAD_FAMILIES = ("avxvnni", "avx2")
 
 
