@@ -1,8 +1,9 @@
 """CPU time per 640x360 frame of the shipped models at int8 on each int8 kernel family
 (`_C.set_int8_isa`) against fp32 at the SIMD level a CPU with that family runs (AVX2 for
 AVX-VNNI and AVX2: Alder Lake and Zen 3 have no AVX-512), the whole program at that level;
-one process, rounds interleaved so load drifts hit every variant alike, best of N; the
-families' outputs checked identical.
+one process, rounds interleaved so load drifts hit every variant alike, best of N. A family
+that runs int8 Winograd (cpu_int8.WINOGRAD_FAMILIES) is timed with its convs direct too;
+the outputs of each algorithm are checked identical across families.
 `python -m benchmarks.int8_families [--rounds N] [--threads T] [--models ...]
 [--families amx avx512vnni ...]` (default: every family this CPU has)."""
 
@@ -16,6 +17,7 @@ import numpy as np
 
 from benchmarks.bench_int8 import natural_frame
 from fastsr import _C
+from fastsr.backends.cpu_int8 import WINOGRAD_FAMILIES
 from fastsr.engine import Engine
 from fastsr.graph import load
 
@@ -32,12 +34,15 @@ def compiled_program(
     threads: int,
     height: int,
     width: int,
+    winograd: bool = True,
 ):
     before = _C.simd_level()
     _C.set_simd_level(level)
     _C.set_int8_isa(family)
     try:
         graph = load(model)
+        if not winograd:
+            graph.meta["int8"].pop("winograd", None)
         engine = Engine(graph, "cpu", precision, threads=threads)
         y = engine.run(natural_frame(height, width, graph.input_channels))
         return engine.compiled(1, height, width).program, y
@@ -72,23 +77,33 @@ def main() -> None:
             )
             for level in levels
         }
+        direct = [f"int8 {f}" for f in args.families if f not in WINOGRAD_FAMILIES]
+        winograd = []
         for family in args.families:
             variants[f"int8 {family}"] = compiled_program(
                 model, "int8", family, FAMILY_SIMD[family], args.threads, height, width
             )
-        outputs = [y for label, (_, y) in variants.items() if label.startswith("int8")]
-        assert all(np.array_equal(outputs[0], y) for y in outputs), f"{model}: families differ"
+            if family in WINOGRAD_FAMILIES:
+                winograd.append(f"int8 {family}")
+                direct.append(f"int8 direct {family}")
+                variants[direct[-1]] = compiled_program(model, "int8", family, FAMILY_SIMD[family],
+                                                        args.threads, height, width, False)
+        for group in (direct, winograd):
+            outputs = [variants[label][1] for label in group]
+            assert all(np.array_equal(outputs[0], y) for y in outputs), f"{model}: {group} differ"
         times = {label: [] for label in variants}
         for _ in range(args.rounds):
             for label, (program, _) in variants.items():
                 times[label].append(cpu_seconds(program))
         rows = [f"fp32 {level} {min(times[f'fp32 {level}']) * 1e3:.0f} ms" for level in levels]
-        for family in args.families:
-            fp32 = min(times[f"fp32 {FAMILY_SIMD[family]}"])
-            best = min(times[f"int8 {family}"])
-            rows.append(f"int8 {family} {best * 1e3:.0f} ms ({fp32 / best:.2f}x fp32 "
-                        f"{FAMILY_SIMD[family]})")  # fmt: skip
-        print(f"{model} {width}x{height}: {', '.join(rows)}; int8 outputs identical")
+        for label in variants:
+            if label.startswith("int8"):
+                family = label.split()[-1]
+                fp32 = min(times[f"fp32 {FAMILY_SIMD[family]}"])
+                best = min(times[label])
+                rows.append(f"{label} {best * 1e3:.0f} ms ({fp32 / best:.2f}x fp32 "
+                            f"{FAMILY_SIMD[family]})")  # fmt: skip
+        print(f"{model} {width}x{height}: {', '.join(rows)}; int8 outputs identical per algorithm")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@
 #include <omp.h>
 
 #include "conv2d_int8.h"
+#include "winograd_int8.h"
 
 namespace fastsr {
 namespace {
@@ -18,10 +19,12 @@ namespace {
 #include "microkernel.inc"
 #include "int8_ops_neon.inc"
 #include "conv2d_int8_kernel.inc"
+#include "winograd_int8_kernel.inc"
 
 }  // namespace
 
 void conv2d_int8_neon(const Int8ConvJob& job) { run_conv_int8(job); }
 void quantize_u8_neon(const QuantizeJob& job) { run_quantize_u8(job); }
+void winograd_int8_neon(const Int8WinogradJob& job) { run_winograd_int8(job); }
 
 }  // namespace fastsr

@@ -8,6 +8,7 @@
 #include <omp.h>
 
 #include "conv2d_int8.h"
+#include "winograd_int8.h"
 
 namespace fastsr {
 namespace {
@@ -42,6 +43,11 @@ struct I8 : Int8Tile<Int8Isa::Portable> {
     std::memcpy(a.v, p, sizeof a.v);
     return a;
   }
+  static Acc load_u8(const uint8_t* p) {
+    Acc a;
+    for (int k = 0; k < V; ++k) a.v[k] = p[k];
+    return a;
+  }
   static Acc sub(Acc a, const Acc& b) {
     for (int k = 0; k < V; ++k) a.v[k] -= b.v[k];
     return a;
@@ -60,10 +66,12 @@ struct I8 : Int8Tile<Int8Isa::Portable> {
 };
 
 #include "conv2d_int8_kernel.inc"
+#include "winograd_int8_kernel.inc"
 
 }  // namespace
 
 void conv2d_int8_portable(const Int8ConvJob& job) { run_conv_int8(job); }
 void quantize_u8_portable(const QuantizeJob& job) { run_quantize_u8(job); }
+void winograd_int8_portable(const Int8WinogradJob& job) { run_winograd_int8(job); }
 
 }  // namespace fastsr

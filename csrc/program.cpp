@@ -277,6 +277,26 @@ void Program::add_conv2d_int8(const ByteView& x, const View* out, const ByteView
   steps_.push_back([s] { conv2d_int8(s->job); });
 }
 
+void Program::add_winograd_int8(const ByteView& x, const View* out, const ByteView* out_q,
+                                const View* skip, Int8WinogradLayer layer) {
+  struct State {
+    Int8WinogradLayer layer;
+    View skip;
+    std::vector<AlignedFloats> scratch;
+    Int8WinogradJob job;
+  };
+  auto s = std::make_shared<State>();
+  s->layer = std::move(layer);
+  if (skip) s->skip = *skip;
+  const int threads = threads_ > 0 ? threads_ : default_threads();
+  const size_t floats = winograd_int8_scratch_floats(x.c, s->layer.cout);
+  for (int t = 0; t < threads; ++t) s->scratch.emplace_back(floats);
+  scratch_floats_ += size_t(threads) * floats;
+  s->job = Int8WinogradJob{&s->layer, x, out ? *out : View{}, out_q ? *out_q : ByteView{},
+                           skip ? &s->skip : nullptr, &s->scratch};
+  steps_.push_back([s] { winograd_int8(s->job); });
+}
+
 void Program::add_quantize(const View& x, float scale, int zero, const ByteView& out) {
   const QuantizeJob job{x, out, 1.f / scale, float(zero)};
   const Int8Isa isa = active_int8_isa();

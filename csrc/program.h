@@ -15,6 +15,7 @@
 #include "resize.h"
 #include "view.h"
 #include "winograd.h"
+#include "winograd_int8.h"
 #include "yuv_io.h"
 
 namespace fastsr {
@@ -70,6 +71,8 @@ class Program {
   // out (fp32), out_q (u8) or both: a tensor needed both ways, written in one pass.
   void add_conv2d_int8(const ByteView& x, const View* out, const ByteView* out_q,
                        const View* skip, Int8ConvLayer layer);
+  void add_winograd_int8(const ByteView& x, const View* out, const ByteView* out_q,
+                         const View* skip, Int8WinogradLayer layer);
   void add_quantize(const View& x, float scale, int zero, const ByteView& out);
   void add_dequantize(const ByteView& x, float scale, int zero, const View& out);
   // out (fp32), out_bf16 or both, as add_conv2d_int8.

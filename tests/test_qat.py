@@ -15,9 +15,9 @@ from fastsr.quantize import INT8_WEIGHT_MAX, calibrate, quantize_weight
 from tests.test_quantize import smooth_images
 
 
-def small_srnet(seed=0):
+def small_srnet(seed=0, channels=16):
     torch.manual_seed(seed)
-    model = build_model("srnet", scale=2, channels=16, blocks=2, color="rgb")
+    model = build_model("srnet", scale=2, channels=channels, blocks=2, color="rgb")
     with torch.no_grad():
         for module in model.modules():
             if isinstance(module, torch.nn.BatchNorm2d):

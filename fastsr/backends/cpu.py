@@ -160,12 +160,13 @@ def _runs_winograd(graph: Graph) -> bool:
 
 
 def _int8_beats_winograd(isa: str) -> bool:
-    """Whether int8's direct convs outrun fp32's Winograd ones: the quality models at
-    640x360, 2 threads, CPU time (docs/BENCHMARKS.md, int8 by family). On a Sapphire Rapids
-    Xeon, AMX tiles 1.9x fp32, AVX-512 VNNI 1.25x, AVX-VNNI 1.15-1.23x, AVX2's vpmaddubsw
-    0.6x (the lower levels forced). Zen 4's VNNI ran them at 0.90-0.96x: its 512-bit dot
-    products take two passes of 256-bit units; it is told apart by AVX512_BF16 without AMX
-    (bf16 runs them at 1.5x there, first in the order)."""
+    """Whether int8's convs outrun fp32's Winograd ones: the quality models at 640x360,
+    2 threads, CPU time (docs/BENCHMARKS.md, int8 by family). On a Sapphire Rapids Xeon,
+    AMX tiles 1.8-2.5x fp32, AVX-512 VNNI 1.2-1.65x, AVX-VNNI 1.34-1.39x and AVX2's
+    vpmaddubsw 0.95-0.98x (both as int8 Winograd; the lower levels forced). Zen 4's VNNI
+    ran them at 0.90-0.96x: its 512-bit dot products take two passes of 256-bit units;
+    it is told apart by AVX512_BF16 without AMX (bf16 runs them at 1.5x there, first in
+    the order)."""
     if isa in ("amx", "avxvnni"):
         return True
     if isa == "avx512vnni":
