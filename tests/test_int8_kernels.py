@@ -51,7 +51,11 @@ def int_sums_ref(q, zero, wq, stride, pad, dilation):
 def conv_int8_ref(q, zero, wq, x_scale, w_scale, bias, stride, pad, dilation, act, slope, alpha):
     """int_sums_ref, then the fp32 epilogue in the kernel's order (multiply, add, activation)."""
     acc = int_sums_ref(q, zero, wq, stride, pad, dilation)
-    y = acc.astype(F32) * (F32(x_scale) * w_scale) + bias
+    return activation_ref(acc.astype(F32) * (F32(x_scale) * w_scale) + bias, act, slope, alpha)
+
+
+def activation_ref(y, act, slope, alpha):
+    """The kernels' activations on fp32 values, as float32."""
     if act == "relu":
         y = np.maximum(y, F32(0))
     elif act == "prelu":

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from test_int8_kernels import on_portable, quantize_ref
+from test_int8_kernels import activation_ref, on_portable, quantize_ref
 
 from fastsr import _C
 from fastsr.winograd_int8 import AT, BT, TAP_ZERO, G, input_taps, quantize_winograd_weight
@@ -45,14 +45,7 @@ def winograd_int8_ref(q, zero, x_scale, wq, w_scale, tap_scale, bias, act, slope
     cols = np.stack([(m[0] + m[1]) + m[2], (m[1] - m[2]) - m[3]])  # (2, 4, ...)
     y = np.stack([(cols[:, 0] + cols[:, 1]) + cols[:, 2], (cols[:, 1] - cols[:, 2]) - cols[:, 3]],
                  axis=1)
-    y = untile(y, h, w) + bias
-    if act == "relu":
-        y = np.maximum(y, F32(0))
-    elif act == "prelu":
-        y = np.where(y > 0, y, slope * y)
-    elif act == "leaky_relu":
-        y = np.where(y > 0, y, F32(alpha) * y)
-    return y.astype(F32)
+    return activation_ref(untile(y, h, w) + bias, act, slope, alpha)
 
 
 def run_winograd_int8(x, wq, w_scale, tap_scale, bias, *, x_scale, x_zero, activation="none",
