@@ -40,6 +40,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from fastsr.batch import FAILED, BatchReport, ImageOptions, ImageResult, upscale_image
+from fastsr.ray_instance import own_instance
 from fastsr.segments import (
     SEGMENT_SECONDS,
     Encoding,
@@ -69,35 +70,21 @@ def _ray():
     return ray
 
 
-# An instance started for the run: no dashboard, no idle workers started ahead (Ray
-# starts one per CPU, ~1 CPU s each, though the job's actors may want fewer), and the
-# workers' output stays in Ray's log files (errors come back as exceptions). Ray starts
-# its workers at niceness +15 so that its own daemons stay responsive; on a machine
-# shared with other work that slows the upscaling the user started at their niceness
-# (measured: docs/SCALE-OUT.md), so ours run at it.
-_OWN_INSTANCE = {
-    "include_dashboard": False,
-    "log_to_driver": False,
-    "_system_config": {
-        "worker_niceness": 0,
-        "prestart_worker_first_driver": False,
-        "enable_worker_prestart": False,
-    },
-}
-
-
 @contextmanager
 def ray_session(address: str | None = None, cpus: int | None = None):
     """Ray, connected: to `address` (as it is), else to a local instance started for the
-    run (and stopped after it) with `cpus` CPUs (None: the machine's), so that as many
-    workers as asked for can start. A session already open (ray.init by the caller) is
-    used as it is."""
+    run with only the processes a job uses, and ended after it (`fastsr.ray_instance`),
+    with `cpus` CPUs (None: the machine's), so that as many workers as asked for can
+    start. A session already open (ray.init by the caller) is used as it is."""
     ray = _ray()
     if ray.is_initialized():
         yield ray
         return
-    own = {} if address else {**_OWN_INSTANCE, "num_cpus": cpus}
-    ray.init(address=address, logging_level="WARNING", **own)
+    if not address:
+        with own_instance(ray, cpus):
+            yield ray
+        return
+    ray.init(address=address, logging_level="WARNING")
     try:
         yield ray
     finally:

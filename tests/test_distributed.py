@@ -400,3 +400,159 @@ def test_a_segment_that_fails_for_good_is_reported_and_the_rest_kept(tmp_path, c
     with pytest.raises(JobIncomplete, match=f"segment {bad.index}"):
         within(JOB_SECONDS, upscale_video_on_ray, damaged, dst, MODEL, codec="ffv1",
                strict=True, resume=True, progress=False)  # fmt: skip
+
+
+# -- the instance started for the run ------------------------------------------------------
+
+
+def descendants(pid: int) -> dict[tuple[int, str], str]:
+    """{(pid, start time): command line} of every live process under `pid`, by /proc."""
+    parents, started = {}, {}
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit():
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                if fields[0] != "Z":
+                    parents[int(entry.name)], started[int(entry.name)] = int(fields[1]), fields[19]
+        except OSError:  # the process ended while we looked
+            continue
+    found, todo = {}, [pid]
+    while todo:
+        parent = todo.pop()
+        for child in [child for child, p in parents.items() if p == parent]:
+            try:
+                line = Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ")
+            except OSError:
+                continue
+            found[child, started[child]] = line.decode(errors="replace")
+            todo.append(child)
+    return found
+
+
+def still_running(processes) -> set[tuple[int, str]]:
+    """Those of `processes` ((pid, start time) pairs) alive, not zombies, after up to 10 s."""
+    deadline = time.monotonic() + 10
+    while True:
+        alive = set()
+        for pid, start in processes:
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if fields[0] != "Z" and fields[19] == start:
+                alive.add((pid, start))
+        if not alive or time.monotonic() > deadline:
+            return alive
+        time.sleep(0.2)
+
+
+def module_instance() -> set[tuple[int, str]]:
+    """The GCS and raylet of the test module's own Ray instance (`cluster`)."""
+    return {key for key, line in descendants(os.getpid()).items()
+            if line.split(" ")[0].endswith(("gcs_server", "raylet"))}  # fmt: skip
+
+
+FOLDER_JOB = (
+    "import sys\n"
+    "from fastsr.batch import plan_batch\n"
+    "from fastsr.distributed import run_batch_on_ray\n"
+    "batch = plan_batch([sys.argv[1]], sys.argv[2])\n"
+    "report = run_batch_on_ray(batch, {'model': sys.argv[3], 'backend': 'cpu'}, workers=1,\n"
+    "                          threads_per_worker=2, address=sys.argv[4] or None)\n"
+    "print(len(report.done), 'done')\n"
+)
+TRIMMED_START_BROKEN = (  # a Ray whose private node API lost a parameter fastsr passes
+    "import ray._private.parameter as parameter\n"
+    "real = parameter.RayParams\n"
+    "def params(**kwargs):\n"
+    "    if 'no_monitor' in kwargs:\n"
+    "        raise TypeError(\"unexpected keyword argument 'no_monitor'\")\n"
+    "    return real(**kwargs)\n"
+    "parameter.RayParams = params\n"
+)
+DRIVER_FAILS_MID_JOB = (  # the driver's loop fails while its worker is at work
+    "import fastsr.distributed as distributed\n"
+    "real = distributed._Pool.streamed\n"
+    "def streamed(pool):\n"
+    "    yield from real(pool)\n"
+    "    if pool.running:\n"
+    "        raise OSError('disk full')\n"
+    "distributed._Pool.streamed = streamed\n"
+)
+
+
+def run_job(tmp_path, *, model="fast_x2", address="", prelude="", signal_when_busy=None):
+    """The folder job of FOLDER_JOB in a driver of its own, optionally sent a signal once
+    its worker is busy: (the driver's exit, {(pid, start): command lines} of every process
+    seen under it while it ran; a Ray worker retitles itself as it goes)."""
+    source = tmp_path / "in"
+    if not source.exists():
+        noise_pngs(source, 4, 96, 128, seed=9)
+    argv = [sys.executable, "-c", prelude + FOLDER_JOB, str(source), str(tmp_path / "out"),
+            model, address]  # fmt: skip
+    driver = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    seen, deadline = {}, time.monotonic() + JOB_SECONDS
+    while driver.poll() is None and time.monotonic() < deadline:
+        for process, line in descendants(driver.pid).items():
+            seen.setdefault(process, set()).add(line)
+        if signal_when_busy and started(seen, "_Worker.images"):
+            driver.send_signal(signal_when_busy)
+            signal_when_busy = None
+        time.sleep(0.05)
+    try:
+        out, err = driver.communicate(timeout=max(1.0, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        driver.kill()
+        pytest.fail(f"the driver took more than {JOB_SECONDS} s")
+    return subprocess.CompletedProcess(argv, driver.returncode, out, err), seen
+
+
+def started(seen: dict, *names: str) -> bool:
+    """Whether any process seen ran one of these programs or Python scripts."""
+    return any(name in line for lines in seen.values() for line in lines for name in names)
+
+
+def test_an_instance_started_for_the_run_starts_no_monitors_and_ends_with_the_job(tmp_path):
+    before = module_instance()
+    done, seen = run_job(tmp_path)
+    assert done.returncode == 0 and done.stdout.split()[-2:] == ["4", "done"], done.stderr
+    assert started(seen, "/raylet ") and started(seen, "_Worker")  # an instance of its own
+    assert not started(seen, "monitor.py", "log_monitor.py", "dashboard/dashboard.py")
+    assert "trimmed" not in done.stderr
+    assert not still_running(seen)
+    assert module_instance() == before and ray.get(ray.remote(lambda: 1).remote()) == 1
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_an_instance_started_for_the_run_ends_when_the_driver_is_stopped(tmp_path, stop):
+    before = module_instance()
+    done, seen = run_job(tmp_path, model="quality_x2", signal_when_busy=stop)
+    assert done.returncode != 0 and "done" not in done.stdout
+    assert started(seen, "_Worker.images")  # stopped mid-job
+    assert not still_running(seen)
+    assert module_instance() == before and ray.get(ray.remote(lambda: 1).remote()) == 1
+
+
+def test_an_instance_started_for_the_run_ends_after_a_failing_job(tmp_path):
+    done, seen = run_job(tmp_path, prelude=DRIVER_FAILS_MID_JOB)
+    assert done.returncode != 0 and "OSError: disk full" in done.stderr
+    assert started(seen, "/raylet ")
+    assert not still_running(seen)
+
+
+def test_a_trimmed_start_that_fails_falls_back_to_rays_default(tmp_path):
+    done, seen = run_job(tmp_path, prelude=TRIMMED_START_BROKEN)
+    assert done.returncode == 0 and done.stdout.split()[-2:] == ["4", "done"], done.stderr
+    assert "the trimmed local instance did not start" in done.stderr
+    assert "no_monitor" in done.stderr
+    assert started(seen, "monitor.py")  # Ray's default start
+    assert not still_running(seen)
+
+
+def test_a_users_instance_is_used_and_left_running(tmp_path):
+    before = module_instance()
+    address = ray.get_runtime_context().gcs_address
+    done, seen = run_job(tmp_path, address=address)
+    assert done.returncode == 0 and done.stdout.split()[-2:] == ["4", "done"], done.stderr
+    assert not started(seen, "/raylet ", "/gcs_server ")
+    assert module_instance() == before and ray.get(ray.remote(lambda: 1).remote()) == 1
