@@ -13,15 +13,17 @@ used, with a warning.
 
 The processes are the driver's children, with the session's own ports and session
 folder, and end in `own_instance`'s exit: after the job, after an error, on Ctrl-C and
-on SIGTERM (ray.init turns it into SystemExit); if the driver is killed outright, the
+on SIGTERM (turned into SystemExit, as ray.init does); if the driver is killed outright, the
 kernel ends them (Ray starts them with PR_SET_PDEATHSIG). Another Ray instance on the
 machine is never touched (no `ray stop`, which stops every instance).
 """
 
 from __future__ import annotations
 
+import signal
+import threading
 import warnings
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 # No idle workers started ahead (Ray starts one per CPU, ~1 CPU s each, though the
 # job's actors may want fewer). Ray starts its workers at niceness +15 so that its own
@@ -40,7 +42,8 @@ _QUIET = {"log_to_driver": False, "logging_level": "WARNING"}  # errors come as 
 def own_instance(ray, cpus: int | None):
     """`ray` connected to a local instance started for the run with `cpus` CPUs (None:
     the machine's), whose processes end when this exits."""
-    head = _start_head(cpus)
+    with _sigterm_as_exit():
+        head = _start_head(cpus)
     try:
         if head is not None:
             try:
@@ -75,6 +78,14 @@ def _start_head(cpus: int | None):
                            no_monitor=True, _system_config=SYSTEM_CONFIG)  # fmt: skip
 
         class Head(Node):
+            def __init__(self, *args, **kwargs) -> None:
+                try:
+                    super().__init__(*args, **kwargs)
+                except BaseException:  # Ctrl-C, SIGTERM or a failure while it starts
+                    with suppress(Exception):  # (it may have started nothing yet)
+                        _end(self)
+                    raise
+
             def start_api_server(self, **_) -> None:  # Ray's state when it fails to start
                 self._webui_url = ""
 
@@ -83,10 +94,36 @@ def _start_head(cpus: int | None):
         return _fallen_back(error)
 
 
+@contextmanager
+def _sigterm_as_exit():
+    """SIGTERM raises SystemExit while the head starts, so that what started is ended, as
+    `ray.init` has it raise once the driver is connected."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, lambda number, _: exit(128 + number))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def _fallen_back(error: Exception) -> None:
     warnings.warn(f"Ray: the trimmed local instance did not start ({error}); starting "
                   "Ray's default one", RuntimeWarning, stacklevel=4)  # fmt: skip
 
 
 def _end(head) -> None:
+    """Ends the head's processes, and what they started: a raylet stopped while it starts
+    leaves its agents running for a while."""
+    import psutil  # Ray's own copy (ray/thirdparty_files) if not installed
+
+    started = []
+    for info in (info for infos in head.all_processes.values() for info in infos):
+        with suppress(psutil.Error):
+            started += psutil.Process(info.process.pid).children(recursive=True)
     head.kill_all_processes(check_alive=False, allow_graceful=True, wait=True)
+    _, left = psutil.wait_procs(started, timeout=1)
+    for process in left:
+        with suppress(psutil.Error):
+            process.kill()
