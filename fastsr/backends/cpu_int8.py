@@ -15,8 +15,8 @@ from fastsr.winograd_int8 import TRANSFORM, check_tap_scales, quantize_winograd_
 
 BYTE_SLACK = 64  # csrc Program::add_byte_buffer: the 4-channel reads past the last pixel
 # Families whose int8 Winograd beat their direct int8, Xeon SPR, 640x360, 2 threads, CPU
-# time, quality models: AVX-512 VNNI 1.17x, AVX-VNNI 1.35-1.45x, AVX2 1.6x (1.13x, 1.2x,
-# 1.5x on one 64 -> 64 conv). AMX tiles (0.55x) stay direct; portable and NEON are
+# time, quality models: AVX-512 VNNI 1.17x, AVX-VNNI 1.35-1.45x, AVX2 1.6x (1.0-1.3x,
+# 1.2-1.3x, 1.5-1.7x on one 64 -> 64 conv). AMX tiles (0.7x) stay direct; portable and NEON are
 # unmeasured and stay direct too (docs/BENCHMARKS.md, int8 Winograd).
 WINOGRAD_FAMILIES = ("avx512vnni", "avxvnni", "avx2")
 
