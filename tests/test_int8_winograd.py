@@ -336,20 +336,3 @@ def test_malformed_tap_scales_are_refused(wide_srnet, winograd, match):
     with pytest.raises(ValueError, match=match):
         Engine(graph, "cpu", "int8").run(np.zeros((1, 8, 8, 3), F32))
 
-
-def test_avx2_counts_int8_faster_than_fp32_winograd_only_with_the_taps():
-    """AVX2's int8 beat fp32 Winograd on the quality models as int8 Winograd (1.21x) and
-    not direct (0.76x; docs/BENCHMARKS.md): `auto` may offer it only with the taps."""
-    from fastsr.backends import get_backend
-    from fastsr.graph import load
-
-    graph = load("quality_x2")
-    direct = graph.copy()
-    direct.meta["int8"] = {k: v for k, v in graph.meta["int8"].items() if k != "winograd"}
-    _C.set_int8_isa("avx2")
-    try:
-        cpu = get_backend("cpu")
-        assert "int8" in cpu.faster_precisions(graph)
-        assert "int8" not in cpu.faster_precisions(direct)
-    finally:
-        _C.set_int8_isa(None)
