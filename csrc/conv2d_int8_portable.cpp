@@ -65,6 +65,35 @@ struct I8 : Int8Tile<Int8Isa::Portable> {
   }
 };
 
+// 16 int16 lanes for the int8 Winograd input transform; n is always 16 (the channels are a
+// multiple of 16).
+struct I16 {
+  struct T {
+    int16_t v[16];
+  };
+  static constexpr int lanes = 16;
+  template <class F>
+  static T map(F f) {
+    T r;
+    for (int k = 0; k < lanes; ++k) r.v[k] = int16_t(f(k));
+    return r;
+  }
+  static T load_u8(const uint8_t* p, int) { return map([&](int k) { return p[k]; }); }
+  static T set1(int16_t v) { return map([&](int) { return v; }); }
+  static T add(const T& a, const T& b) { return map([&](int k) { return a.v[k] + b.v[k]; }); }
+  static T sub(const T& a, const T& b) { return map([&](int k) { return a.v[k] - b.v[k]; }); }
+  static T shl(const T& a, int s) { return map([&](int k) { return a.v[k] * (1 << s); }); }
+  static T mulhrs(const T& a, const T& b) {  // vpmulhrsw: (a * b + 2^14) >> 15, arithmetic
+    return map([&](int k) { return (int32_t(a.v[k]) * b.v[k] + (1 << 14)) >> 15; });
+  }
+  static T adds(const T& a, const T& b) {
+    return map([&](int k) { return std::clamp(a.v[k] + b.v[k], -32768, 32767); });
+  }
+  static void store_u8(uint8_t* p, const T& a, int) {
+    for (int k = 0; k < lanes; ++k) p[k] = uint8_t(std::clamp(int(a.v[k]), 0, 255));
+  }
+};
+
 #include "conv2d_int8_kernel.inc"
 #include "winograd_int8_kernel.inc"
 

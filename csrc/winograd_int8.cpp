@@ -1,5 +1,7 @@
 #include "winograd_int8.h"
 
+#include <algorithm>
+#include <cmath>
 #include <stdexcept>
 
 namespace fastsr {
@@ -12,6 +14,18 @@ bool int8_winograd_fits(int cin, int cout, int kh, int kw, int stride, int dilat
          shuffle == 1 && cin >= 32 && cout >= 32 && cin % 16 == 0 && cout % 16 == 0;
 }
 
+namespace {
+
+// |V| <= 1020, so V << 5 still fits int16. Below a scale of 2^-5 the multiplier saturates
+// (a tap that spans under 4 integer steps is quantised no finer than that).
+void set_tap_requantizer(double scale, int& shift, int16_t& mult) {
+  shift = 0;
+  while (shift < 5 && scale * double(1 << shift) < 1.0) ++shift;
+  mult = int16_t(std::min(32767.0, std::nearbyint(32768.0 / (scale * double(1 << shift)))));
+}
+
+}  // namespace
+
 Int8WinogradLayer pack_winograd_int8(const int8_t* weight, const float* w_scale,
                                      const float* tap_scale, const float* bias, int cout,
                                      int cin, const Int8ConvParams& params, Int8Isa isa) {
@@ -21,10 +35,11 @@ Int8WinogradLayer pack_winograd_int8(const int8_t* weight, const float* w_scale,
   // AMX's direct packing is AVX-512 VNNI's; its Winograd taps run on VNNI.
   if (isa == Int8Isa::Amx) isa = Int8Isa::Avx512Vnni;
   Int8WinogradLayer L;
-  L.isa = isa, L.cin = cin, L.cout = cout, L.x_zero = float(params.x_zero);
+  L.isa = isa, L.cin = cin, L.cout = cout, L.x_zero = params.x_zero;
   for (int tap = 0; tap < kInt8WinogradTaps; ++tap) {
     if (!(tap_scale[tap] > 0.f)) throw std::invalid_argument("int8 Winograd: tap scales must be > 0");
-    L.inv_tap_scale[tap] = 1.f / tap_scale[tap];
+    set_tap_requantizer(double(tap_scale[tap]), L.tap_shift[tap], L.tap_mult[tap]);
+    L.any_tap_shift = L.any_tap_shift || L.tap_shift[tap] > 0;
     Int8ConvParams p = params;
     p.stride = 1, p.dilation = 1, p.pad_top = 0, p.pad_left = 0, p.shuffle = 1;
     p.x_scale = params.x_scale * tap_scale[tap];
@@ -32,6 +47,12 @@ Int8WinogradLayer pack_winograd_int8(const int8_t* weight, const float* w_scale,
     L.gemm.push_back(pack_conv_int8(weight + int64_t(tap) * cout * cin, w_scale + tap * cout,
                                     tap == 0 ? bias : nullptr, cout, cin, 1, 1, p, isa));
   }
+  const int lanes = L.gemm[0].lanes;
+  L.tap_scales.resize(size_t(kInt8WinogradTaps) * cout);
+  for (int c = 0; c < cout; ++c)
+    for (int tap = 0; tap < kInt8WinogradTaps; ++tap)
+      L.tap_scales[size_t((c / lanes * kInt8WinogradTaps + tap) * lanes + c % lanes)] =
+          L.gemm[size_t(tap)].scale[size_t(c)];
   return L;
 }
 

@@ -1,13 +1,16 @@
 // Int8 Winograd F(2x2, 3x3): a 3x3 stride-1 conv as 16 int8 channel GEMMs per 2x2 output
 // tile, 2.25x fewer multiply-adds than the direct int8 conv.
-//   input:  d = x - zero_x of each 4x4 u8 patch; V = B^T d B takes adds only, so its taps
-//           are exact integers (|V| <= 4 * 255), requantised per tap to u8 with zero point
-//           128: v = clamp(round(V / tap_scale[tap]) + 128) (the float operations of a
-//           conv's u8 store, so numpy reproduces them).
+//   input:  V = B^T d B of each 4x4 patch d = x - zero_x takes adds only: exact integers
+//           (|V| <= 4 * 255) in int16 lanes, twice the lanes of fp32. Each tap is
+//           requantised to u8 around 128 by a Q15 fixed-point multiply (vpmulhrsw, NEON
+//           vqrdmulh): v = clamp((((V << shift) * mult + 2^14) >> 15) + 128, 0, 255), with
+//           mult = round(2^15 / (tap_scale * 2^shift)) and shift the least in [0, 5] that
+//           keeps mult < 2^15 (fastsr/winograd_int8.py quantize_taps, the numpy rule).
 //   GEMMs:  per tap a 1x1 int8 conv of the tiles (the family's micro-kernel and packing),
 //           weights G g G^T quantised per (tap, out channel) to |q| <= 63 in Python
-//           (fastsr.quantize.winograd_int8_weight); sums dequantised per (tap, channel).
-//   output: A^T m A in fp32 with the epilogue (bias, activation, skip, fp32 and/or u8
+//           (fastsr.quantize.winograd_int8_weight), int32 sums left per (tap, channel).
+//   output: the sums dequantised per (tap, channel) as A^T m A reads them, in fp32, with
+//           the epilogue (bias, activation, skip, fp32 and/or u8
 //           store) as a direct int8 conv's.
 #pragma once
 #include <vector>
@@ -18,18 +21,23 @@
 namespace fastsr {
 
 constexpr int kInt8WinogradTaps = 16;  // 4x4 transformed tile
-// Tiles per block: its u8 taps (36 KB at 64 channels) and float sums (144 KB) stay in L2;
+// Tiles per block: its u8 taps (36 KB at 64 channels) and int32 sums (144 KB) stay in L2;
 // 36 ran 1.1-1.2x faster than 16 (AVX2, AVX-512 VNNI, 360x640).
 constexpr int kInt8WinogradTileBlock = 36;
 
 struct Int8WinogradLayer {
   Int8Isa isa = Int8Isa::Portable;
   int cin = 0, cout = 0;
-  float x_zero = 0.f;
-  float inv_tap_scale[kInt8WinogradTaps];
-  // Per tap: its cin x cout matrix packed as a 1x1 conv, zero_sum for zero point 128,
-  // scale = x_scale * tap_scale * w_scale; the epilogue fields of the first one serve all.
+  int x_zero = 0;
+  // Per tap, the fixed-point requantisation of its u8 taps (see the top of this file).
+  int tap_shift[kInt8WinogradTaps];
+  int16_t tap_mult[kInt8WinogradTaps];
+  bool any_tap_shift = false;
+  // Per tap: its cin x cout matrix packed as a 1x1 conv with zero_sum for zero point 128;
+  // the epilogue fields of the first one serve all.
   std::vector<Int8ConvLayer> gemm;
+  // x_scale * tap_scale * w_scale as [cout / lanes][tap][lanes], the layout of the sums.
+  std::vector<float> tap_scales;
 };
 
 // Whether the int8 Winograd path can run this conv.

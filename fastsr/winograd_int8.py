@@ -2,7 +2,8 @@
 (csrc/winograd_int8.h runs the conv).
 
 The input's taps V = B^T d B (d = u8 - zero, per 4x4 patch at stride 2) are integers;
-each of the 16 is requantised with its own scale to u8 around 128, calibrated on the same
+each of the 16 is requantised with its own scale to u8 around 128 by a Q15 fixed-point
+multiply (`quantize_taps`, the kernel's integer rule), the scales calibrated on the same
 activations as the input's u8 scale (`meta["int8"]["winograd"][tensor]`). The weights'
 taps G g G^T are quantised per (tap, output channel) to |q| <= INT8_WEIGHT_MAX.
 """
@@ -31,6 +32,25 @@ def input_taps(d: np.ndarray) -> np.ndarray:
     patches = np.lib.stride_tricks.sliding_window_view(padded, (4, 4), axis=(1, 2))[:, ::2, ::2]
     taps = np.einsum("ia,ntwcab,jb->ijntwc", BT, patches, BT)  # patches: n, th, tw, c, 4, 4
     return taps.reshape(TAPS, n, th, tw, c)
+
+
+def tap_requantizers(tap_scale) -> tuple[np.ndarray, np.ndarray]:
+    """Per tap (shift, mult): mult = round(2^15 / (s * 2^shift)), shift the least in [0, 5]
+    with mult < 2^15 (|V| <= 1020, so V << 5 fits int16); below s = 2^-5 mult saturates."""
+    s = np.asarray(tap_scale, np.float32).astype(np.float64)
+    shift = np.zeros(s.shape, np.int64)
+    for _ in range(5):
+        shift += s * np.exp2(shift) < 1
+    mult = np.minimum(32767, np.rint(32768 / (s * np.exp2(shift)))).astype(np.int64)
+    return shift, mult
+
+
+def quantize_taps(taps: np.ndarray, tap_scale) -> np.ndarray:
+    """Integer taps (16, ...) -> u8 around TAP_ZERO as the kernel rounds them (vpmulhrsw):
+    clamp((((V << shift) * mult + 2^14) >> 15) + 128, 0, 255)."""
+    shift, mult = (a.reshape(-1, *[1] * (taps.ndim - 1)) for a in tap_requantizers(tap_scale))
+    r = ((taps.astype(np.int64) << shift) * mult + (1 << 14)) >> 15
+    return np.clip(r + TAP_ZERO, 0, 255).astype(np.uint8)
 
 
 def tap_scale(values: np.ndarray, estimator: str) -> float:

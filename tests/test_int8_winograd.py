@@ -12,16 +12,23 @@ import torch.nn.functional as F
 from test_int8_kernels import activation_ref, on_portable, quantize_ref
 
 from fastsr import _C
-from fastsr.winograd_int8 import AT, BT, TAP_ZERO, G, input_taps, quantize_winograd_weight
+from fastsr.winograd_int8 import (
+    AT,
+    BT,
+    TAP_ZERO,
+    G,
+    input_taps,
+    quantize_taps,
+    quantize_winograd_weight,
+    tap_requantizers,
+)
 
 F32 = np.float32
 
 
 def taps_u8_ref(q, zero, tap_scale):
-    """(16, n, th, tw, c) u8 taps as the kernel rounds them: V * (1 / s) + 128, clamped."""
-    v = input_taps(q.astype(np.int64) - zero).astype(F32)
-    inv = (F32(1) / np.asarray(tap_scale, F32)).reshape(16, 1, 1, 1, 1)
-    return np.rint(np.clip(v * inv + F32(TAP_ZERO), F32(0), F32(255)))
+    """(16, n, th, tw, c) u8 taps as the kernel rounds them (the Q15 rule)."""
+    return quantize_taps(input_taps(q.astype(np.int64) - zero).astype(np.int64), tap_scale)
 
 
 def tap_sums_ref(taps_u8, wq):
@@ -94,19 +101,22 @@ SHAPES = [(1, 5, 7, 32, 32), (2, 6, 9, 48, 64), (1, 9, 14, 64, 80), (1, 1, 1, 32
 
 
 @pytest.mark.parametrize("n,h,w,cin,cout", SHAPES)
-def test_tap_sums_are_exact_integers_at_every_family(int8_isa, n, h, w, cin, cout):
-    """x_scale 1/8 times tap scale 8 and unit weight scales make every dequantisation
-    exact: with no bias the output is A^T M A of the integer tap sums M (|y| < 2^24, exact
-    in float32), compared exactly; extreme inputs saturate some u8 taps."""
+@pytest.mark.parametrize("tap,x_scale", [(8.0, 1 / 8), (0.625, 1.6)])  # shift 0 and 1
+def test_tap_sums_are_exact_integers_at_every_family(int8_isa, n, h, w, cin, cout, tap,
+                                                     x_scale):
+    """x_scale times the tap scale is 1 in float32 and unit weight scales make every
+    dequantisation exact: with no bias the output is A^T M A of the integer tap sums M
+    (|y| < 2^24, exact in float32), compared exactly; extreme inputs saturate some u8 taps."""
     rng = np.random.default_rng(h * w + cin)
     zero = 121
     q = rng.integers(0, 256, (n, h, w, cin))
     q[:, ::3, ::2] = 255
-    x = ((q - zero) / 8).astype(F32)
+    x = ((q - zero) * F32(x_scale)).astype(F32)
     wq = rng.integers(-63, 64, (16, cout, cin)).astype(np.int8)
-    tap_scale = np.full(16, 8, F32)
+    tap_scale = np.full(16, tap, F32)
+    assert F32(x_scale) * F32(tap) == 1
     ones, zeros = np.ones((16, cout), F32), np.zeros(cout, F32)
-    got, family = run_winograd_int8(x, wq, ones, tap_scale, zeros, x_scale=1 / 8, x_zero=zero)
+    got, family = run_winograd_int8(x, wq, ones, tap_scale, zeros, x_scale=x_scale, x_zero=zero)
     assert family == expected_family(int8_isa)
     sums = tap_sums_ref(taps_u8_ref(q, zero, tap_scale), wq)
     at = AT.astype(np.int64)
@@ -114,7 +124,7 @@ def test_tap_sums_are_exact_integers_at_every_family(int8_isa, n, h, w, cin, cou
     assert np.abs(y).max() < 2**24
     np.testing.assert_array_equal(got, untile(y, h, w).astype(F32))
     portable, _ = on_portable(
-        int8_isa, lambda: run_winograd_int8(x, wq, ones, tap_scale, zeros, x_scale=1 / 8,
+        int8_isa, lambda: run_winograd_int8(x, wq, ones, tap_scale, zeros, x_scale=x_scale,
                                             x_zero=zero))
     np.testing.assert_array_equal(got, portable)
 
@@ -199,6 +209,19 @@ def test_weight_taps_are_g_g_gt_quantised_per_tap_and_channel():
     u = np.einsum("ia,ocab,jb->ijoc", G, weight.astype(np.float64), G).reshape(16, 5, 3)
     np.testing.assert_allclose(q * scale[..., None], u, atol=0.5 * scale.max())
     np.testing.assert_array_equal(np.abs(q).max(axis=2), 63)  # every (tap, out) row fills 7 bits
+
+
+def test_taps_requantise_by_the_q15_rule():
+    """Hand-worked: s = 8 is mult 4096, shift 0, so V / 8 rounds half up; s = 0.3 needs
+    shift 2 (1.2 >= 1) and mult round(32768 / 1.2) = 27307; s = 2^-6 saturates mult at
+    shift 5; the u8 clamps at 0 and 255."""
+    shift, mult = tap_requantizers([8.0, 0.3, 2.0**-6])
+    assert shift.tolist() == [0, 2, 5] and mult.tolist() == [4096, 27307, 32767]
+    v = np.array([[4, -4, 12, -12, 1020, -1020]] * 2 + [[1, -1, 2, 3, 4, -5]])
+    got = quantize_taps(np.tile(v, (6, 1))[:16].reshape(16, 1, 6), [8.0, 0.3, 2.0**-6] * 5 + [8])
+    np.testing.assert_array_equal(got[0, 0], [129, 128, 130, 127, 255, 1])  # -127.5 up
+    np.testing.assert_array_equal(got[1, 0], [141, 115, 168, 88, 255, 0])  # 4 * 4 * 27307 / 2^15
+    np.testing.assert_array_equal(got[2, 0], [160, 96, 192, 224, 255, 0])  # x 32: 2^15 - 1
 
 
 def test_input_taps_are_bt_d_b_of_each_padded_patch():
@@ -312,3 +335,4 @@ def test_malformed_tap_scales_are_refused(wide_srnet, winograd, match):
     graph.meta["int8"] = {**graph.meta["int8"], "winograd": winograd}
     with pytest.raises(ValueError, match=match):
         Engine(graph, "cpu", "int8").run(np.zeros((1, 8, 8, 3), F32))
+

@@ -37,6 +37,8 @@ from test_int8_kernels import (
     random_case,
     requantize_ref,
 )
+from test_int8_winograd import random_case as winograd_case
+from test_int8_winograd import winograd_int8_ref
 
 SIMD = {"portable": 0, "avx2": 1, "avx512": 2, "neon": 3}
 ACT = {"none": 0, "relu": 1, "prelu": 2, "leaky_relu": 3, "tanh": 4, "sigmoid": 5, "silu": 6}
@@ -351,6 +353,38 @@ class Bf16Conv(Conv):
         return y, rounded
 
 
+class Int8Winograd(Case):
+    """One int8 Winograd F(2x2, 3x3) conv to fp32 against test_int8_winograd's numpy float32
+    reference of the same algorithm: its u8 taps (the fixed-point rule) must match bit for
+    bit, or an output moves by a tap's step, far past the float sums' 1e-5 of the largest.
+    `tap_factor` scales the taps' scales (below 1 the requantiser shifts)."""
+
+    def __init__(self, n, h, w, cin, cout, act="none", x_zero=128, tap_factor=1.0, seed=0):
+        self.shape, self.act, self.x_zero = (n, h, w, cin, cout), act, x_zero
+        self.alpha, self.x_scale = 0.1, 0.03
+        self.x, self.wq, self.w_scale, tap_scale, self.bias, self.slope, _ = winograd_case(
+            seed, n, h, w, cin, cout
+        )
+        self.tap_scale = (tap_scale * tap_factor).astype(np.float32)
+
+    def id(self):
+        n, h, w, cin, cout = self.shape
+        return f"int8-winograd-{cin}to{cout}-{h}x{w}-{self.act}-z{self.x_zero}"
+
+    def encode(self, simd):
+        header = _ints(8, SIMD[simd], *self.shape, ACT[self.act], self.x_zero)
+        arrays = [self.x, self.wq, self.w_scale, self.tap_scale, self.bias, self.slope]
+        return header + _floats([self.alpha, self.x_scale], *arrays)
+
+    def expected(self):
+        q = quantize_ref(self.x, self.x_scale, self.x_zero)
+        return winograd_int8_ref(q, self.x_zero, self.x_scale, self.wq, self.w_scale,
+                                 self.tap_scale, self.bias, self.act, self.slope, self.alpha)
+
+    def tolerance(self, expected):
+        return 1e-5 * float(np.abs(expected).max())
+
+
 class Bf16RoundTrip(Case):
     """fp32 -> bf16 -> fp32 through the Program's steps: exactly torch's rounding (nearest,
     ties to even), with ties, a carry into the exponent and an overflow to infinity. No
@@ -478,6 +512,9 @@ CASES = [
     # fp32 and u8 from one conv: dense, and pixel-shuffled with a skip
     Int8Conv(1, 5, 9, 17, 20, 3, act="prelu", both=True, seed=141),
     Int8Conv(1, 5, 6, 12, 12, 3, act="relu", shuffle=2, skip=True, both=True, seed=142),
+    # int8 Winograd: odd sizes (partial tiles), 48 channels (AVX-512's half int16 vector)
+    Int8Winograd(1, 7, 11, 48, 64, act="prelu", x_zero=121, seed=150),
+    Int8Winograd(1, 6, 5, 32, 32, act="relu", tap_factor=0.25, seed=151),
     # bf16: 64 channels (whole 16-byte loads of 4 pairs), 17 (2 loads and the odd channel),
     # 12 (a load and 2 single pairs), 10, 3 and 1 (single pairs, the odd channel alone);
     # every vector count; kernel sizes 1, 3, 5; stride 2, dilation 2

@@ -149,9 +149,9 @@ def zen4_like() -> bool:
 @pytest.mark.parametrize("isa", ["amx", "avx512vnni", "avxvnni", "avx2"])
 def test_auto_takes_int8_over_winograd_convs_where_its_dot_products_win(isa):
     """quality_x2's 64-channel body runs as Winograd in fp32. Measured (docs/BENCHMARKS.md,
-    int8 by family): direct int8 convs beat it on AMX tiles, Intel's AVX-512 VNNI and
-    AVX-VNNI, not with AVX2's vpmaddubsw nor on Zen 4's VNNI; fast_x2 has no Winograd conv
-    to lose to."""
+    int8 by family, int8 Winograd): int8 convs beat it on AMX tiles, Intel's AVX-512 VNNI
+    and AVX-VNNI, with AVX2's vpmaddubsw only as int8 Winograd (so only with the
+    calibration's taps), not on Zen 4's VNNI; fast_x2 has no Winograd conv to lose to."""
     from fastsr import _C
     from fastsr.quantize import AUTO_BUDGET_DB, auto_precision
 
@@ -163,8 +163,11 @@ def test_auto_takes_int8_over_winograd_convs_where_its_dot_products_win(isa):
     _C.set_int8_isa(isa)
     try:
         cpu = get_backend("cpu")
-        wins = isa in ("amx", "avxvnni") or (isa == "avx512vnni" and not zen4_like())
+        wins = isa in ("amx", "avxvnni", "avx2") or (isa == "avx512vnni" and not zen4_like())
         assert auto_precision(quality, cpu) == ("int8" if wins else "fp32")
+        direct = quality.copy()
+        direct.meta["int8"] = {k: v for k, v in quality.meta["int8"].items() if k != "winograd"}
+        assert auto_precision(direct, cpu) == ("int8" if wins and isa != "avx2" else "fp32")
         fast = load("fast_x2")
         fast.meta.pop("bf16", None)  # int8 alone (bf16's turn: test_bf16_kernels)
         assert auto_precision(fast, cpu) == "int8"

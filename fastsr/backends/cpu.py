@@ -159,20 +159,21 @@ def _runs_winograd(graph: Graph) -> bool:
     )
 
 
-def _int8_beats_winograd(isa: str) -> bool:
+def _int8_beats_winograd(isa: str, int8_winograd: bool) -> bool:
     """Whether int8's convs outrun fp32's Winograd ones: the quality models at 640x360,
-    2 threads, CPU time (docs/BENCHMARKS.md, int8 by family). On a Sapphire Rapids Xeon,
-    AMX tiles 1.8-2.5x fp32, AVX-512 VNNI 1.2-1.65x, AVX-VNNI 1.34-1.39x and AVX2's
-    vpmaddubsw 0.95-0.98x (both as int8 Winograd; the lower levels forced). Zen 4's VNNI
-    ran them at 0.90-0.96x: its 512-bit dot products take two passes of 256-bit units;
-    it is told apart by AVX512_BF16 without AMX (bf16 runs them at 1.5x there, first in
-    the order)."""
+    2 threads, CPU time (docs/BENCHMARKS.md, int8 Winograd). On a Sapphire Rapids Xeon,
+    AMX tiles 2.0-2.3x fp32, AVX-512 VNNI 1.57-1.82x (direct 1.34-1.56x), AVX-VNNI
+    1.81-1.90x (direct 1.31-1.34x) and AVX2's vpmaddubsw 1.21x as int8 Winograd (0.76x
+    direct: so only where the calibration has the Winograd taps, `int8_winograd`); the
+    lower levels forced. Zen 4's VNNI ran them at 0.90-0.96x direct: its 512-bit dot
+    products take two passes of 256-bit units; it is told apart by AVX512_BF16 without
+    AMX (bf16 runs them at 1.5x there, first in the order)."""
     if isa in ("amx", "avxvnni"):
         return True
     if isa == "avx512vnni":
         bf16 = _c_module().supported_bf16_isas()
         return "avx512bf16" not in bf16 or "amx" in bf16
-    return False
+    return isa == "avx2" and int8_winograd
 
 
 def _problems(node: Node) -> list[str]:
@@ -472,8 +473,11 @@ class CpuBackend:
         Winograd body (README, precision)."""
         c = _c_module()
         isa, bf16, winograd = c.int8_isa(), c.bf16_isa(), _runs_winograd(graph)
+        int8_winograd = "winograd" in graph.meta.get("int8", {})
         slow = {"fp32"}
-        if isa in ("portable", "neon") or (winograd and not _int8_beats_winograd(isa)):
+        if isa in ("portable", "neon") or (
+            winograd and not _int8_beats_winograd(isa, int8_winograd)
+        ):
             slow.add("int8")
         if bf16 == "avx512bf16" and "amx" in c.supported_bf16_isas():
             slow.add("bf16")

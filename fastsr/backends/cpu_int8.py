@@ -15,11 +15,10 @@ from fastsr.winograd_int8 import TRANSFORM, check_tap_scales, quantize_winograd_
 
 BYTE_SLACK = 64  # csrc Program::add_byte_buffer: the 4-channel reads past the last pixel
 # Families whose int8 Winograd beat their direct int8, Xeon SPR, 640x360, 2 threads, CPU
-# time: AVX2 1.25-1.43x on a 64 -> 64 conv and 1.3-1.4x on the quality models, AVX-VNNI
-# 0.98-1.04x and 1.08-1.09x. On AVX-512 VNNI (0.84-1.01x) and AMX (0.5x) the transforms
-# cost what the dot products save, so they stay direct; portable and NEON are unmeasured
-# and stay direct too (docs/BENCHMARKS.md, int8 Winograd).
-WINOGRAD_FAMILIES = ("avxvnni", "avx2")
+# time, quality models: AVX-512 VNNI 1.17x, AVX-VNNI 1.35-1.45x, AVX2 1.6x (1.0-1.3x,
+# 1.2-1.3x, 1.5-1.7x on one 64 -> 64 conv). AMX tiles (0.7x) stay direct; portable and NEON are
+# unmeasured and stay direct too (docs/BENCHMARKS.md, int8 Winograd).
+WINOGRAD_FAMILIES = ("avx512vnni", "avxvnni", "avx2")
 
 
 def int8_meta(graph: Graph) -> dict:

@@ -21,6 +21,9 @@
 //                  kernel runs
 // op 6 bf16 kernel family:                                              -> {int(Bf16Isa)}
 // op 7 bf16 round trip: n h w c; x  -> x rounded to bf16 and widened; nothing as for op 5
+// op 8 int8 Winograd F(2x2, 3x3) conv2d: n h w cin cout act x_zero, float alpha x_scale;
+//                  x (n h w cin, quantised by the Program), weight (16 cout cin integers),
+//                  w_scale (16 cout), tap_scale (16), bias, slope (cout)  -> fp32 NHWC
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
@@ -150,6 +153,34 @@ std::vector<float> int8_conv_case() {
   return run(p, x);
 }
 
+std::vector<float> int8_winograd_case() {
+  const int n = read_int(), h = read_int(), w = read_int(), cin = read_int(), cout = read_int();
+  Int8ConvParams c;
+  c.pad_top = c.pad_left = 1;
+  c.act = Act(read_int());
+  c.x_zero = read_int();
+  c.alpha = read_float(), c.x_scale = read_float();
+  std::vector<float> x = read_floats(int64_t(n) * h * w * cin);
+  const std::vector<float> weight = read_floats(int64_t(kInt8WinogradTaps) * cout * cin);
+  const std::vector<float> w_scale = read_floats(int64_t(kInt8WinogradTaps) * cout);
+  const std::vector<float> tap_scale = read_floats(kInt8WinogradTaps);
+  const std::vector<float> bias = read_floats(cout), slope = read_floats(cout);
+  const std::vector<int8_t> weight_q(weight.begin(), weight.end());
+  if (c.act == Act::Prelu) c.slope = slope.data();
+
+  Program p(2);
+  const View in = p.view(p.add_buffer({n, h, w, cin, 0}), 0, cin);
+  const ByteView in_q = p.byte_view(p.add_byte_buffer({n, h, w, cin, 1}, uint8_t(c.x_zero)), 0, cin);
+  const View out = p.view(p.add_buffer({n, h, w, cout, 0}), 0, cout);
+  p.set_input(in);
+  p.set_output(out);
+  p.add_quantize(in, c.x_scale, c.x_zero, in_q);
+  p.add_winograd_int8(in_q, &out, nullptr, nullptr,
+                      pack_winograd_int8(weight_q.data(), w_scale.data(), tap_scale.data(),
+                                         bias.data(), cout, cin, c, active_int8_isa()));
+  return run(p, x);
+}
+
 std::vector<float> bf16_conv_case() {
   const int n = read_int(), h = read_int(), w = read_int(), cin = read_int(), cout = read_int();
   const int kh = read_int(), kw = read_int(), stride = read_int(), dilation = read_int();
@@ -251,6 +282,7 @@ int main() {
                              : op == 5 ? bf16_conv_case()
                              : op == 6 ? std::vector<float>{float(int(active_bf16_isa()))}
                              : op == 7 ? bf16_round_trip_case()
+                             : op == 8 ? int8_winograd_case()
                                        : throw std::runtime_error("unknown op");
       const int32_t count = int32_t(y.size());
       std::fwrite(&count, sizeof count, 1, stdout);
