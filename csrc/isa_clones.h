@@ -6,7 +6,7 @@
 
 #if defined(__x86_64__) && defined(__linux__) && !defined(FASTSR_PORTABLE_ONLY) && \
     (defined(__GNUC__) || defined(__clang__))
-#define FASTSR_ISA_CLONES __attribute__((target_clones("avx2", "default")))
+#define FASTSR_ISA_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
 #else
 #define FASTSR_ISA_CLONES
 #endif

@@ -165,12 +165,12 @@ FASTSR_INLINE void resize_width_taps(const ResizeJob& job) {
 }
 
 template <int TAPS>
-FASTSR_INLINE void blend_row_taps(const ResizeJob& job, int n, int oy, float* dst) {
+FASTSR_INLINE void blend_row_taps(const ResizeJob& job, int n, int oy, int64_t first,
+                                  int64_t count, float* dst) {
   const int* idx = &job.along_h->index[size_t(oy) * TAPS];
   const float* src[TAPS];
-  for (int k = 0; k < TAPS; ++k) src[k] = job.scratch.at(n, idx[k], 0);
-  blend_rows<TAPS>(src, &job.along_h->weight[size_t(oy) * TAPS],
-                   int64_t(job.scratch.w) * job.scratch.c, dst);
+  for (int k = 0; k < TAPS; ++k) src[k] = job.scratch.at(n, idx[k], 0) + first;
+  blend_rows<TAPS>(src, &job.along_h->weight[size_t(oy) * TAPS], count, dst);
 }
 
 template <int TAPS>
@@ -184,7 +184,7 @@ FASTSR_INLINE void resize_taps(const ResizeJob& job) {
   for (int r = 0; r < out_rows; ++r) {
     const int n = r / out.h, oy = r % out.h;
     if (packed) {
-      blend_row_taps<TAPS>(job, n, oy, out.at(n, oy, 0));
+      blend_row_taps<TAPS>(job, n, oy, 0, int64_t(out.w) * c, out.at(n, oy, 0));
       continue;
     }
     const int* idx = &job.along_h->index[size_t(oy) * TAPS];
@@ -211,11 +211,12 @@ void resize_width(const ResizeJob& job) {
 }
 
 FASTSR_ISA_CLONES
-void blend_row(const ResizeJob& job, int n, int oy, float* dst) {
+void blend_row(const ResizeJob& job, int n, int oy, float* dst, int64_t first, int64_t count) {
+  if (count < 0) count = int64_t(job.scratch.w) * job.scratch.c - first;
   switch (job.along_h->taps) {
-    case 1: blend_row_taps<1>(job, n, oy, dst); break;
-    case 2: blend_row_taps<2>(job, n, oy, dst); break;
-    default: blend_row_taps<4>(job, n, oy, dst);
+    case 1: blend_row_taps<1>(job, n, oy, first, count, dst); break;
+    case 2: blend_row_taps<2>(job, n, oy, first, count, dst); break;
+    default: blend_row_taps<4>(job, n, oy, first, count, dst);
   }
 }
 

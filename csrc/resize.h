@@ -37,9 +37,11 @@ struct ResizeJob {
 // Called inside an OpenMP parallel region.
 void resize(const ResizeJob& job);
 // The two passes alone. resize_width: job.scratch from job.x (called inside an OpenMP
-// parallel region). blend_row: row `oy` of the vertical pass, `count` floats of the
-// dense scratch rows of image `n` blended into dst.
+// parallel region). blend_row: row `oy` of the vertical pass, `count` floats (all to the
+// row's end if negative) from float `first` of the dense scratch rows of image `n`
+// blended into dst.
 void resize_width(const ResizeJob& job);
-void blend_row(const ResizeJob& job, int n, int oy, float* dst);
+void blend_row(const ResizeJob& job, int n, int oy, float* dst, int64_t first = 0,
+               int64_t count = -1);
 
 }  // namespace fastsr
