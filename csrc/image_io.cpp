@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <optional>
 #include <type_traits>
 #include <vector>
 
@@ -218,11 +219,11 @@ FASTSR_INLINE void store_planar(const Image& dst, const float* planes, int w, fl
     }
 }
 
-// One output row of a Y model on a colour image, a chunk at a time through the vertical
-// bicubic pass of its chroma, the merge and the store, so each chunk's intermediates stay
+// One output row of a Y model on a colour image, a chunk at a time through the bicubic
+// upscale of its chroma (rows), the merge and the store, so each chunk's intermediates stay
 // in L1 (a whole row's, about 60 KB at 2560 pixels, would not).
 template <class T>
-FASTSR_INLINE void write_merged_row(const float* in, int64_t step, const ResizeJob& chroma,
+FASTSR_INLINE void write_merged_row(const float* in, int64_t step, WidthRing& chroma,
                                     int b, int oy, int left, const YCbCr& ycc, float full,
                                     const Image& dst, char* line) {
   alignas(64) float cbcr[2 * kMergeChunk];
@@ -243,6 +244,8 @@ FASTSR_INLINE void write_rows(const View& out, int top, int left, const ResizeJo
   // the rounding of the inverse matrix, whose luma column they average.
   const float grey_gain = (inv[0] + inv[3] + inv[6]) / 3.f;
   const int64_t rows = int64_t(dst.n) * dst.h;
+  std::optional<WidthRing> ring;  // this thread's
+  if (chroma) ring.emplace(*chroma);
 #pragma omp for schedule(static)
   for (int64_t r = 0; r < rows; ++r) {
     const int b = int(r / dst.h), y = int(r % dst.h);
@@ -258,7 +261,7 @@ FASTSR_INLINE void write_rows(const View& out, int top, int left, const ResizeJo
     } else if (dst.c == 1) {
       for (int x = 0; x < dst.w; ++x) values[x] = unit(grey_gain * (in[x * step] - ycc.offset[0]));
     } else {
-      write_merged_row<T>(in, step, *chroma, b, top + y, left, ycc, full, dst,
+      write_merged_row<T>(in, step, *ring, b, top + y, left, ycc, full, dst,
                           dst.data + b * dst.img + y * dst.row);
       continue;
     }

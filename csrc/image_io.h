@@ -67,8 +67,8 @@ void read_frame(const Image& src, double full, ColorModel model, const YCbCr& yc
                 const View& input, const View* chroma);
 
 // out (the model output) from row `top`, column `left` on, into dst; chroma: for a colour
-// image through a Y model, the bicubic upscale of its Cb/Cr with the width pass done
-// (chroma->scratch), else null: the height pass runs row by row here.
+// image through a Y model, the bicubic upscale of its Cb/Cr (both passes run here, row by
+// row through a WidthRing; chroma->scratch is not used), else null.
 void write_frame(const View& out, int top, int left, const ResizeJob* chroma, ColorModel model,
                  const YCbCr& ycc, double full, const Image& dst);
 

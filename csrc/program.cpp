@@ -448,7 +448,6 @@ void Program::run_image(const Image& src, const Image& dst, double full, int top
     read_frame(src, full, color_, ycc_, input_, chroma ? &chroma->job.x : nullptr);
     if (chroma && padded) replicate_chroma_edge(chroma->job.x, valid_h, valid_w);
     for (const auto& step : steps_) step();
-    if (chroma) resize_width(chroma->job);
     write_frame(output_, top, left, chroma ? &chroma->job : nullptr, color_, ycc_, full, dst);
   }
 }
