@@ -1,6 +1,7 @@
-// Plain loops (image stage, resize) compiled twice, for AVX2 and the baseline ISA, and
-// picked when the library loads (GCC/clang function multi-versioning): ~2.5x faster
-// conversion and resize passes without a per-ISA source file. Helpers they call are
+// Plain loops (image stage, resize) compiled twice, for x86-64-v3 (AVX2 with FMA, which
+// the blends and the colour matrices contract into) and the baseline ISA, and picked when
+// the library loads (GCC/clang function multi-versioning): ~2.5x faster conversion and
+// resize passes without a per-ISA source file. Helpers they call are
 // inlined into each clone (FASTSR_INLINE), so they are compiled for its ISA too.
 #pragma once
 
