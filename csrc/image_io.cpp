@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <optional>
 #include <type_traits>
 #include <vector>
 
@@ -64,7 +65,7 @@ struct Element {  // T stored in the caller's memory (possibly unaligned)
   }
   static T convert(float v, float full) {  // v in [0, 1]
     if constexpr (std::is_integral_v<T>) {
-      return T(round_even(v * full));
+      return T(round_to_int(v * full));
     } else {
       return T(v);
     }
@@ -148,8 +149,11 @@ FASTSR_INLINE void read_rows(const Image& src, float scale, ColorModel model, co
   }
 }
 
-// One output row of a Y model on a colour image (luma from the network, chroma from the
-// bicubic upscale) back to RGB, into three planes of w values: dense loads and stores,
+// Pixels of a chroma-merged output row handled at a time (write_merged_row).
+constexpr int kMergeChunk = 128;
+
+// w pixels of an output row of a Y model on a colour image (luma from the network, chroma
+// from the bicubic upscale) back to RGB, into three planes of w values: dense loads and stores,
 // the matrix in locals, restrict pointers, so the compiler vectorises it (interleaved
 // RGB stores would not be).
 FASTSR_INLINE void merge_chroma_row(const float* __restrict in, int64_t step,
@@ -193,15 +197,14 @@ FASTSR_INLINE void interleave3(const T* __restrict red, const T* __restrict gree
   }
 }
 
-// Three planes of w values in [0, 1] into one RGB image row, converted to T: each plane
-// converted on its own, then interleaved, two loops the compiler vectorises (one loop
-// doing both stays scalar).
+// Three planes of w values in [0, 1] into w RGB pixels of an image row, converted to T:
+// each plane converted on its own, then interleaved, two loops the compiler vectorises
+// (one loop doing both stays scalar).
 template <class T>
-FASTSR_INLINE void store_planar_row(const Image& dst, const float* planes, float full, char* line) {
-  const int w = dst.w;
+FASTSR_INLINE void store_planar(const Image& dst, const float* planes, int w, float full,
+                                char* line) {
   if (dst.pix == int64_t(sizeof(T)) * 3 && dst.ch == int64_t(sizeof(T))) {
-    std::vector<float>& staged = row_scratch(1, size_t(6 * w * int64_t(sizeof(T)) / 4 + 1));
-    T* __restrict converted = reinterpret_cast<T*>(staged.data());
+    alignas(64) T converted[6 * kMergeChunk];
     for (int x = 0; x < 3 * w; ++x) converted[x] = Element<T>::convert(planes[x], full);
     // Bytes have no alignment to keep: interleave straight into the caller's row.
     T* packed = sizeof(T) == 1 ? reinterpret_cast<T*>(line) : converted + 3 * w;
@@ -216,6 +219,23 @@ FASTSR_INLINE void store_planar_row(const Image& dst, const float* planes, float
     }
 }
 
+// One output row of a Y model on a colour image, a chunk at a time through the bicubic
+// upscale of its chroma (rows), the merge and the store, so each chunk's intermediates stay
+// in L1 (a whole row's, about 60 KB at 2560 pixels, would not).
+template <class T>
+FASTSR_INLINE void write_merged_row(const float* in, int64_t step, WidthRing& chroma,
+                                    int b, int oy, int left, const YCbCr& ycc, float full,
+                                    const Image& dst, char* line) {
+  alignas(64) float cbcr[2 * kMergeChunk];
+  alignas(64) float planes[3 * kMergeChunk];
+  for (int x0 = 0; x0 < dst.w; x0 += kMergeChunk) {
+    const int w = std::min(kMergeChunk, dst.w - x0);
+    blend_row(chroma, b, oy, cbcr, 2 * int64_t(left + x0), 2 * int64_t(w));
+    merge_chroma(in + x0 * step, step, cbcr, ycc, w, planes);
+    store_planar<T>(dst, planes, w, full, line + x0 * dst.pix);
+  }
+}
+
 template <class T>
 FASTSR_INLINE void write_rows(const View& out, int top, int left, const ResizeJob* chroma, ColorModel model,
                 const YCbCr& ycc, float full, const Image& dst) {
@@ -224,6 +244,8 @@ FASTSR_INLINE void write_rows(const View& out, int top, int left, const ResizeJo
   // the rounding of the inverse matrix, whose luma column they average.
   const float grey_gain = (inv[0] + inv[3] + inv[6]) / 3.f;
   const int64_t rows = int64_t(dst.n) * dst.h;
+  std::optional<WidthRing> ring;  // this thread's
+  if (chroma) ring.emplace(*chroma);
 #pragma omp for schedule(static)
   for (int64_t r = 0; r < rows; ++r) {
     const int b = int(r / dst.h), y = int(r % dst.h);
@@ -239,11 +261,8 @@ FASTSR_INLINE void write_rows(const View& out, int top, int left, const ResizeJo
     } else if (dst.c == 1) {
       for (int x = 0; x < dst.w; ++x) values[x] = unit(grey_gain * (in[x * step] - ycc.offset[0]));
     } else {
-      // The vertical bicubic pass of this row's chroma, then YCbCr -> RGB.
-      float* cbcr = row_scratch(1, size_t(chroma->scratch.w) * 2).data();
-      blend_row(*chroma, b, top + y, cbcr);
-      merge_chroma(in, step, cbcr + 2 * left, ycc, dst.w, values);
-      store_planar_row<T>(dst, values, full, dst.data + b * dst.img + y * dst.row);
+      write_merged_row<T>(in, step, *ring, b, top + y, left, ycc, full, dst,
+                          dst.data + b * dst.img + y * dst.row);
       continue;
     }
     store_row<T>(dst, values, full, dst.data + b * dst.img + y * dst.row);

@@ -34,6 +34,15 @@ FASTSR_INLINE float round_even(float v) {
   return (v + magic) - magic;
 }
 
+// round_even as an int, without a float -> int conversion: after adding 1.5 * 2^23 the
+// low mantissa bits hold the integer.
+FASTSR_INLINE int32_t round_to_int(float v) {
+  const float shifted = v + 12582912.f;
+  int32_t bits;
+  std::memcpy(&bits, &shifted, 4);
+  return bits - 0x4b400000;  // the bits of 1.5 * 2^23
+}
+
 // A window onto caller memory, N x H x W x C, strides in bytes (any sign).
 struct Image {
   char* data = nullptr;
@@ -58,8 +67,8 @@ void read_frame(const Image& src, double full, ColorModel model, const YCbCr& yc
                 const View& input, const View* chroma);
 
 // out (the model output) from row `top`, column `left` on, into dst; chroma: for a colour
-// image through a Y model, the bicubic upscale of its Cb/Cr with the width pass done
-// (chroma->scratch), else null: the height pass runs row by row here.
+// image through a Y model, the bicubic upscale of its Cb/Cr (both passes run here, row by
+// row through a WidthRing; chroma->scratch is not used), else null.
 void write_frame(const View& out, int top, int left, const ResizeJob* chroma, ColorModel model,
                  const YCbCr& ycc, double full, const Image& dst);
 

@@ -43,10 +43,8 @@ struct Program::Chroma {
 size_t Program::bytes() const {
   size_t floats = scratch_floats_;
   for (const auto& b : buffers_) floats += b.size();
-  if (color_ == ColorModel::Y) {  // Program::chroma(): the low and width-pass images
-    const View &in = input_, &out = output_;
-    floats += size_t(in.n) * 2 * (size_t(in.h) * in.w + size_t(in.h) * out.w);
-  }
+  if (color_ == ColorModel::Y)  // Program::chroma(): the low-resolution Cb/Cr
+    floats += size_t(input_.n) * 2 * size_t(input_.h) * input_.w;
   if (yuv_chroma_)  // run_yuv's, sized by the frames it has taken
     floats += yuv_chroma_->low.size() + yuv_chroma_->rows.size();
   size_t bytes = floats * sizeof(float);
@@ -344,8 +342,9 @@ static View dense_view(AlignedFloats& storage, int n, int h, int w, int c) {
   return View{storage.data(), n, h, w, c, c, int64_t(w) * c, int64_t(h) * w * c, 0};
 }
 
-// Cb/Cr of n images of h x w and the width pass of their upscale by (factor_h, factor_w);
-// the height pass runs row by row where the rows are stored.
+// Cb/Cr of n images of h x w and the taps of their upscale by (factor_h, factor_w). The
+// width-pass image (job.scratch) has its shape but no rows: run_image blends through a
+// WidthRing; run_yuv allocates them.
 std::shared_ptr<Program::Chroma> Program::make_chroma(int n, int h, int w, int factor_h,
                                                      int factor_w, ResizeMode mode,
                                                      float offset_h, float offset_w) {
@@ -353,7 +352,6 @@ std::shared_ptr<Program::Chroma> Program::make_chroma(int n, int h, int w, int f
   s->mode = mode, s->h = h, s->w = w, s->factor_h = factor_h, s->factor_w = factor_w;
   s->offset_h = offset_h, s->offset_w = offset_w;
   s->low = AlignedFloats(size_t(n) * h * w * 2);
-  s->rows = AlignedFloats(size_t(n) * h * w * factor_w * 2);
   s->along_w = make_taps(mode, w, factor_w, offset_w);
   s->along_h = make_taps(mode, h, factor_h, offset_h);
   s->job = ResizeJob{dense_view(s->low, n, h, w, 2), View{},
@@ -412,8 +410,12 @@ Program::Chroma& Program::yuv_chroma(const YuvFrame& src, const YuvFrame& dst) {
   Chroma* c = yuv_chroma_.get();
   if (!c || c->mode != mode || c->h != src.cb.h || c->w != src.cb.w ||
       c->factor_h != factor_h || c->factor_w != factor_w || c->offset_h != offset_h ||
-      c->offset_w != offset_w)
+      c->offset_w != offset_w) {
     yuv_chroma_ = make_chroma(1, src.cb.h, src.cb.w, factor_h, factor_w, mode, offset_h, offset_w);
+    Chroma& made = *yuv_chroma_;
+    made.rows = AlignedFloats(size_t(src.cb.h) * src.cb.w * factor_w * 2);
+    made.job.scratch = dense_view(made.rows, 1, src.cb.h, src.cb.w * factor_w, 2);
+  }
   return *yuv_chroma_;
 }
 
@@ -448,7 +450,6 @@ void Program::run_image(const Image& src, const Image& dst, double full, int top
     read_frame(src, full, color_, ycc_, input_, chroma ? &chroma->job.x : nullptr);
     if (chroma && padded) replicate_chroma_edge(chroma->job.x, valid_h, valid_w);
     for (const auto& step : steps_) step();
-    if (chroma) resize_width(chroma->job);
     write_frame(output_, top, left, chroma ? &chroma->job : nullptr, color_, ycc_, full, dst);
   }
 }

@@ -134,24 +134,29 @@ FASTSR_INLINE void resize_dense_row(const ResizeTaps& t, const float* line, int 
   }
 }
 
+// Row y of image n of the width pass into dst (a row of job.scratch's layout).
 // CH: the channel count when it is small and known (unrolled), else 0 (x.c at run time).
 template <int TAPS, int CH>
-FASTSR_INLINE void resize_width_rows(const ResizeJob& job) {
+FASTSR_INLINE void width_pass_row(const ResizeJob& job, int n, int y, float* dst) {
   const View &x = job.x, &tmp = job.scratch;
   const int c = CH ? CH : x.c;
-  const int in_rows = x.n * x.h;
   const ResizeTaps& t = *job.along_w;
-  const bool dense = x.pix == c && tmp.pix == c && t.factor * x.w == tmp.w;
+  const float* line = x.at(n, y, 0);
+  if (x.pix == c && tmp.pix == c && t.factor * x.w == tmp.w) {
+    resize_dense_row<TAPS, CH>(t, line, x.w, c, dst);
+    return;
+  }
+  for (int ox = 0; ox < tmp.w; ++ox, dst += tmp.pix) blend_output<TAPS>(t, line, x.pix, c, ox, dst);
+}
+
+template <int TAPS, int CH>
+FASTSR_INLINE void resize_width_rows(const ResizeJob& job) {
+  const View& x = job.x;
+  const int in_rows = x.n * x.h;
 #pragma omp for schedule(static)
   for (int r = 0; r < in_rows; ++r) {
     const int n = r / x.h, y = r % x.h;
-    const float* line = x.at(n, y, 0);
-    float* dst = tmp.at(n, y, 0);
-    if (dense) {
-      resize_dense_row<TAPS, CH>(t, line, x.w, c, dst);
-      continue;
-    }
-    for (int ox = 0; ox < tmp.w; ++ox, dst += tmp.pix) blend_output<TAPS>(t, line, x.pix, c, ox, dst);
+    width_pass_row<TAPS, CH>(job, n, y, job.scratch.at(n, y, 0));
   }
 }
 
@@ -165,12 +170,50 @@ FASTSR_INLINE void resize_width_taps(const ResizeJob& job) {
 }
 
 template <int TAPS>
-FASTSR_INLINE void blend_row_taps(const ResizeJob& job, int n, int oy, float* dst) {
+FASTSR_INLINE void width_row_taps(const ResizeJob& job, int n, int y, float* dst) {
+  switch (job.x.c) {
+    case 2: width_pass_row<TAPS, 2>(job, n, y, dst); break;
+    case 3: width_pass_row<TAPS, 3>(job, n, y, dst); break;
+    default: width_pass_row<TAPS, 0>(job, n, y, dst);
+  }
+}
+
+FASTSR_ISA_CLONES
+void resize_width_row(const ResizeJob& job, int n, int y, float* dst) {
+  switch (job.along_w->taps) {
+    case 1: width_row_taps<1>(job, n, y, dst); break;
+    case 2: width_row_taps<2>(job, n, y, dst); break;
+    default: width_row_taps<4>(job, n, y, dst);
+  }
+}
+
+// The ring's slot holding row y of image n, resized now if it holds another.
+FASTSR_INLINE const float* ring_row(WidthRing& ring, int n, int y) {
+  const int slot = y % WidthRing::kRows;
+  float* row = ring.rows + int64_t(slot) * ring.job.scratch.w * ring.job.scratch.c;
+  if (ring.image[slot] != n || ring.row[slot] != y) {
+    resize_width_row(ring.job, n, y, row);
+    ring.image[slot] = n, ring.row[slot] = y;
+  }
+  return row;
+}
+
+template <int TAPS>
+FASTSR_INLINE void blend_row_taps(const ResizeJob& job, int n, int oy, int64_t first,
+                                  int64_t count, float* dst) {
   const int* idx = &job.along_h->index[size_t(oy) * TAPS];
   const float* src[TAPS];
-  for (int k = 0; k < TAPS; ++k) src[k] = job.scratch.at(n, idx[k], 0);
-  blend_rows<TAPS>(src, &job.along_h->weight[size_t(oy) * TAPS],
-                   int64_t(job.scratch.w) * job.scratch.c, dst);
+  for (int k = 0; k < TAPS; ++k) src[k] = job.scratch.at(n, idx[k], 0) + first;
+  blend_rows<TAPS>(src, &job.along_h->weight[size_t(oy) * TAPS], count, dst);
+}
+
+template <int TAPS>
+FASTSR_INLINE void ring_blend_taps(WidthRing& ring, int n, int oy, int64_t first, int64_t count,
+                                   float* dst) {
+  const int* idx = &ring.job.along_h->index[size_t(oy) * TAPS];
+  const float* src[TAPS];
+  for (int k = 0; k < TAPS; ++k) src[k] = ring_row(ring, n, idx[k]) + first;
+  blend_rows<TAPS>(src, &ring.job.along_h->weight[size_t(oy) * TAPS], count, dst);
 }
 
 template <int TAPS>
@@ -184,7 +227,7 @@ FASTSR_INLINE void resize_taps(const ResizeJob& job) {
   for (int r = 0; r < out_rows; ++r) {
     const int n = r / out.h, oy = r % out.h;
     if (packed) {
-      blend_row_taps<TAPS>(job, n, oy, out.at(n, oy, 0));
+      blend_row_taps<TAPS>(job, n, oy, 0, int64_t(out.w) * c, out.at(n, oy, 0));
       continue;
     }
     const int* idx = &job.along_h->index[size_t(oy) * TAPS];
@@ -211,11 +254,28 @@ void resize_width(const ResizeJob& job) {
 }
 
 FASTSR_ISA_CLONES
-void blend_row(const ResizeJob& job, int n, int oy, float* dst) {
+void blend_row(const ResizeJob& job, int n, int oy, float* dst, int64_t first, int64_t count) {
+  if (count < 0) count = int64_t(job.scratch.w) * job.scratch.c - first;
   switch (job.along_h->taps) {
-    case 1: blend_row_taps<1>(job, n, oy, dst); break;
-    case 2: blend_row_taps<2>(job, n, oy, dst); break;
-    default: blend_row_taps<4>(job, n, oy, dst);
+    case 1: blend_row_taps<1>(job, n, oy, first, count, dst); break;
+    case 2: blend_row_taps<2>(job, n, oy, first, count, dst); break;
+    default: blend_row_taps<4>(job, n, oy, first, count, dst);
+  }
+}
+
+WidthRing::WidthRing(const ResizeJob& job)
+    : job(job),
+      rows(row_scratch(3, size_t(kRows) * job.scratch.w * job.scratch.c).data()) {
+  std::fill(image, image + kRows, -1);
+  std::fill(row, row + kRows, -1);
+}
+
+FASTSR_ISA_CLONES
+void blend_row(WidthRing& ring, int n, int oy, float* dst, int64_t first, int64_t count) {
+  switch (ring.job.along_h->taps) {
+    case 1: ring_blend_taps<1>(ring, n, oy, first, count, dst); break;
+    case 2: ring_blend_taps<2>(ring, n, oy, first, count, dst); break;
+    default: ring_blend_taps<4>(ring, n, oy, first, count, dst);
   }
 }
 

@@ -62,6 +62,14 @@ def test_cpu_image_stage_writes_tiles_into_place(color):
     _compare(graph, random_image((29, 23, 4), np.uint8, seed=3), tile=5)
 
 
+@pytest.mark.parametrize("tile", [None, 40])
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32])
+def test_cpu_image_stage_merges_chroma_of_rows_wider_than_a_chunk(dtype, tile):
+    """Output rows of a Y model longer than the 128 pixels the C++ merge takes at a time
+    (kMergeChunk in csrc/image_io.cpp), whole and in tiles that start mid-row."""
+    _compare(tiny_graph(1, 4), random_image((9, 83, 3), dtype, seed=7), tile=tile)
+
+
 @pytest.mark.parametrize("case", sorted(OP_CASES))
 def test_cpu_plan_bytes_are_what_the_program_allocates(case):
     module, channels = build_case(case)

@@ -308,8 +308,7 @@ class Layout:
                         floats += self.plan.batch * h * w * cout
         if image_color(self.graph) == "y":
             _, h, w = self.plan.shapes[self.graph.input]
-            _, _, out_w = self.plan.shapes[self.graph.output]
-            floats += self.plan.batch * 2 * (h * w + h * out_w)
+            floats += self.plan.batch * 2 * h * w  # the low-resolution Cb/Cr
         return 4 * floats
 
 
