@@ -114,16 +114,19 @@ def _fallen_back(error: Exception) -> None:
 
 
 def _end(head) -> None:
-    """Ends the head's processes, and what they started: a raylet stopped while it starts
-    leaves its agents running for a while."""
+    """Ends the head's processes. The raylet's own (its agents, the workers) are ended
+    first, with the raylet halted so that it starts none meanwhile: a raylet stopped while
+    it starts leaves the agents it has just started running for a while."""
     import psutil  # Ray's own copy (ray/thirdparty_files) if not installed
 
-    started = []
-    for info in (info for infos in head.all_processes.values() for info in infos):
+    family = []
+    for info in head.all_processes.get("raylet", ()):
         with suppress(psutil.Error):
-            started += psutil.Process(info.process.pid).children(recursive=True)
-    head.kill_all_processes(check_alive=False, allow_graceful=True, wait=True)
-    _, left = psutil.wait_procs(started, timeout=1)
-    for process in left:
+            raylet = psutil.Process(info.process.pid)
+            raylet.suspend()
+            family += [raylet, *raylet.children(recursive=True)]
+    for process in family:
         with suppress(psutil.Error):
             process.kill()
+    psutil.wait_procs(family, timeout=5)
+    head.kill_all_processes(check_alive=False, allow_graceful=True, wait=True)

@@ -429,18 +429,19 @@ def descendants(pid: int) -> dict[tuple[int, str], str]:
     return found
 
 
-def still_running(processes) -> set[tuple[int, str]]:
-    """Those of `processes` ((pid, start time) pairs) alive, not zombies, after up to 10 s."""
+def still_running(processes) -> dict[tuple[int, str], str]:
+    """Those of `processes` ({(pid, start time): command lines}) alive, not zombies, after
+    up to 10 s, with the last command line seen."""
     deadline = time.monotonic() + 10
     while True:
-        alive = set()
+        alive = {}
         for pid, start in processes:
             try:
                 fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
             except OSError:
                 continue
             if fields[0] != "Z" and fields[19] == start:
-                alive.add((pid, start))
+                alive[pid, start] = sorted(processes[pid, start])[-1][:160]
         if not alive or time.monotonic() > deadline:
             return alive
         time.sleep(0.2)
@@ -470,6 +471,10 @@ TRIMMED_START_BROKEN = (  # a Ray whose private node API lost a parameter fastsr
     "    return real(**kwargs)\n"
     "parameter.RayParams = params\n"
 )
+CTRL_C_DELIVERED = (  # a shell's background job (CI's) starts with SIGINT ignored, kept by
+    "import signal\n"  # Python and its children, so a test's SIGINT would never arrive
+    "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
+)
 DRIVER_FAILS_MID_JOB = (  # the driver's loop fails while its worker is at work
     "import fastsr.distributed as distributed\n"
     "real = distributed._Pool.streamed\n"
@@ -489,6 +494,8 @@ def run_job(tmp_path, *, model="fast_x2", images=4, address="", prelude="", stop
     source = tmp_path / "in"
     if not source.exists():
         noise_pngs(source, images, 96, 128, seed=9)
+    if stop and stop[0] == signal.SIGINT:  # as a terminal's Ctrl-C finds a foreground job
+        prelude = CTRL_C_DELIVERED + prelude
     argv = [sys.executable, "-c", prelude + FOLDER_JOB, str(source), str(tmp_path / "out"),
             model, address]  # fmt: skip
     driver = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
