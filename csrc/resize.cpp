@@ -198,22 +198,25 @@ FASTSR_INLINE const float* ring_row(WidthRing& ring, int n, int y) {
   return row;
 }
 
-template <int TAPS>
-FASTSR_INLINE void blend_row_taps(const ResizeJob& job, int n, int oy, int64_t first,
-                                  int64_t count, float* dst) {
-  const int* idx = &job.along_h->index[size_t(oy) * TAPS];
+// `count` floats from float `first` of output row oy of the vertical pass, blended from
+// the width-pass rows source(n, y) gives (job.scratch's, or a WidthRing's).
+template <int TAPS, class Source>
+FASTSR_INLINE void blend_row_taps(const ResizeTaps& along_h, Source&& source, int oy,
+                                  int64_t first, int64_t count, float* dst) {
+  const int* idx = &along_h.index[size_t(oy) * TAPS];
   const float* src[TAPS];
-  for (int k = 0; k < TAPS; ++k) src[k] = job.scratch.at(n, idx[k], 0) + first;
-  blend_rows<TAPS>(src, &job.along_h->weight[size_t(oy) * TAPS], count, dst);
+  for (int k = 0; k < TAPS; ++k) src[k] = source(idx[k]) + first;
+  blend_rows<TAPS>(src, &along_h.weight[size_t(oy) * TAPS], count, dst);
 }
 
-template <int TAPS>
-FASTSR_INLINE void ring_blend_taps(WidthRing& ring, int n, int oy, int64_t first, int64_t count,
-                                   float* dst) {
-  const int* idx = &ring.job.along_h->index[size_t(oy) * TAPS];
-  const float* src[TAPS];
-  for (int k = 0; k < TAPS; ++k) src[k] = ring_row(ring, n, idx[k]) + first;
-  blend_rows<TAPS>(src, &ring.job.along_h->weight[size_t(oy) * TAPS], count, dst);
+template <class Source>
+FASTSR_INLINE void blend_row_any(const ResizeTaps& along_h, Source&& source, int oy,
+                                 int64_t first, int64_t count, float* dst) {
+  switch (along_h.taps) {
+    case 1: blend_row_taps<1>(along_h, source, oy, first, count, dst); break;
+    case 2: blend_row_taps<2>(along_h, source, oy, first, count, dst); break;
+    default: blend_row_taps<4>(along_h, source, oy, first, count, dst);
+  }
 }
 
 template <int TAPS>
@@ -227,7 +230,8 @@ FASTSR_INLINE void resize_taps(const ResizeJob& job) {
   for (int r = 0; r < out_rows; ++r) {
     const int n = r / out.h, oy = r % out.h;
     if (packed) {
-      blend_row_taps<TAPS>(job, n, oy, 0, int64_t(out.w) * c, out.at(n, oy, 0));
+      blend_row_taps<TAPS>(*job.along_h, [&](int y) { return job.scratch.at(n, y, 0); }, oy, 0,
+                           int64_t(out.w) * c, out.at(n, oy, 0));
       continue;
     }
     const int* idx = &job.along_h->index[size_t(oy) * TAPS];
@@ -254,13 +258,9 @@ void resize_width(const ResizeJob& job) {
 }
 
 FASTSR_ISA_CLONES
-void blend_row(const ResizeJob& job, int n, int oy, float* dst, int64_t first, int64_t count) {
-  if (count < 0) count = int64_t(job.scratch.w) * job.scratch.c - first;
-  switch (job.along_h->taps) {
-    case 1: blend_row_taps<1>(job, n, oy, first, count, dst); break;
-    case 2: blend_row_taps<2>(job, n, oy, first, count, dst); break;
-    default: blend_row_taps<4>(job, n, oy, first, count, dst);
-  }
+void blend_row(const ResizeJob& job, int n, int oy, float* dst) {
+  blend_row_any(*job.along_h, [&](int y) { return job.scratch.at(n, y, 0); }, oy, 0,
+                int64_t(job.scratch.w) * job.scratch.c, dst);
 }
 
 WidthRing::WidthRing(const ResizeJob& job)
@@ -272,11 +272,8 @@ WidthRing::WidthRing(const ResizeJob& job)
 
 FASTSR_ISA_CLONES
 void blend_row(WidthRing& ring, int n, int oy, float* dst, int64_t first, int64_t count) {
-  switch (ring.job.along_h->taps) {
-    case 1: ring_blend_taps<1>(ring, n, oy, first, count, dst); break;
-    case 2: ring_blend_taps<2>(ring, n, oy, first, count, dst); break;
-    default: ring_blend_taps<4>(ring, n, oy, first, count, dst);
-  }
+  blend_row_any(*ring.job.along_h, [&](int y) { return ring_row(ring, n, y); }, oy, first, count,
+                dst);
 }
 
 FASTSR_ISA_CLONES

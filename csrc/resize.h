@@ -37,12 +37,10 @@ struct ResizeJob {
 // Called inside an OpenMP parallel region.
 void resize(const ResizeJob& job);
 // The two passes alone. resize_width: job.scratch from job.x (called inside an OpenMP
-// parallel region). blend_row: row `oy` of the vertical pass, `count` floats (all to the
-// row's end if negative) from float `first` of the dense scratch rows of image `n`
-// blended into dst.
+// parallel region). blend_row: row `oy` of the vertical pass, the dense scratch rows of
+// image `n` blended into dst.
 void resize_width(const ResizeJob& job);
-void blend_row(const ResizeJob& job, int n, int oy, float* dst, int64_t first = 0,
-               int64_t count = -1);
+void blend_row(const ResizeJob& job, int n, int oy, float* dst);
 
 // The width pass on demand, for one thread's pass over output rows in order: each source
 // row is resized when an output row first needs it, into a ring of rows that stays in
@@ -55,7 +53,7 @@ struct WidthRing {
   float* rows;  // kRows rows of job.scratch's width, in this thread's scratch
   int image[kRows], row[kRows];
 };
-// blend_row through the ring.
+// blend_row through the ring: `count` floats from float `first` of the row.
 void blend_row(WidthRing& ring, int n, int oy, float* dst, int64_t first, int64_t count);
 
 }  // namespace fastsr
