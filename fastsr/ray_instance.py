@@ -44,21 +44,21 @@ def own_instance(ray, cpus: int | None):
     the machine's), whose processes end when this exits."""
     with _sigterm_as_exit():
         head = _start_head(cpus)
-    try:
-        if head is not None:
-            try:
-                ray.init(address=head.address, **_QUIET)
-            except Exception as error:
+        try:
+            if head is not None:
+                try:
+                    ray.init(address=head.address, **_QUIET)
+                except Exception as error:
+                    _end(head)
+                    head = _fallen_back(error)
+            if head is None:
+                ray.init(num_cpus=cpus, include_dashboard=False, _system_config=SYSTEM_CONFIG,
+                         **_QUIET)  # fmt: skip
+            yield ray
+        finally:
+            ray.shutdown()
+            if head is not None:
                 _end(head)
-                head = _fallen_back(error)
-        if head is None:
-            ray.init(num_cpus=cpus, include_dashboard=False, _system_config=SYSTEM_CONFIG,
-                     **_QUIET)  # fmt: skip
-        yield ray
-    finally:
-        ray.shutdown()
-        if head is not None:
-            _end(head)
 
 
 def _start_head(cpus: int | None):
@@ -96,16 +96,20 @@ def _start_head(cpus: int | None):
 
 @contextmanager
 def _sigterm_as_exit():
-    """SIGTERM raises SystemExit while the head starts, so that what started is ended, as
-    `ray.init` has it raise once the driver is connected."""
+    """SIGTERM raises SystemExit from the head's start to its end, so that what started is
+    ended (`ray.init` installs its own, alike, while connected)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGTERM, lambda number, _: exit(128 + number))
+    previous = signal.signal(signal.SIGTERM, _exit_on_signal)
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def _exit_on_signal(number: int, _frame) -> None:
+    raise SystemExit(128 + number)
 
 
 def _fallen_back(error: Exception) -> None:
