@@ -19,7 +19,9 @@ namespace {
 
 }  // namespace
 
-void conv2d_neon(const ConvJob& job) { run_conv(job); }
+void conv2d_neon(const ConvJob& job, int64_t begin, int64_t end) {
+  run_conv(job, begin, end);
+}
 void winograd_neon(const WinogradJob& job) { run_winograd(job); }
 
 }  // namespace fastsr

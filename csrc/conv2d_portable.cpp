@@ -18,7 +18,9 @@ namespace {
 
 }  // namespace
 
-void conv2d_portable(const ConvJob& job) { run_conv(job); }
+void conv2d_portable(const ConvJob& job, int64_t begin, int64_t end) {
+  run_conv(job, begin, end);
+}
 void winograd_portable(const WinogradJob& job) { run_winograd(job); }
 
 }  // namespace fastsr

@@ -18,8 +18,9 @@ struct ConvConfig {
   // (a wide vector would sit mostly idle); narrow_cout 0: never.
   int narrow_cout;
   Simd narrow_to;
+  // Rows [begin, end) of the job's n x oh conv output rows, on the calling thread.
+  void (*direct)(const ConvJob&, int64_t begin, int64_t end);
   // Called inside an OpenMP parallel region: the work is split with `omp for`.
-  void (*direct)(const ConvJob&);
   void (*winograd)(const WinogradJob&);
   double (*fma_chains)(int64_t iterations);  // returns the floating-point operations done
 };
@@ -30,16 +31,25 @@ const std::vector<ConvConfig>& conv_configs();
 const ConvConfig& conv_config(Simd simd);
 
 // Each ISA's kernels (conv2d_<isa>.cpp, built with that ISA's flags).
-void conv2d_portable(const ConvJob& job);
+void conv2d_portable(const ConvJob& job, int64_t begin, int64_t end);
 void winograd_portable(const WinogradJob& job);
-void conv2d_avx2(const ConvJob& job);
+void conv2d_avx2(const ConvJob& job, int64_t begin, int64_t end);
 void winograd_avx2(const WinogradJob& job);
-void conv2d_avx512(const ConvJob& job);
+void conv2d_avx512(const ConvJob& job, int64_t begin, int64_t end);
 void winograd_avx512(const WinogradJob& job);
-void conv2d_neon(const ConvJob& job);
+void conv2d_neon(const ConvJob& job, int64_t begin, int64_t end);
 void winograd_neon(const WinogradJob& job);
 
-inline void conv2d(const ConvJob& job) { conv_config(job.layer->simd).direct(job); }
+// Called inside an OpenMP parallel region: the rows are split with `omp for`.
+inline void conv2d(const ConvJob& job) {
+  const auto direct = conv_config(job.layer->simd).direct;
+  const int64_t rows = int64_t(job.x.n) * job.oh;
+#pragma omp for schedule(static)
+  for (int64_t row = 0; row < rows; ++row) direct(job, row, row + 1);
+}
+inline void conv2d_rows(const ConvJob& job, int64_t begin, int64_t end) {
+  conv_config(job.layer->simd).direct(job, begin, end);
+}
 inline void winograd(const WinogradJob& job) { conv_config(job.layer->epilogue.simd).winograd(job); }
 
 }  // namespace fastsr

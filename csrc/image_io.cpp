@@ -237,17 +237,19 @@ FASTSR_INLINE void write_merged_row(const float* in, int64_t step, WidthRing& ch
 }
 
 template <class T>
-FASTSR_INLINE void write_rows(const View& out, int top, int left, const ResizeJob* chroma, ColorModel model,
-                const YCbCr& ycc, float full, const Image& dst) {
+FASTSR_INLINE void write_rows(const FrameWrite& frame, WidthRing* ring, int64_t begin,
+                              int64_t end) {
+  const View& out = frame.out;
+  const Image& dst = frame.dst;
+  const YCbCr& ycc = frame.ycc;
+  const ColorModel model = frame.model;
+  const int top = frame.top, left = frame.left;
+  const float full = float(frame.full);
   const float* inv = ycc.inverse;
   // A grey image through a Y model has flat chroma (Cb = Cr = offset): R = G = B up to
   // the rounding of the inverse matrix, whose luma column they average.
   const float grey_gain = (inv[0] + inv[3] + inv[6]) / 3.f;
-  const int64_t rows = int64_t(dst.n) * dst.h;
-  std::optional<WidthRing> ring;  // this thread's
-  if (chroma) ring.emplace(*chroma);
-#pragma omp for schedule(static)
-  for (int64_t r = 0; r < rows; ++r) {
+  for (int64_t r = begin; r < end; ++r) {
     const int b = int(r / dst.h), y = int(r % dst.h);
     const float* in = out.at(b, top + y, left);
     const int64_t step = out.pix;
@@ -285,16 +287,22 @@ void read_frame(const Image& src, double full, ColorModel model, const YCbCr& yc
 }
 
 FASTSR_ISA_CLONES
-void write_frame(const View& out, int top, int left, const ResizeJob* chroma, ColorModel model,
-                 const YCbCr& ycc, double full, const Image& dst) {
-  const float f = float(full);
-  switch (dst.type) {
-    case PixelType::U8: write_rows<uint8_t>(out, top, left, chroma, model, ycc, f, dst); break;
-    case PixelType::U16: write_rows<uint16_t>(out, top, left, chroma, model, ycc, f, dst); break;
-    case PixelType::F16: write_rows<Half>(out, top, left, chroma, model, ycc, f, dst); break;
-    case PixelType::F32: write_rows<float>(out, top, left, chroma, model, ycc, f, dst); break;
-    case PixelType::F64: write_rows<double>(out, top, left, chroma, model, ycc, f, dst); break;
+void write_frame_rows(const FrameWrite& frame, WidthRing* ring, int64_t begin, int64_t end) {
+  switch (frame.dst.type) {
+    case PixelType::U8: write_rows<uint8_t>(frame, ring, begin, end); break;
+    case PixelType::U16: write_rows<uint16_t>(frame, ring, begin, end); break;
+    case PixelType::F16: write_rows<Half>(frame, ring, begin, end); break;
+    case PixelType::F32: write_rows<float>(frame, ring, begin, end); break;
+    case PixelType::F64: write_rows<double>(frame, ring, begin, end); break;
   }
+}
+
+void write_frame(const FrameWrite& frame) {
+  std::optional<WidthRing> ring;  // this thread's
+  if (frame.chroma) ring.emplace(*frame.chroma);
+  const int64_t rows = int64_t(frame.dst.n) * frame.dst.h;
+#pragma omp for schedule(static)
+  for (int64_t r = 0; r < rows; ++r) write_frame_rows(frame, ring ? &*ring : nullptr, r, r + 1);
 }
 
 }  // namespace fastsr

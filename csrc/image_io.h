@@ -69,7 +69,19 @@ void read_frame(const Image& src, double full, ColorModel model, const YCbCr& yc
 // out (the model output) from row `top`, column `left` on, into dst; chroma: for a colour
 // image through a Y model, the bicubic upscale of its Cb/Cr (both passes run here, row by
 // row through a WidthRing; chroma->scratch is not used), else null.
-void write_frame(const View& out, int top, int left, const ResizeJob* chroma, ColorModel model,
-                 const YCbCr& ycc, double full, const Image& dst);
+struct FrameWrite {
+  View out;
+  int top, left;
+  const ResizeJob* chroma;
+  ColorModel model;
+  YCbCr ycc;
+  double full;
+  Image dst;
+};
+// Rows [begin, end) of dst's n x h, on the calling thread. ring: the thread's own over
+// frame.chroma (its rows are kept from call to call), null when chroma is.
+void write_frame_rows(const FrameWrite& frame, WidthRing* ring, int64_t begin, int64_t end);
+// Every row, split over the threads of the enclosing OpenMP parallel region.
+void write_frame(const FrameWrite& frame);
 
 }  // namespace fastsr

@@ -122,6 +122,9 @@ void Program::add_conv2d(const View& x, const View& out, const View* skip, ConvL
   s->job = ConvJob{&s->layer, x, out, s->at.skip_view(), s->at.out_offsets.data(),
                    s->at.skip_offsets_data(), r == 1, s->at.oh, s->at.ow};
   steps_.push_back([s] { conv2d(s->job); });
+  last_conv_ = ConvRows{steps_.size() - 1,
+                        [s](int64_t begin, int64_t end) { conv2d_rows(s->job, begin, end); },
+                        out, r, int64_t(x.n) * s->at.oh};
 }
 
 void Program::add_winograd(const View& x, const View& out, const View* skip,
@@ -441,16 +444,60 @@ void Program::run_yuv(const YuvFrame& src, const YuvFrame& dst, const YuvCoding&
   }
 }
 
+static bool same_view(const View& a, const View& b) {
+  return a.data == b.data && a.n == b.n && a.h == b.h && a.w == b.w && a.c == b.c &&
+         a.pix == b.pix && a.row == b.row && a.img == b.img;
+}
+
+const Program::ConvRows* Program::conv_before_write() const {
+  const bool last = last_conv_ && last_conv_->step + 1 == steps_.size() &&
+                    same_view(last_conv_->out, output_);
+  return last ? &*last_conv_ : nullptr;
+}
+
+// Each thread runs its static share of the conv's rows (as `omp for` would) a band at a
+// time, and writes the frame rows of each band straight after: about 256 KB of output
+// floats, which the write then reads from L2 rather than memory.
+void Program::write_behind_conv(const ConvRows& conv, const FrameWrite& frame) const {
+  const int64_t threads = omp_get_num_threads(), share = (conv.count + threads - 1) / threads;
+  const int64_t begin = std::min(conv.count, omp_get_thread_num() * share);
+  const int64_t end = std::min(conv.count, begin + share);
+  const int64_t row_bytes = int64_t(conv.shuffle) * conv.out.w * conv.out.c * 4;
+  const int64_t band = std::max<int64_t>(1, (int64_t(256) << 10) / row_bytes);
+  const int oh = conv.out.h / conv.shuffle;
+  std::optional<WidthRing> ring;  // this thread's
+  if (frame.chroma) ring.emplace(*frame.chroma);
+  for (int64_t first = begin; first < end; first += band) {
+    const int64_t last = std::min(end, first + band);
+    conv.run(first, last);
+    for (int64_t row = first; row < last; ++row) {  // its output rows, less the window's top
+      const int64_t image = row / oh, y = row % oh;
+      const int64_t top = std::max<int64_t>(0, y * conv.shuffle - frame.top);
+      const int64_t bottom = std::min<int64_t>(frame.dst.h, (y + 1) * conv.shuffle - frame.top);
+      if (top < bottom)
+        write_frame_rows(frame, ring ? &*ring : nullptr, image * frame.dst.h + top,
+                         image * frame.dst.h + bottom);
+    }
+  }
+}
+
 void Program::run_image(const Image& src, const Image& dst, double full, int top, int left,
                         int valid_h, int valid_w) {
   Chroma* chroma = color_ == ColorModel::Y && src.c == 3 ? &this->chroma() : nullptr;
   const bool padded = valid_h < src.h || valid_w < src.w;
+  const FrameWrite frame{output_, top, left, chroma ? &chroma->job : nullptr, color_, ycc_,
+                         full, dst};
+  const ConvRows* tail = conv_before_write();
+  const size_t before = steps_.size() - (tail ? 1 : 0);
 #pragma omp parallel num_threads(threads_ > 0 ? threads_ : default_threads())
   {
     read_frame(src, full, color_, ycc_, input_, chroma ? &chroma->job.x : nullptr);
     if (chroma && padded) replicate_chroma_edge(chroma->job.x, valid_h, valid_w);
-    for (const auto& step : steps_) step();
-    write_frame(output_, top, left, chroma ? &chroma->job : nullptr, color_, ycc_, full, dst);
+    for (size_t i = 0; i < before; ++i) steps_[i]();
+    if (tail)
+      write_behind_conv(*tail, frame);
+    else
+      write_frame(frame);
   }
 }
 

@@ -4,6 +4,7 @@
 #pragma once
 #include <functional>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "aligned.h"
@@ -129,6 +130,19 @@ class Program {
                                              ResizeMode mode, float offset_h = 0.f,
                                              float offset_w = 0.f);
   Chroma& yuv_chroma(const YuvFrame& src, const YuvFrame& dst);
+  // The last direct conv added, and its rows on the calling thread alone: when it is the
+  // last step and writes the output, run_image writes the frame behind it band by band,
+  // each band read while it is still in cache.
+  struct ConvRows {
+    size_t step;
+    std::function<void(int64_t, int64_t)> run;
+    View out;
+    int shuffle;
+    int64_t count;  // n x oh conv output rows
+  };
+  std::optional<ConvRows> last_conv_;
+  const ConvRows* conv_before_write() const;
+  void write_behind_conv(const ConvRows& conv, const FrameWrite& frame) const;
 };
 
 }  // namespace fastsr

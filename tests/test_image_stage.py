@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
+import torch.nn.functional as F
 from op_cases import OP_CASES, build_case, case_size
-from test_api import random_image, tiny_graph
+from test_api import TinySR, random_image, tiny_graph
 
 import fastsr
 from fastsr.backends import backend_status, get_backend
-from fastsr.engine import make_plan
+from fastsr.engine import Engine, make_plan
 from fastsr.graph.from_torch import capture
 from fastsr.graph.passes import optimize
 
@@ -23,6 +25,10 @@ OFF_BY_ONE = {np.uint8: 1e-3, np.uint16: 1e-2}
 def _compare(graph, image, **options):
     fast = fastsr.Upscaler(model=graph, backend="cpu", threads=2, **options)(image)
     reference = fastsr.Upscaler(model=graph, backend="reference", **options)(image)
+    _assert_close(fast, reference, image)
+
+
+def _assert_close(fast, reference, image):
     assert fast.dtype == reference.dtype and fast.shape == reference.shape
     if image.dtype.type in OFF_BY_ONE:
         diff = np.abs(fast.astype(np.int64) - reference.astype(np.int64))
@@ -68,6 +74,34 @@ def test_cpu_image_stage_merges_chroma_of_rows_wider_than_a_chunk(dtype, tile):
     """Output rows of a Y model longer than the 128 pixels the C++ merge takes at a time
     (kMergeChunk in csrc/image_io.cpp), whole and in tiles that start mid-row."""
     _compare(tiny_graph(1, 4), random_image((9, 83, 3), dtype, seed=7), tile=tile)
+
+
+class TailSR(TinySR):
+    """TinySR ending in its last conv, as the shipped models do: shuffle and skip fused."""
+
+    def forward(self, x):
+        skip = F.interpolate(x, scale_factor=self.scale, mode="bicubic", align_corners=False)
+        return self.shuffle(self.tail(torch.relu(self.head(x)))) + skip
+
+
+@pytest.mark.parametrize("window", [None, (5, 37)])
+@pytest.mark.parametrize("threads", [1, 3])
+@pytest.mark.parametrize("color", ["rgb", "y"])
+def test_cpu_image_stage_writes_behind_the_last_conv_band_by_band(color, threads, window):
+    """Output rows so wide that each thread's share of the last conv runs in several bands,
+    each written to the frame before the next (Program::write_behind_conv): a batch of two,
+    uneven shares over three threads, the whole output and a window of it from (top, left)
+    on. The output starts as a sentinel, so a row never written shows."""
+    channels = 3 if color == "rgb" else 1
+    graph = tiny_graph(channels, 4, module=TailSR(channels, 4))
+    assert optimize(graph).nodes[-1].op == "conv2d"  # the skip and the shuffle in its epilogue
+    image = random_image((2, 7, 1100, 3), np.uint8, seed=5)
+    reference = fastsr.Upscaler(model=graph, backend="reference")(image)
+    top, left = window or (0, 0)
+    reference = reference[:, top : top + 20, left : left + 3000] if window else reference
+    fast = np.full_like(reference, 77)
+    Engine(graph, "cpu", threads=threads).compiled(2, 7, 1100).run_image(image, fast, top, left)
+    _assert_close(fast, reference, image)
 
 
 @pytest.mark.parametrize("case", sorted(OP_CASES))
