@@ -21,6 +21,12 @@ each image's result, or a video segment's frame count every few frames and then 
 result, and the driver's one loop moves the bar as they arrive (no counter actor: a
 Python process of its own, the largest of Ray's costs here once Ray Data was gone).
 
+A run that starts its own instance (no address) spends seconds importing Ray and
+starting the head and then a worker, on the machine the driver is on; the driver
+upscales meanwhile, one image or segment at a time, with the Upscaler it built to check
+the options (`_DriverLane`), and leaves the rest to the pool once a worker has started.
+What it does goes through the same loop as a worker's (progress, retries on the pool).
+
 Videos run as a segmented job (`fastsr.segments`): the driver plans the keyframe
 segments and keeps the manifest; workers each decode, upscale and encode one segment at
 a time into the job folder; the driver joins them. A segment whose worker died, or
