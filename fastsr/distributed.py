@@ -21,6 +21,12 @@ each image's result, or a video segment's frame count every few frames and then 
 result, and the driver's one loop moves the bar as they arrive (no counter actor: a
 Python process of its own, the largest of Ray's costs here once Ray Data was gone).
 
+A run that starts its own instance (no address) spends seconds importing Ray and
+starting the head and then a worker, on the machine the driver is on; the driver
+upscales meanwhile, one image or segment at a time, with the Upscaler it built to check
+the options (`_DriverLane`), and leaves the rest to the pool once a worker has started.
+What it does goes through the same loop as a worker's (progress, retries on the pool).
+
 Videos run as a segmented job (`fastsr.segments`): the driver plans the keyframe
 segments and keeps the manifest; workers each decode, upscale and encode one segment at
 a time into the job folder; the driver joins them. A segment whose worker died, or
@@ -32,11 +38,14 @@ See docs/SCALE-OUT.md for how this behaves on many machines.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import queue
+import sys
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
+from itertools import chain
 from pathlib import Path
 
 from fastsr.batch import FAILED, BatchReport, ImageOptions, ImageResult, upscale_image
@@ -120,25 +129,33 @@ class _Worker:
         self.up = _worker_upscaler(upscaler_options, threads)
 
     def images(self, jobs: list, options: ImageOptions, skip: bool):
-        """(index, ImageResult) of each image, as it is done."""
-        for index, source, target in jobs:
-            yield index, upscale_image(self.up, source, target, options, skip)
+        yield from _images(self.up, jobs, options, skip)
 
     def segment(self, src: str, path: str, segment: Segment, encoding: Encoding):
-        """The frames upscaled so far, every few frames and at the end, then the
-        SegmentResult."""
-        frames = reported = 0
-        for item in _streamed(lambda on_frames: transcode_segment(
-                Path(src), Path(path), self.up, segment, encoding, on_frames)):  # fmt: skip
-            if isinstance(item, SegmentResult):
-                if frames > reported:
-                    yield frames
-                yield item
-                return
-            frames += item
-            if frames - reported >= _FRAMES_PER_REPORT:
+        yield from _segment(self.up, src, path, segment, encoding)
+
+
+def _images(up, jobs: list, options: ImageOptions, skip: bool):
+    """(index, ImageResult) of each image, as it is done."""
+    for index, source, target in jobs:
+        yield index, upscale_image(up, source, target, options, skip)
+
+
+def _segment(up, src: str, path: str, segment: Segment, encoding: Encoding):
+    """The frames upscaled so far, every few frames and at the end, then the
+    SegmentResult."""
+    frames = reported = 0
+    for item in _streamed(lambda on_frames: transcode_segment(
+            Path(src), Path(path), up, segment, encoding, on_frames)):  # fmt: skip
+        if isinstance(item, SegmentResult):
+            if frames > reported:
                 yield frames
-                reported = frames
+            yield item
+            return
+        frames += item
+        if frames - reported >= _FRAMES_PER_REPORT:
+            yield frames
+            reported = frames
 
 
 def _streamed(run):
@@ -164,14 +181,22 @@ def _streamed(run):
 
 
 class _Pool:
-    """Workers doing one task each at a time; a worker that dies is replaced by a new
-    one, at most WORKER_RESTARTS times per worker of the pool."""
+    """Workers doing one task each at a time, each idle once it has started (built its
+    Upscaler); a worker that dies is replaced by a new one, at most WORKER_RESTARTS times
+    per worker of the pool."""
 
     def __init__(self, ray, make_worker, size: int, timeout: float | None = None):
         self.ray, self.make_worker, self.timeout = ray, make_worker, timeout
-        self.idle = [make_worker() for _ in range(size)]
-        self.replacements = WORKER_RESTARTS * size
+        self.starting: dict = {}  # ready ref -> worker
+        self.idle: list = []
         self.running: dict = {}  # stream -> (task, attempt, worker, started)
+        self.replacements = WORKER_RESTARTS * size
+        for _ in range(size):
+            self._start()
+
+    def _start(self) -> None:
+        worker = self.make_worker()
+        self.starting[worker.__ray_ready__.remote()] = worker
 
     def submit(self, task, attempt: int, call) -> None:
         """call(worker, task): the worker's method running `task`, as a Ray generator."""
@@ -180,36 +205,51 @@ class _Pool:
 
     def streamed(self):
         """(task, attempt, outcome) for what the running tasks streamed since last asked:
-        an item, _END when a task is done, or the error that ended it."""
-        if not self.running:
+        an item, _END when a task is done, or the error that ended it. Workers that have
+        started meanwhile become idle."""
+        waiting = [*self.running, *self.starting]
+        if not waiting:
             return
-        streams = list(self.running)
-        ready, _ = self.ray.wait(streams, num_returns=1, timeout=_POLL_SECONDS)
+        ready, _ = self.ray.wait(waiting, num_returns=1, timeout=_POLL_SECONDS)
         if ready:  # and any others with an item by now
-            ready, _ = self.ray.wait(streams, num_returns=len(streams), timeout=0)
-        for stream in ready:
-            task, attempt, worker, _ = self.running[stream]
+            ready, _ = self.ray.wait(waiting, num_returns=len(waiting), timeout=0)
+        for ref in ready:
+            if ref in self.starting:
+                self._started(ref)
+                continue
+            task, attempt, worker, _ = self.running[ref]
             try:
-                outcome = self.ray.get(next(stream), timeout=_CALL_TIMEOUT)
+                outcome = self.ray.get(next(ref), timeout=_CALL_TIMEOUT)
             except StopIteration:
                 outcome = _END
             except self.ray.exceptions.RayActorError as error:  # the worker died
-                outcome, worker = error, self._replace(worker)
+                self._replace(worker)
+                outcome, worker = error, None
             except Exception as error:  # the task's own failure, raised in the worker
                 outcome = error
             if outcome is _END or isinstance(outcome, BaseException):
-                del self.running[stream]
+                del self.running[ref]
                 if worker is not None:
                     self.idle.append(worker)
             yield task, attempt, outcome
         yield from self._overdue()
 
-    def _replace(self, worker):
+    def _started(self, ready) -> None:
+        worker = self.starting.pop(ready)
+        try:
+            self.ray.get(ready, timeout=_CALL_TIMEOUT)
+        except self.ray.exceptions.RayActorError:  # it died starting
+            self._replace(worker)
+            return
+        self.idle.append(worker)
+
+    def _replace(self, worker) -> None:
+        """Kills `worker` and starts another in its place, if any replacement is left
+        (else the pool goes on without it)."""
         self.ray.kill(worker)
-        if self.replacements == 0:
-            return None  # the pool goes on without it
-        self.replacements -= 1
-        return self.make_worker()
+        if self.replacements > 0:
+            self.replacements -= 1
+            self._start()
 
     def _overdue(self):
         if self.timeout is None:
@@ -218,33 +258,141 @@ class _Pool:
         for ref, (task, attempt, worker, started) in list(self.running.items()):
             if now - started > self.timeout:
                 del self.running[ref]
-                replacement = self._replace(worker)
-                if replacement is not None:
-                    self.idle.append(replacement)
+                self._replace(worker)
                 yield task, attempt, TimeoutError(f"no result after {self.timeout:g} s")
 
     def close(self) -> None:
-        for worker in [*self.idle, *(w for _, _, w, _ in self.running.values())]:
+        running = (worker for _, _, worker, _ in self.running.values())
+        for worker in [*self.starting.values(), *self.idle, *running]:
             self.ray.kill(worker)
 
 
-def _run_tasks(pool: _Pool, tasks: list, call, on_item, retry=lambda task: [task]) -> list:
-    """Every task on the pool: on_item(task, item) for each item its worker streams. A
-    failed task is tried again as retry(task) (a batch: its images not yet done, one task
-    each), at most RETRIES times; returns [(task, error)] of those that failed for good."""
-    todo = [(task, 0) for task in tasks]
+class _Todo:
+    """The tasks not begun yet, as (task, attempt), taken by the pool and by the driver's
+    lane under one lock."""
+
+    def __init__(self, tasks: list):
+        self.lock, self.items = threading.Lock(), [(task, 0) for task in tasks]
+
+    def __bool__(self) -> bool:
+        return bool(self.items)
+
+    def take(self, split=None) -> tuple | None:
+        """The first (task, attempt), or None; with split: split(task)[0] of it, the rest
+        of split(task) put back first."""
+        with self.lock:
+            if not self.items:
+                return None
+            task, attempt = self.items.pop(0)
+            if split is not None:
+                task, *rest = split(task)
+                self.items[:0] = [(part, attempt) for part in rest]
+            return task, attempt
+
+    def add(self, tasks: list, attempt: int) -> None:
+        with self.lock:
+            self.items += [(task, attempt) for task in tasks]
+
+    def batched(self, size: int) -> None:
+        """Each task (a list of images) cut into tasks of `size` images at most."""
+        with self.lock:
+            self.items = [(task[i : i + size], attempt) for task, attempt in self.items
+                          for i in range(0, len(task), size)]  # fmt: skip
+
+
+class _DriverLane:
+    """The driver's own Upscaler doing tasks, one part at a time (an image, a segment),
+    while the Ray instance started for the run and its workers start: seconds of start-up
+    on this machine, which the driver spends upscaling (docs/SCALE-OUT.md). It takes no
+    part after stop(), which the driver's loop calls once a worker has started; what it
+    streams goes through that loop as a worker's does."""
+
+    def __init__(self, run, todo: _Todo, split=None):
+        self.run, self.todo, self.split = run, todo, split
+        self.items, self.busy = queue.SimpleQueue(), True
+        self.stopping, self.aborting = threading.Event(), threading.Event()
+        self.thread = threading.Thread(target=self._work, name="fastsr-driver", daemon=True)
+        self.thread.start()
+
+    def _work(self) -> None:
+        try:
+            while not self.stopping.is_set() and (part := self.todo.take(self.split)):
+                self._do(*part)
+        finally:
+            self.items.put(_END)
+
+    def _do(self, task, attempt: int) -> None:
+        try:
+            with closing(self.run(task)) as stream:
+                for item in stream:
+                    if self.aborting.is_set():
+                        return
+                    self.items.put((task, attempt, item))
+        except Exception as error:  # the task's own failure: tried again on the pool
+            self.items.put((task, attempt, error))
+        else:
+            self.items.put((task, attempt, _END))
+
+    def streamed(self, timeout: float):
+        """What the lane streamed, as `_Pool.streamed`, waiting up to `timeout` for it."""
+        while self.busy:
+            try:
+                item = self.items.get(timeout=timeout) if timeout else self.items.get_nowait()
+            except queue.Empty:
+                return
+            timeout = 0
+            if item is _END:
+                self.busy = False
+            else:
+                yield item
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+    def close(self) -> None:
+        """Stops it, and its task at the next item (the job is over: an error, Ctrl-C)."""
+        self.aborting.set()
+        self.stopping.set()
+        self.thread.join()
+
+
+@contextmanager
+def _driver_lane(address: str | None, run, todo: _Todo, split=None):
+    """A _DriverLane when the run starts its own Ray instance, on this machine (the
+    driver's outputs are where the workers' go); else None."""
+    session_open = "ray" in sys.modules and sys.modules["ray"].is_initialized()
+    if address or session_open or importlib.util.find_spec("ray") is None:
+        yield None
+        return
+    lane = _DriverLane(run, todo, split)
+    try:
+        yield lane
+    finally:
+        lane.close()
+
+
+def _run_tasks(pool: _Pool, todo: _Todo, call, on_item, retry=lambda task: [task],
+               lane: _DriverLane | None = None) -> list:  # fmt: skip
+    """Every task of `todo` on the pool, and on the driver's lane until a worker has
+    started: on_item(task, item) for each item streamed. A failed task is tried again as
+    retry(task) (a batch: its images not yet done, one task each), at most RETRIES
+    times, on the pool; returns [(task, error)] of those that failed for good."""
     failures = []
-    while todo or pool.running:
-        while todo and pool.idle:
-            pool.submit(*todo.pop(0), call)
-        if not pool.idle and not pool.running:
+    while todo or pool.running or (lane is not None and lane.busy):
+        if lane is not None and pool.idle:
+            lane.stop()  # the rest is the pool's
+        while pool.idle and (part := todo.take()):
+            pool.submit(*part, call)
+        if not pool.idle and not pool.running and not pool.starting:
             raise RuntimeError("every Ray worker died too often; see the Ray logs")
-        for task, attempt, outcome in pool.streamed():
+        waits = pool.running or pool.starting  # else it is the lane that is waited on
+        lane_items = lane.streamed(0 if waits else _POLL_SECONDS) if lane is not None else ()
+        for task, attempt, outcome in chain(lane_items, pool.streamed()):
             if not isinstance(outcome, BaseException):
                 if outcome is not _END:
                     on_item(task, outcome)
             elif attempt < RETRIES:
-                todo.extend((part, attempt + 1) for part in retry(task))
+                todo.add(retry(task), attempt + 1)
             else:
                 failures.append((task, outcome))
     return failures
@@ -290,7 +438,7 @@ def run_batch_on_ray(
     each building `Upscaler(**upscaler_options)`. `progress`: a bar over the images
     (None: when stderr is a terminal)."""
 
-    _worker_upscaler(upscaler_options, threads_per_worker)  # bad options fail here, once
+    up = _worker_upscaler(upscaler_options, threads_per_worker)  # bad options fail here
     start = time.perf_counter()
     report = BatchReport(skipped_folders=list(batch.skipped_folders))
     for path in batch.not_images:
@@ -298,14 +446,14 @@ def run_batch_on_ray(
     jobs = [(i, str(source), str(target)) for i, (source, target) in enumerate(batch.jobs)]
     done: dict[int, ImageResult] = {}
     if jobs:
-        _run_images_on_ray(jobs, done, upscaler_options, options, skip_existing, address,
+        _run_images_on_ray(jobs, done, upscaler_options, up, options, skip_existing, address,
                            workers, threads_per_worker, batch_size, progress)  # fmt: skip
     report.results.extend(done[i] for i in range(len(jobs)))
     report.seconds = time.perf_counter() - start
     return report
 
 
-def _run_images_on_ray(jobs, done, upscaler_options, options, skip, address, workers,
+def _run_images_on_ray(jobs, done, upscaler_options, up, options, skip, address, workers,
                        threads, batch_size, progress) -> None:  # fmt: skip
     from tqdm import tqdm
 
@@ -315,22 +463,27 @@ def _run_images_on_ray(jobs, done, upscaler_options, options, skip, address, wor
     def not_done(task: list) -> list:
         return [[job] for job in task if job[0] not in done]
 
-    with ray_session(address, _cpus(workers, threads)) as ray:
+    def first_image(task: list) -> list:
+        return [task[:1], task[1:]] if len(task) > 1 else [task]
+
+    todo = _Todo([jobs])  # batched once the pool's size is known
+    disable = None if progress is None else not progress  # None: on a terminal only
+    with (
+        tqdm(total=len(jobs), unit="image", delay=1, disable=disable) as bar,
+        _driver_lane(address, lambda task: _images(up, task, options, skip), todo,
+                     first_image) as lane,
+        ray_session(address, _cpus(workers, threads)) as ray,
+    ):  # fmt: skip
         size = min(_pool_size(ray, workers, threads), len(jobs))
-        per_task = batch_size or max(1, min(8, len(jobs) // (4 * size)))
-        tasks = [jobs[i : i + per_task] for i in range(0, len(jobs), per_task)]
-        disable = None if progress is None else not progress  # None: on a terminal only
-        with (
-            tqdm(total=len(jobs), unit="image", delay=1, disable=disable) as bar,
-            _worker_pool(ray, upscaler_options, threads, size) as pool,
-        ):
+        todo.batched(batch_size or max(1, min(8, len(jobs) // (4 * size))))
+        with _worker_pool(ray, upscaler_options, threads, size) as pool:
 
             def on_item(task: list, item: tuple) -> None:
                 index, result = item
                 done[index] = result
                 bar.update(1)
 
-            failures = _run_tasks(pool, tasks, call, on_item, retry=not_done)
+            failures = _run_tasks(pool, todo, call, on_item, retry=not_done, lane=lane)
     for task, error in failures:  # one image each: failed batches are retried split
         for index, source, target in task:
             if index not in done:  # its result came before the worker died
@@ -371,7 +524,6 @@ def upscale_video_on_ray(
     up = _worker_upscaler(upscaler_options, threads_per_worker)  # checks; the job's identity
     seconds = SEGMENT_SECONDS if segment_seconds is None else segment_seconds
     manifest = open_job(src, dst, job_identity(src, up, encoding), seconds, resume, overwrite)
-    todo = [s for s in manifest.segments if not manifest.finished(s)]
     folder = manifest.folder
 
     def call(worker, segment: Segment):
@@ -380,24 +532,31 @@ def upscale_video_on_ray(
             str(src), str(path), segment, encoding
         )
 
-    with ray_session(address, _cpus(workers, threads_per_worker)) as ray:
-        size = max(1, min(_pool_size(ray, workers, threads_per_worker), len(todo)))
-        with _worker_pool(ray, upscaler_options, threads_per_worker, size,
-                          segment_timeout) as pool:  # fmt: skip
+    def by_driver(segment: Segment):
+        return _segment(up, str(src), str(segment_path(folder, segment.index)), segment,
+                        encoding)  # fmt: skip
 
-            def work(segments: list[Segment], record, on_frames) -> dict:
-                counted: dict[int, int] = {}  # frames on the bar per segment: a retry recounts
+    def work(segments: list[Segment], record, on_frames) -> dict:
+        counted: dict[int, int] = {}  # frames on the bar per segment: a retry recounts
 
-                def on_item(segment: Segment, item) -> None:
-                    if isinstance(item, SegmentResult):
-                        record(segment, item)
-                        return
-                    before = counted.get(segment.index, 0)
-                    if item > before:
-                        on_frames(item - before)
-                        counted[segment.index] = item
+        def on_item(segment: Segment, item) -> None:
+            if isinstance(item, SegmentResult):
+                record(segment, item)
+                return
+            before = counted.get(segment.index, 0)
+            if item > before:
+                on_frames(item - before)
+                counted[segment.index] = item
 
-                failures = _run_tasks(pool, segments, call, on_item)
-                return {segment.index: _failure(error) for segment, error in failures}
+        todo = _Todo(segments)
+        with (
+            _driver_lane(address, by_driver, todo) as lane,
+            ray_session(address, _cpus(workers, threads_per_worker)) as ray,
+        ):
+            size = max(1, min(_pool_size(ray, workers, threads_per_worker), len(segments)))
+            with _worker_pool(ray, upscaler_options, threads_per_worker, size,
+                              segment_timeout) as pool:  # fmt: skip
+                failures = _run_tasks(pool, todo, call, on_item, lane=lane)
+        return {segment.index: _failure(error) for segment, error in failures}
 
-            return run_job(manifest, src, dst, work, progress)
+    return run_job(manifest, src, dst, work, progress)

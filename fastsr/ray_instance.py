@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
 import warnings
 from contextlib import contextmanager, suppress
 
@@ -132,5 +133,24 @@ def _end(head) -> None:
     for process in family:
         with suppress(psutil.Error):
             process.kill()
-    psutil.wait_procs(family, timeout=5)
+    _wait_dead(psutil, family, timeout=5)
     head.kill_all_processes(check_alive=False, allow_graceful=True, wait=True)
+
+
+def _wait_dead(psutil, processes, timeout: float) -> None:
+    """Waits until each process has ended, a zombie counting as ended: the agents, orphaned
+    by the raylet, are reaped by init, which some inits (a VM's, a container's) do only
+    every few seconds (measured: 2 s of every run's wall, docs/SCALE-OUT.md)."""
+    deadline = time.monotonic() + timeout
+    while processes and time.monotonic() < deadline:
+        psutil.wait_procs(processes, timeout=0.01)  # reaps our own children (the raylet)
+        processes = [p for p in processes if _alive(psutil, p)]
+        if processes:
+            time.sleep(0.01)
+
+
+def _alive(psutil, process) -> bool:
+    try:
+        return process.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:  # ended and reaped
+        return False

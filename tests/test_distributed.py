@@ -475,8 +475,11 @@ CTRL_C_DELIVERED = (  # a shell's background job (CI's) starts with SIGINT ignor
     "import signal\n"  # Python and its children, so a test's SIGINT would never arrive
     "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
 )
-DRIVER_FAILS_MID_JOB = (  # the driver's loop fails while its worker is at work
-    "import fastsr.distributed as distributed\n"
+NO_DRIVER_LANE = (  # all images on the Ray worker: a 4-image job is over before it starts
+    "import contextlib, fastsr.distributed as distributed\n"
+    "distributed._driver_lane = lambda *args: contextlib.nullcontext()\n"
+)
+DRIVER_FAILS_MID_JOB = NO_DRIVER_LANE + (  # the driver's loop fails while its worker works
     "real = distributed._Pool.streamed\n"
     "def streamed(pool):\n"
     "    yield from real(pool)\n"
@@ -524,7 +527,7 @@ def test_an_instance_started_for_the_run_starts_no_monitors_and_ends_with_the_jo
     before = module_instance()
     done, seen = run_job(tmp_path)
     assert done.returncode == 0 and done.stdout.split()[-2:] == ["4", "done"], done.stderr
-    assert started(seen, "/raylet ") and started(seen, "_Worker")  # an instance of its own
+    assert started(seen, "/raylet ")  # an instance of its own
     assert not started(seen, "monitor.py", "log_monitor.py", "dashboard/dashboard.py")
     assert "trimmed" not in done.stderr
     assert not still_running(seen)
@@ -566,3 +569,64 @@ def test_a_users_instance_is_used_and_left_running(tmp_path):
     assert done.returncode == 0 and done.stdout.split()[-2:] == ["4", "done"], done.stderr
     assert not started(seen, "/raylet ", "/gcs_server ")
     assert module_instance() == before and ray.get(ray.remote(lambda: 1).remote()) == 1
+
+
+DRIVER_SLOWED = (  # each image or segment the driver upscales itself takes 1 s more; those
+    "import atexit, json, sys, time, tqdm\n"  # and the progress bar's steps are printed
+    "import fastsr.distributed as distributed\n"
+    "real_images, real_segment = distributed._images, distributed._segment\n"
+    "by_driver, bar = [], []\n"
+    "def images(up, jobs, *rest):\n"
+    "    time.sleep(1)\n"
+    "    by_driver.append(jobs[0][0])\n"
+    "    yield from real_images(up, jobs, *rest)\n"
+    "def segment(up, src, path, segment, *rest):\n"
+    "    time.sleep(1)\n"
+    "    by_driver.append(segment.index)\n"
+    "    yield from real_segment(up, src, path, segment, *rest)\n"
+    "distributed._images, distributed._segment = images, segment\n"
+    "class Bar(tqdm.tqdm):\n"
+    "    def update(self, n=1):\n"
+    "        bar.append(n)\n"
+    "        return super().update(n)\n"
+    "tqdm.tqdm = Bar\n"
+    "atexit.register(lambda: print(json.dumps({'by_driver': by_driver, 'bar': bar})))\n"
+)
+
+
+def slowed_driver(job: str, *args) -> dict:
+    """`job` run by a driver of its own with DRIVER_SLOWED: {"by_driver": the images' or
+    segments' indexes the driver upscaled itself, "bar": the progress bar's steps}."""
+    argv = [sys.executable, "-c", DRIVER_SLOWED + job, *map(str, args)]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=JOB_SECONDS)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+def test_a_run_that_starts_its_instance_upscales_on_the_driver_until_its_worker_starts(tmp_path):
+    from fastsr.batch import plan_batch, run_batch
+
+    source = noise_pngs(tmp_path / "in", 30, 48, 64, seed=3)
+    local = run_batch(fastsr.Upscaler(**MODEL), plan_batch([source], tmp_path / "local"))
+    assert len(local.done) == 30
+    job = (
+        "from fastsr.batch import plan_batch\n"
+        "batch = plan_batch([sys.argv[1]], sys.argv[2])\n"
+        "distributed.run_batch_on_ray(batch, {'model': 'fast_x2', 'backend': 'cpu'}, workers=1,\n"
+        "                             progress=True)\n"
+    )
+    run = slowed_driver(job, source, tmp_path / "ray")
+    assert 1 <= len(run["by_driver"]) < 30  # the first ones; the Ray worker did the rest
+    assert sum(run["bar"]) == 30  # each image once
+    assert files(tmp_path / "ray") == files(tmp_path / "local")
+
+
+def test_a_video_run_that_starts_its_instance_equals_the_local_run(tmp_path, clip, local_run):
+    job = (
+        "distributed.upscale_video_on_ray(sys.argv[1], sys.argv[2], {'model': 'fast_x2',\n"
+        "    'backend': 'cpu'}, codec='ffv1', segment_seconds=0.5, workers=1, progress=True)\n"
+    )
+    run = slowed_driver(job, clip, tmp_path / "out.mkv")
+    assert run["by_driver"][:1] == [0]  # the first segment at least
+    assert sum(run["bar"]) == 36  # each frame once
+    assert_same_video(tmp_path / "out.mkv", local_run)
