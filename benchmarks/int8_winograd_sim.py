@@ -1,8 +1,10 @@
-"""Go / no-go study for int8 Winograd F(2x2, 3x3) (issue #15): the Set5 cost of running the
-int8 body convs in the Winograd domain, simulated in torch (fake-quant, exact integers).
+"""Go / no-go study for int8 Winograd F(2x2, 3x3) and F(4x4, 3x3) (issue #15): the Set5 cost
+of running the int8 body convs in the Winograd domain, simulated in torch (fake-quant, exact
+integers).
 
 Per conv: the u8 input (scale s, zero z from the shipped calibration) gives d = q - z; the
-integer transform V = B^T d B of each 4x4 patch (|V| <= 4 * 255) is requantised per tap
+integer transform V = B^T d B of each patch (4x4 at stride 2, |V| <= 4 * 255; or 6x6 at
+stride 4, |V| <= 100 * 255) is requantised per tap
 (zero point 128, i.e. [-128, 127] * tap scale), optionally per (tap, input channel) with
 that scale folded into the weights; the transformed weights U = G g G^T are quantised per
 (tap, output channel) to |q| <= wmax; the 16 tap products are integer sums, dequantised,
@@ -25,7 +27,19 @@ from fastsr.backends import reference
 from fastsr.quantize import CALIBRATION_DIR, INT8_WEIGHT_MAX, calibration_inputs, value_range
 
 REFERENCE_NODE = reference.run_node  # the node runner the study patches
-BT, G, AT = (torch.from_numpy(m) for m in (winograd_int8.BT, winograd_int8.G, winograd_int8.AT))
+# output tile -> (B^T, G, A^T); F(4x4, 3x3) at the points 0, +-1, +-2, inf (Lavin & Gray 2015)
+TRANSFORMS = {
+    2: (winograd_int8.BT, winograd_int8.G, winograd_int8.AT),
+    4: (
+        np.array([[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
+                  [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]], np.float64),
+        np.array([[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6],
+                  [1 / 24, 1 / 12, 1 / 6], [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]], np.float64),
+        np.array([[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0],
+                  [0, 1, -1, 8, -8, 1]], np.float64),
+    ),
+}
+TRANSFORMS = {m: tuple(torch.from_numpy(a) for a in t) for m, t in TRANSFORMS.items()}
 
 
 def winograd_fits(graph, node) -> bool:
@@ -39,22 +53,31 @@ def u8(x, scale, zero):
     return torch.round(torch.clamp(x * (1 / torch.tensor(scale)) + zero, 0, 255))
 
 
-def input_taps(x, scale, zero):
-    """N,C,H,W fp32 -> integer taps V (N, C, th, tw, 4, 4) of B^T d B, float64."""
+def input_taps(x, scale, zero, tile=2):
+    """N,C,H,W fp32 -> integer taps V (N, C, th, tw, a, a) of B^T d B, float64."""
+    bt = TRANSFORMS[tile][0]
     d = (u8(x, scale, zero) - zero).double()
     h, w = x.shape[2:]
-    th, tw = (h + 1) // 2, (w + 1) // 2
-    d = F.pad(d, (1, 2 * tw + 1 - w, 1, 2 * th + 1 - h))
-    p = d.unfold(2, 4, 2).unfold(3, 4, 2)
-    return torch.einsum("ia,nctwab,jb->nctwij", BT, p, BT)
+    th, tw = -(-h // tile), -(-w // tile)
+    d = F.pad(d, (1, tile * tw + 1 - w, 1, tile * th + 1 - h))
+    p = d.unfold(2, tile + 2, tile).unfold(3, tile + 2, tile)
+    return torch.einsum("ia,nctwab,jb->nctwij", bt, p, bt)
 
 
 class WinogradStudy:
-    def __init__(self, graph, mode, estimator="max", wmax=INT8_WEIGHT_MAX, per_channel=False):
+    def __init__(self, graph, mode, estimator="max", wmax=INT8_WEIGHT_MAX, per_channel=False,
+                 tile=2, f43_layers=None, shared_scale=False):
+        """tile: the output tile of every Winograd conv; f43_layers (a slice of the Winograd
+        convs in graph order) overrides it with 4 there and 2 elsewhere. shared_scale: one
+        scale per output channel for tap scale x weight scale, so A^T M A could run on the
+        integer sums."""
         self.graph, self.mode, self.estimator = graph, mode, estimator
-        self.wmax, self.per_channel = wmax, per_channel
+        self.wmax, self.per_channel, self.shared_scale = wmax, per_channel, shared_scale
         self.meta = graph.meta["int8"]
         self.tap_scales = {}
+        convs = [n.output for n in graph.nodes if self.wino(n)]
+        chosen = set(convs[f43_layers] if f43_layers is not None else convs if tile == 4 else [])
+        self.tiles = {name: 4 if name in chosen else 2 for name in convs}
 
     def int8(self, node):
         return node.output in self.meta["layers"]
@@ -69,8 +92,9 @@ class WinogradStudy:
 
         def observe(graph, node, ins):
             if self.wino(node):
-                v = input_taps(ins[0], *self.meta["activations"][node.inputs[0]])
-                v = v.permute(4, 5, 1, 0, 2, 3).reshape(16, v.shape[1], -1)
+                v = input_taps(ins[0], *self.meta["activations"][node.inputs[0]],
+                               self.tiles[node.output])
+                v = v.permute(4, 5, 1, 0, 2, 3).reshape(v.shape[4] * v.shape[5], v.shape[1], -1)
                 seen.setdefault(node.output, []).append(v.float())
             return orig(graph, node, ins)
 
@@ -83,13 +107,13 @@ class WinogradStudy:
             reference.run_node = orig
         for name, parts in seen.items():
             v = torch.cat(parts, 2).numpy()
-            groups = v if self.per_channel else v.reshape(16, 1, -1)
+            groups = v if self.per_channel else v.reshape(v.shape[0], 1, -1)
             scales = np.empty(groups.shape[:2])
             for t in range(groups.shape[0]):
                 for c in range(groups.shape[1]):
                     lo, hi = value_range(groups[t, c], self.estimator)
                     scales[t, c] = max(-lo / 128, hi / 127, 1e-6)
-            self.tap_scales[name] = torch.from_numpy(scales)  # (16, C or 1)
+            self.tap_scales[name] = torch.from_numpy(scales)  # (a * a, C or 1)
 
     def conv(self, node, x):
         graph, a = self.graph, node.attrs
@@ -101,16 +125,19 @@ class WinogradStudy:
             wq = torch.clamp(torch.round(weight / (peak / INT8_WEIGHT_MAX)), -63, 63)
             return F.conv2d(xq, wq * (peak / INT8_WEIGHT_MAX), None, a["stride"], a["padding"],
                             a["dilation"], a["groups"])
-        v = input_taps(x, scale, zero)
-        n, c, th, tw = v.shape[:4]
-        ts = self.tap_scales[node.output].reshape(4, 4, -1).permute(2, 0, 1)  # (C|1, 4, 4)
+        tile = self.tiles[node.output]
+        _, g, at = TRANSFORMS[tile]
+        v = input_taps(x, scale, zero, tile)
+        n, c, th, tw, alpha = v.shape[:5]
+        ts = self.tap_scales[node.output].reshape(alpha, alpha, -1).permute(2, 0, 1)  # C|1, a, a
         vq = torch.clamp(torch.round(v / ts[None, :, None, None]), -128, 127)
-        u = torch.einsum("ia,ocab,jb->ocij", G, weight.double(), G) * ts[None]
-        ws = u.abs().amax(1, keepdim=True).clamp_min(1e-30) / self.wmax  # per (out, tap)
+        u = torch.einsum("ia,ocab,jb->ocij", g, weight.double(), g) * ts[None]
+        peak_dims = (1, 2, 3) if self.shared_scale else 1  # per out channel, or (out, tap)
+        ws = u.abs().amax(peak_dims, keepdim=True).clamp_min(1e-30) / self.wmax
         uq = torch.clamp(torch.round(u / ws), -self.wmax, self.wmax)
         m = torch.einsum("nctwij,ocij->notwij", vq, uq) * ws[None, :, 0, None, None] * scale
-        y = torch.einsum("ia,notwab,jb->notwij", AT, m, AT)  # n, o, th, tw, 2, 2
-        y = y.permute(0, 1, 2, 4, 3, 5).reshape(n, -1, 2 * th, 2 * tw)
+        y = torch.einsum("ia,notwab,jb->notwij", at, m, at)  # n, o, th, tw, tile, tile
+        y = y.permute(0, 1, 2, 4, 3, 5).reshape(n, -1, tile * th, tile * tw)
         return y[:, :, : x.shape[2], : x.shape[3]].float()
 
     def run_node(self, graph, node, ins):
@@ -155,6 +182,19 @@ VARIANTS = {  # name -> WinogradStudy keyword arguments
     "wino per-tap+channel mse, w7": dict(mode="winograd", estimator="mse", per_channel=True),
     "wino per-tap+channel mse, w8": dict(mode="winograd", estimator="mse", wmax=127,
                                          per_channel=True),
+    "wino per-tap mse, w7, shared scale": dict(mode="winograd", estimator="mse",
+                                               shared_scale=True),
+    "F(4,3) per-tap mse, w7": dict(mode="winograd", estimator="mse", tile=4),
+    "F(4,3) per-tap+channel mse, w7": dict(mode="winograd", estimator="mse", tile=4,
+                                           per_channel=True),
+    "F(4,3) per-tap+channel mse, w8": dict(mode="winograd", estimator="mse", tile=4,
+                                           per_channel=True, wmax=127),
+    "F(4,3) every other conv, mse w7": dict(mode="winograd", estimator="mse",
+                                            f43_layers=slice(None, None, 2)),
+    "F(4,3) first 8 convs, mse w7": dict(mode="winograd", estimator="mse",
+                                         f43_layers=slice(None, 8)),
+    "F(4,3) last 8 convs, mse w7": dict(mode="winograd", estimator="mse",
+                                        f43_layers=slice(8, None)),
 }
 
 

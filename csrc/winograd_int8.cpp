@@ -49,10 +49,13 @@ Int8WinogradLayer pack_winograd_int8(const int8_t* weight, const float* w_scale,
   }
   const int lanes = L.gemm[0].lanes;
   L.tap_scales.resize(size_t(kInt8WinogradTaps) * cout);
+  L.u8_tap_scales.resize(L.tap_scales.size());
   for (int c = 0; c < cout; ++c)
-    for (int tap = 0; tap < kInt8WinogradTaps; ++tap)
-      L.tap_scales[size_t((c / lanes * kInt8WinogradTaps + tap) * lanes + c % lanes)] =
-          L.gemm[size_t(tap)].scale[size_t(c)];
+    for (int tap = 0; tap < kInt8WinogradTaps; ++tap) {
+      const size_t at = size_t((c / lanes * kInt8WinogradTaps + tap) * lanes + c % lanes);
+      L.tap_scales[at] = L.gemm[size_t(tap)].scale[size_t(c)];
+      L.u8_tap_scales[at] = L.tap_scales[at] * L.gemm[0].out_inv_scale;
+    }
   return L;
 }
 

@@ -11,7 +11,8 @@
 //           (fastsr.quantize.winograd_int8_weight), int32 sums left per (tap, channel).
 //   output: the sums dequantised per (tap, channel) as A^T m A reads them, in fp32, with
 //           the epilogue (bias, activation, skip, fp32 and/or u8
-//           store) as a direct int8 conv's.
+//           store) as a direct int8 conv's. A u8 output alone with ReLU or none comes
+//           straight from the sums, 1 / out_scale folded into the tap scales and bias.
 #pragma once
 #include <vector>
 
@@ -36,8 +37,9 @@ struct Int8WinogradLayer {
   // Per tap: its cin x cout matrix packed as a 1x1 conv with zero_sum for zero point 128;
   // the epilogue fields of the first one serve all.
   std::vector<Int8ConvLayer> gemm;
-  // x_scale * tap_scale * w_scale as [cout / lanes][tap][lanes], the layout of the sums.
-  std::vector<float> tap_scales;
+  // x_scale * tap_scale * w_scale as [cout / lanes][tap][lanes], the layout of the sums;
+  // u8_tap_scales the same over out_scale (with gemm[0].u8_bias: no fp32 value between).
+  std::vector<float> tap_scales, u8_tap_scales;
 };
 
 // Whether the int8 Winograd path can run this conv.

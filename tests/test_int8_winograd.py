@@ -42,17 +42,37 @@ def untile(y, h, w):
     return y.transpose(2, 3, 0, 4, 1, 5).reshape(n, 2 * th, 2 * tw, c)[:, :h, :w]
 
 
-def winograd_int8_ref(q, zero, x_scale, wq, w_scale, tap_scale, bias, act, slope, alpha):
-    """The same algorithm in numpy float32: dequantised tap sums, A^T m A in the kernel's
-    order ((m0 + m1) + m2, (m1 - m2) - m3), bias, activation."""
+def dequantized_tiles_ref(q, zero, x_scale, wq, w_scale, tap_scale, out_scale=None):
+    """The tap sums dequantised per (tap, channel) in float32 (over out_scale if given),
+    then A^T m A in the kernel's order ((m0 + m1) + m2, (m1 - m2) - m3): n x h x w x cout."""
     n, h, w, _ = q.shape
     sums = tap_sums_ref(taps_u8_ref(q, zero, tap_scale), wq)
     scale = (F32(x_scale) * np.asarray(tap_scale, F32))[:, None] * w_scale  # (16, cout)
+    if out_scale is not None:
+        scale = scale * (F32(1) / F32(out_scale))
     m = (sums.astype(F32) * scale[:, None, None, None]).reshape(4, 4, *sums.shape[1:])
     cols = np.stack([(m[0] + m[1]) + m[2], (m[1] - m[2]) - m[3]])  # (2, 4, ...)
     y = np.stack([(cols[:, 0] + cols[:, 1]) + cols[:, 2], (cols[:, 1] - cols[:, 2]) - cols[:, 3]],
                  axis=1)
-    return activation_ref(untile(y, h, w) + bias, act, slope, alpha)
+    return untile(y, h, w)
+
+
+def winograd_int8_ref(q, zero, x_scale, wq, w_scale, tap_scale, bias, act, slope, alpha):
+    """The same algorithm in numpy float32: dequantised tap sums, A^T m A, bias, activation."""
+    y = dequantized_tiles_ref(q, zero, x_scale, wq, w_scale, tap_scale)
+    return activation_ref(y + bias, act, slope, alpha)
+
+
+def winograd_int8_u8_ref(q, zero, x_scale, wq, w_scale, tap_scale, bias, act, out_scale,
+                         out_zero):
+    """A u8 output alone with ReLU or none, as the kernel rounds it: the sums straight to
+    the u8 grid (1 / out_scale in the tap scales and the bias), clamped at the zero point
+    for ReLU, else at 0, rounded half to even."""
+    y = dequantized_tiles_ref(q, zero, x_scale, wq, w_scale, tap_scale, out_scale)
+    inv = F32(1) / F32(out_scale)
+    v = y + (np.asarray(bias, F32) * inv + F32(out_zero))
+    low = F32(out_zero) if act == "relu" else F32(0)
+    return np.rint(np.clip(v, low, F32(255))).astype(np.uint8)
 
 
 def run_winograd_int8(x, wq, w_scale, tap_scale, bias, *, x_scale, x_zero, activation="none",
@@ -168,6 +188,10 @@ def test_winograd_int8_matches_the_numpy_reference(int8_isa, activation, with_sk
         want = (quantize_ref(y, 0.05, 100).astype(F32) - F32(100)) * F32(0.05)
         assert np.abs(u8 - want).max() <= 0.05 * 1.001  # one code where fp32 rounding ties
         assert np.mean(u8 != want) < 1e-3
+    if output == "u8" and not with_skip and activation in ("none", "relu"):
+        codes = winograd_int8_u8_ref(q, 128, 0.03, wq, w_scale, tap_scale, bias, activation,
+                                     0.05, 100)
+        np.testing.assert_array_equal(got, (codes.astype(F32) - F32(100)) * F32(0.05))
 
 
 @pytest.mark.parametrize("h,w", [(16, 16), (9, 13)])
