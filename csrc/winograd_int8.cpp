@@ -61,7 +61,8 @@ Int8WinogradLayer pack_winograd_int8(const int8_t* weight, const float* w_scale,
 
 size_t winograd_int8_scratch_floats(int cin, int cout) {
   const size_t bytes = size_t(kInt8WinogradTaps) * (size_t(kInt8WinogradTileBlock) + 1) * cin;
-  return size_t(kInt8WinogradTaps) * kInt8WinogradTileBlock * cout + (bytes + 3) / 4;
+  const size_t tile_sums = size_t(kInt8WinogradTaps) * cout + kInt8WinogradTilePad;
+  return tile_sums * kInt8WinogradTileBlock + (bytes + 3) / 4;
 }
 
 void winograd_int8(const Int8WinogradJob& job) {

@@ -8,7 +8,8 @@
 //           keeps mult < 2^15 (fastsr/winograd_int8.py quantize_taps, the numpy rule).
 //   GEMMs:  per tap a 1x1 int8 conv of the tiles (the family's micro-kernel and packing),
 //           weights G g G^T quantised per (tap, out channel) to |q| <= 63 in Python
-//           (fastsr.quantize.winograd_int8_weight), int32 sums left per (tap, channel).
+//           (fastsr.quantize.winograd_int8_weight), int32 sums left per (tap, channel)
+//           straight from the accumulator registers.
 //   output: the sums dequantised per (tap, channel) as A^T m A reads them, in fp32, with
 //           the epilogue (bias, activation, skip, fp32 and/or u8
 //           store) as a direct int8 conv's. A u8 output alone with ReLU or none comes
@@ -25,6 +26,10 @@ constexpr int kInt8WinogradTaps = 16;  // 4x4 transformed tile
 // Tiles per block: its u8 taps (36 KB at 64 channels) and int32 sums (144 KB) stay in L2;
 // 36 ran 1.1-1.2x faster than 16 (AVX2, AVX-512 VNNI, 360x640).
 constexpr int kInt8WinogradTileBlock = 36;
+// int32s after each tile's sums in the scratch: at 64 channels a tile's sums are 4 KB, and
+// the tiles' sums 4 KB apart, through the GEMMs' stores and the transforms' loads, made
+// one run in three of quality_x2 int8 1.45x slower on Zen 4 (4K aliasing).
+constexpr int kInt8WinogradTilePad = 16;
 
 struct Int8WinogradLayer {
   Int8Isa isa = Int8Isa::Portable;
