@@ -138,20 +138,12 @@ def test_auto_leaves_int8_alone_where_its_kernels_lose_to_fp32(fast_x2_int8):
         _C.set_simd_level(before)
 
 
-def zen4_like() -> bool:
-    """AVX512_BF16 without AMX: where VNNI's int8 lost to fp32 Winograd (Zen 4)."""
-    from fastsr import _C
-
-    bf16 = _C.supported_bf16_isas()
-    return "avx512bf16" in bf16 and "amx" not in bf16
-
-
 @pytest.mark.parametrize("isa", ["amx", "avx512vnni", "avxvnni", "avx2"])
 def test_auto_takes_int8_over_winograd_convs_where_its_dot_products_win(isa):
     """quality_x2's 64-channel body runs as Winograd in fp32. Measured (docs/BENCHMARKS.md,
-    int8 by family, int8 Winograd): int8 convs beat it on AMX tiles, Intel's AVX-512 VNNI
-    and AVX-VNNI, with AVX2's vpmaddubsw only as int8 Winograd (so only with the
-    calibration's taps), not on Zen 4's VNNI; fast_x2 has no Winograd conv to lose to."""
+    int8 by family, int8 Winograd): int8 convs beat it on AMX tiles, AVX-512 VNNI (Intel's
+    and Zen 4's) and AVX-VNNI, with AVX2's vpmaddubsw only as int8 Winograd (so only with the
+    calibration's taps); fast_x2 has no Winograd conv to lose to."""
     from fastsr import _C
     from fastsr.quantize import AUTO_BUDGET_DB, auto_precision
 
@@ -163,11 +155,10 @@ def test_auto_takes_int8_over_winograd_convs_where_its_dot_products_win(isa):
     _C.set_int8_isa(isa)
     try:
         cpu = get_backend("cpu")
-        wins = isa in ("amx", "avxvnni", "avx2") or (isa == "avx512vnni" and not zen4_like())
-        assert auto_precision(quality, cpu) == ("int8" if wins else "fp32")
+        assert auto_precision(quality, cpu) == "int8"
         direct = quality.copy()
         direct.meta["int8"] = {k: v for k, v in quality.meta["int8"].items() if k != "winograd"}
-        assert auto_precision(direct, cpu) == ("int8" if wins and isa != "avx2" else "fp32")
+        assert auto_precision(direct, cpu) == ("fp32" if isa == "avx2" else "int8")
         fast = load("fast_x2")
         fast.meta.pop("bf16", None)  # int8 alone (bf16's turn: test_bf16_kernels)
         assert auto_precision(fast, cpu) == "int8"

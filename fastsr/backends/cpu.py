@@ -161,18 +161,14 @@ def _runs_winograd(graph: Graph) -> bool:
 
 def _int8_beats_winograd(isa: str, int8_winograd: bool) -> bool:
     """Whether int8's convs outrun fp32's Winograd ones: the quality models at 640x360,
-    2 threads, CPU time (docs/BENCHMARKS.md, int8 Winograd). On a Sapphire Rapids Xeon,
+    2 threads (docs/BENCHMARKS.md, int8 Winograd). On a Sapphire Rapids Xeon, CPU time:
     AMX tiles 2.0-2.3x fp32, AVX-512 VNNI 1.57-1.82x (direct 1.34-1.56x), AVX-VNNI
     1.81-1.90x (direct 1.31-1.34x) and AVX2's vpmaddubsw 1.21x as int8 Winograd (0.76x
     direct: so only where the calibration has the Winograd taps, `int8_winograd`); the
-    lower levels forced. Zen 4's VNNI ran them at 0.90-0.96x direct: its 512-bit dot
-    products take two passes of 256-bit units; it is told apart by AVX512_BF16 without
-    AMX (bf16 runs them at 1.5x there, first in the order)."""
-    if isa in ("amx", "avxvnni"):
+    lower levels forced. Zen 4's VNNI: 2.0x as int8 Winograd, 1.4x direct (session 17,
+    CPU time)."""
+    if isa in ("amx", "avxvnni", "avx512vnni"):
         return True
-    if isa == "avx512vnni":
-        bf16 = _c_module().supported_bf16_isas()
-        return "avx512bf16" not in bf16 or "amx" in bf16
     return isa == "avx2" and int8_winograd
 
 
