@@ -16,6 +16,7 @@
 #include "binding_checks.h"
 #include "binding_int8.h"
 #include "binding_yuv.h"
+#include "conv_config.h"
 #include "conv_op.h"
 #include "fma_peak.h"
 #include "program.h"
@@ -306,6 +307,13 @@ PYBIND11_MODULE(_C, m) {
         py::arg("level"),
         "Force a SIMD level (portable, avx2, avx512, neon) among supported_simd_levels(). Applies to "
         "convolutions added to a Program afterwards.");
+  m.def("conv_packing_level",
+        [](int cout) {
+          if (cout < 1) throw py::value_error("cout must be >= 1, got " + std::to_string(cout));
+          return fastsr::simd_name(fastsr::packing_simd(fastsr::active_simd(), cout));
+        },
+        py::arg("cout"),
+        "The SIMD level a direct conv of `cout` output channels is packed for at the active one.");
   m.def("winograd_scratch_floats", &fastsr::winograd_scratch_floats, py::arg("cin"),
         py::arg("cout"), "Floats of per-thread scratch a Winograd conv step allocates.");
   m.def("winograd_fits",

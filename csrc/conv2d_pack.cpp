@@ -8,8 +8,7 @@ namespace fastsr {
 ConvLayer pack_conv(const float* weight, const float* bias, int cout, int cin, int kh, int kw,
                     int stride, int dilation, int pad_top, int pad_left, Simd simd) {
   // Network tails and transposed-conv phases have few output channels.
-  const ConvConfig& config = conv_config(simd);
-  if (cout <= config.narrow_cout) simd = config.narrow_to;
+  simd = packing_simd(simd, cout);
   const TileShape& shape = tile_shape(simd);
   ConvLayer L;
   L.cin = cin, L.cout = cout, L.kh = kh, L.kw = kw;

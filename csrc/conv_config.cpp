@@ -1,6 +1,11 @@
 #include "conv_config.h"
 
+#include <algorithm>
+#include <map>
+#include <mutex>
 #include <stdexcept>
+
+#include <omp.h>
 
 #include "fma_peak.h"
 
@@ -40,7 +45,40 @@ std::vector<ConvConfig> make_configs() {
   return table;
 }
 
+// One thread's FMA throughput at a level (flop/s), best of 5 runs of ~0.1-0.3 ms, measured
+// once per process.
+double fma_rate(const ConvConfig& config) {
+  static std::mutex lock;
+  static std::map<Simd, double> rates;
+  const std::lock_guard<std::mutex> hold(lock);
+  auto known = rates.find(config.simd);
+  if (known != rates.end()) return known->second;
+  double best = 0;
+  for (int round = 0; round < 5; ++round) {
+    const double start = omp_get_wtime();
+    const double flops = config.fma_chains(int64_t(1) << 15);
+    best = std::max(best, flops / std::max(omp_get_wtime() - start, 1e-9));
+  }
+  return rates[config.simd] = best;
+}
+
 }  // namespace
+
+// A wide vector pays for its padded lanes where the CPU runs it at full width: a Xeon's
+// 512-bit FMAs do twice the work of its 256-bit ones, Zen 4's (two 256-bit halves) the
+// same, so a 24-channel conv packed for AVX-512 (two 16-lane vectors) ran fast_x2 1.15x
+// slower than for AVX2 (three 8-lane ones) there. Cost: padded channels / FMA rate.
+Simd packing_simd(Simd simd, int cout) {
+  const ConvConfig& wide = conv_config(simd);
+  if (wide.narrow_cout == 0) return simd;
+  if (cout <= wide.narrow_cout) return wide.narrow_to;
+  const int lanes = tile_shape(simd).lanes, narrow_lanes = tile_shape(wide.narrow_to).lanes;
+  if (cout % lanes == 0) return simd;
+  const auto padded = [cout](int l) { return double((cout + l - 1) / l * l); };
+  const double wide_cost = padded(lanes) / fma_rate(wide);
+  const double narrow_cost = padded(narrow_lanes) / fma_rate(conv_config(wide.narrow_to));
+  return narrow_cost < wide_cost ? wide.narrow_to : simd;
+}
 
 const std::vector<ConvConfig>& conv_configs() {
   static const std::vector<ConvConfig> table = make_configs();

@@ -15,7 +15,8 @@ struct ConvConfig {
   Simd simd;
   bool (*supported)();  // run-time feature test of this CPU
   // Layers of at most `narrow_cout` output channels are packed for `narrow_to` instead
-  // (a wide vector would sit mostly idle); narrow_cout 0: never.
+  // (a wide vector would sit mostly idle), and so are those its vectors pad more than
+  // they gain (packing_simd); narrow_cout 0: never.
   int narrow_cout;
   Simd narrow_to;
   // Rows [begin, end) of the job's n x oh conv output rows, on the calling thread.
@@ -29,6 +30,8 @@ struct ConvConfig {
 const std::vector<ConvConfig>& conv_configs();
 // Throws std::invalid_argument for a level this build lacks.
 const ConvConfig& conv_config(Simd simd);
+// The level a direct conv of `cout` output channels is packed for under level `simd`.
+Simd packing_simd(Simd simd, int cout);
 
 // Each ISA's kernels (conv2d_<isa>.cpp, built with that ISA's flags).
 void conv2d_portable(const ConvJob& job, int64_t begin, int64_t end);

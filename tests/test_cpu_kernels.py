@@ -108,6 +108,29 @@ def test_conv_matches_torch(simd, cin, cout, k, stride, dilation, h, w):
     np.testing.assert_allclose(got, nhwc(expected), atol=2e-5, rtol=0)
 
 
+def test_avx512_packs_a_conv_for_avx2_where_padded_lanes_cost_more():
+    """A 24-channel conv in 16-lane vectors does 32 channels of work, in AVX2's 8-lane ones
+    24: AVX-512 wins only where its FMAs outrun AVX2's by more than a third (a Xeon's, 2x),
+    not where a 512-bit FMA is two 256-bit halves (Zen 4). The rates measured apart here."""
+    if "avx512" not in AVAILABLE:
+        pytest.skip("avx512 not supported by this CPU")
+    before = _C.simd_level()
+    try:
+        rates = {}
+        for level in ("avx512", "avx2"):
+            _C.set_simd_level(level)
+            rates[level] = max(_C.fma_peak_gflops(1, 0.05) for _ in range(3))
+        _C.set_simd_level("avx512")
+        assert _C.conv_packing_level(64) == "avx512"  # whole vectors
+        assert _C.conv_packing_level(8) == "avx2"  # narrow
+        wide_pays = rates["avx512"] / rates["avx2"] > 4 / 3
+        assert _C.conv_packing_level(24) == ("avx512" if wide_pays else "avx2")
+        with pytest.raises(ValueError, match="cout"):
+            _C.conv_packing_level(0)
+    finally:
+        _C.set_simd_level(before)
+
+
 @pytest.mark.parametrize("activation", ["prelu", "tanh", "sigmoid"])
 @pytest.mark.parametrize("n,h,w,cin,cout", [(1, 37, 53, 64, 64), (2, 5, 6, 32, 48)])
 def test_winograd_matches_torch_with_epilogue(simd, n, h, w, cin, cout, activation):
