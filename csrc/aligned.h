@@ -7,21 +7,35 @@
 #include <cstring>
 #include <memory>
 #include <new>
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 
 namespace fastsr {
+
+constexpr size_t kHugePage = size_t(2) << 20;
 
 template <class T>
 class AlignedArray {
  public:
   AlignedArray() = default;
-  explicit AlignedArray(size_t count) : size_(count) {
-    size_t bytes = ((count * sizeof(T) + 63) / 64) * 64;
-    if (bytes == 0) bytes = 64;
-    T* p = static_cast<T*>(std::aligned_alloc(64, bytes));
+  // huge_pages: whole 2 MB pages, asked of the kernel as transparent huge pages where it
+  // has them: physically contiguous, a per-thread scratch has no L2 set conflicts that
+  // 4 KB pages scattered by the kernel can bring.
+  explicit AlignedArray(size_t count, bool huge_pages = false) : size_(count) {
+    const size_t align = huge_pages ? kHugePage : 64;
+    size_t bytes = ((count * sizeof(T) + align - 1) / align) * align;
+    if (bytes == 0) bytes = align;
+    T* p = static_cast<T*>(std::aligned_alloc(align, bytes));
     if (p == nullptr) throw std::bad_alloc();
+#ifdef MADV_HUGEPAGE
+    if (huge_pages) madvise(p, bytes, MADV_HUGEPAGE);  // advice: no huge pages, no harm
+#endif
     std::memset(p, 0, bytes);
     data_.reset(p);
+    bytes_ = bytes;
   }
+  size_t bytes() const { return bytes_; }  // allocated: size() rounded up to the alignment
   T* data() { return data_.get(); }
   const T* data() const { return data_.get(); }
   size_t size() const { return size_; }
@@ -31,7 +45,7 @@ class AlignedArray {
     void operator()(T* p) const { std::free(p); }
   };
   std::unique_ptr<T, Free> data_;
-  size_t size_ = 0;
+  size_t size_ = 0, bytes_ = 0;
 };
 
 using AlignedFloats = AlignedArray<float>;

@@ -283,7 +283,7 @@ void Program::add_winograd_int8(const ByteView& x, const View* out, const ByteVi
   struct State {
     Int8WinogradLayer layer;
     View skip;
-    std::vector<AlignedFloats> scratch;
+    std::shared_ptr<std::vector<AlignedFloats>> scratch;
     Int8WinogradJob job;
   };
   auto s = std::make_shared<State>();
@@ -291,10 +291,18 @@ void Program::add_winograd_int8(const ByteView& x, const View* out, const ByteVi
   if (skip) s->skip = *skip;
   const int threads = threads_ > 0 ? threads_ : default_threads();
   const size_t floats = winograd_int8_scratch_floats(x.c, s->layer.cout);
-  for (int t = 0; t < threads; ++t) s->scratch.emplace_back(floats);
-  scratch_floats_ += size_t(threads) * floats;
+  s->scratch = int8_winograd_scratch_;
+  std::vector<AlignedFloats>& scratch = *s->scratch;
+  if (scratch.empty() || scratch[0].size() < floats) {
+    for (const AlignedFloats& held : scratch) scratch_floats_ -= held.bytes() / sizeof(float);
+    scratch.clear();
+    for (int t = 0; t < threads; ++t) {
+      scratch.emplace_back(floats, true);
+      scratch_floats_ += scratch.back().bytes() / sizeof(float);
+    }
+  }
   s->job = Int8WinogradJob{&s->layer, x, out ? *out : View{}, out_q ? *out_q : ByteView{},
-                           skip ? &s->skip : nullptr, &s->scratch};
+                           skip ? &s->skip : nullptr, s->scratch.get()};
   steps_.push_back([s] { winograd_int8(s->job); });
 }
 

@@ -116,6 +116,11 @@ class Program {
   template <class T>
   int narrow_buffer_of(const NhwcView<T>& v) const;
   size_t scratch_floats_ = 0;
+  // One per thread, shared by the int8 Winograd steps (they run one after another), each
+  // in huge pages (AlignedArray): per step, 4 KB pages made one process in seven run
+  // quality_x2 int8 1.45x slower (docs/BENCHMARKS.md).
+  std::shared_ptr<std::vector<AlignedFloats>> int8_winograd_scratch_ =
+      std::make_shared<std::vector<AlignedFloats>>();
   std::vector<std::function<void()>> steps_;
   View input_, output_;
   ColorModel color_ = ColorModel::Rgb;
