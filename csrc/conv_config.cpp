@@ -5,8 +5,6 @@
 #include <mutex>
 #include <stdexcept>
 
-#include <omp.h>
-
 #include "fma_peak.h"
 
 namespace fastsr {
@@ -45,8 +43,7 @@ std::vector<ConvConfig> make_configs() {
   return table;
 }
 
-// One thread's FMA throughput at a level (flop/s), best of 5 runs of ~0.1-0.3 ms, measured
-// once per process.
+// One thread's FMA throughput at a level, best of 5 short runs, measured once per process.
 double fma_rate(const ConvConfig& config) {
   static std::mutex lock;
   static std::map<Simd, double> rates;
@@ -54,11 +51,7 @@ double fma_rate(const ConvConfig& config) {
   auto known = rates.find(config.simd);
   if (known != rates.end()) return known->second;
   double best = 0;
-  for (int round = 0; round < 5; ++round) {
-    const double start = omp_get_wtime();
-    const double flops = config.fma_chains(int64_t(1) << 15);
-    best = std::max(best, flops / std::max(omp_get_wtime() - start, 1e-9));
-  }
+  for (int round = 0; round < 5; ++round) best = std::max(best, fma_gflops(config, 1, 2e-4));
   return rates[config.simd] = best;
 }
 

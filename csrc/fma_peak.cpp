@@ -18,25 +18,23 @@ double fma_chains_portable(int64_t iterations) {
   return double(iterations) * 64 * 2;
 }
 
-namespace {
-
-double fma_chains(int64_t iterations) { return conv_config(active_simd()).fma_chains(iterations); }
-
-}  // namespace
-
-double fma_peak_gflops(int threads, double seconds) {
-  fma_chains(1 << 16);  // wake the cores up
-  int64_t iterations = 1 << 20;
+double fma_gflops(const ConvConfig& config, int threads, double seconds) {
+  config.fma_chains(1 << 15);  // wake the cores up
+  int64_t iterations = 1 << 15;
   double flops = 0, elapsed = 0;
   while (elapsed < seconds) {
     flops = 0;
     const double start = omp_get_wtime();
 #pragma omp parallel num_threads(threads) reduction(+ : flops)
-    flops += fma_chains(iterations);
+    flops += config.fma_chains(iterations);
     elapsed = omp_get_wtime() - start;
     if (elapsed < seconds) iterations *= 2;
   }
   return flops / elapsed * 1e-9;
+}
+
+double fma_peak_gflops(int threads, double seconds) {
+  return fma_gflops(conv_config(active_simd()), threads, seconds);
 }
 
 }  // namespace fastsr

@@ -11,7 +11,11 @@ double fma_chains_avx2(int64_t iterations);
 double fma_chains_neon(int64_t iterations);
 double fma_chains_portable(int64_t iterations);
 
-// GFLOP/s over `threads` threads with the active SIMD level.
+struct ConvConfig;
+
+// GFLOP/s of a level's FMA chains over `threads` threads, timed over at least `seconds`.
+double fma_gflops(const ConvConfig& config, int threads, double seconds);
+// The same with the active SIMD level.
 double fma_peak_gflops(int threads, double seconds);
 
 }  // namespace fastsr

@@ -2,7 +2,7 @@
 // FMA, which the blends and the colour matrices contract into) and the baseline ISA, and
 // picked when the library loads (GCC/clang function multi-versioning): ~2.5x faster
 // conversion and resize passes without a per-ISA source file; v4 takes another ~10 % off
-// the image stage on Zen 4 (docs/BENCHMARKS.md). Helpers they call are
+// the image stage on Zen 4 (docs/BENCHMARKS.md, "The user path against the engine"). Helpers they call are
 // inlined into each clone (FASTSR_INLINE), so they are compiled for its ISA too.
 #pragma once
 

@@ -27,8 +27,9 @@ constexpr int kInt8WinogradTaps = 16;  // 4x4 transformed tile
 // 36 ran 1.1-1.2x faster than 16 (AVX2, AVX-512 VNNI, 360x640).
 constexpr int kInt8WinogradTileBlock = 36;
 // int32s after each tile's sums in the scratch: at 64 channels a tile's sums are 4 KB, and
-// the tiles' sums 4 KB apart, through the GEMMs' stores and the transforms' loads, made
-// one run in three of quality_x2 int8 1.45x slower on Zen 4 (4K aliasing).
+// with the tiles' sums 4 KB apart the GEMMs' stores and the transforms' loads alias
+// (4K aliasing): quality_x2 int8 ran 254-279 ms wall without the pad, 239-245 with it
+// (Zen 4, huge-page scratch, 8 processes each).
 constexpr int kInt8WinogradTilePad = 16;
 
 struct Int8WinogradLayer {
